@@ -1,0 +1,395 @@
+//! Meehan et al.'s data-copying test statistic C_T ("A Non-Parametric Test to Detect
+//! Data-Copying in Generative Models", AISTATS 2020), as used by the memorization-rejection paper.
+//!
+//! * **Z_U** of a cell: `L_Q` = NN distances of generated samples to the training samples of the
+//!   cell, `L_P` = those of test samples; `U = #{(i, j): L_Q,i > L_P,j} + ½ #ties` and
+//!   `Z_U = (U - (mn/2 - 0.5)) / sqrt(mn(m+n+1)/12)` — their fixed continuity correction, no tie
+//!   correction. Negative ⇒ generated samples sit closer to the training set than test samples
+//!   do ⇒ copying.
+//! * **Cells**: seeded k-means++ (with restarts) fitted on the training features only; test and
+//!   generated samples go to the nearest centre. A cell without training or test samples is an
+//!   error (use fewer cells).
+//! * **C_T** `= Σ_{π ∈ Π_τ} P_n(π) Z_U(π) / Σ_{π ∈ Π_τ} P_n(π)` with
+//!   `Π_τ = {π : Q_m(π) > τ_c}` (strict; default `τ_c = 20 / m`). An empty Π_τ is an error.
+//!
+//! NN distances are exact (f32 GEMM to find candidates, winners re-scored in f64), so the ranks in
+//! U match a float64 reference.
+
+use mr_nn::{ExactIndex, KMeansParams, Metric, NnIndex, Pca};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::{input, Features, MetricsError, Result};
+
+/// C_T settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CtParams {
+    /// Number of k-means cells (1 = the global Mann-Whitney test).
+    pub cells: usize,
+    pub metric: Metric,
+    /// Seed of the k-means cells.
+    pub seed: u64,
+    /// k-means restarts.
+    pub n_init: usize,
+    /// Generated-fraction threshold τ_c of Π_τ (`None` = 20 / m).
+    pub tau_c: Option<f64>,
+}
+
+impl Default for CtParams {
+    fn default() -> Self {
+        CtParams {
+            cells: 10,
+            metric: Metric::Cosine,
+            seed: 0,
+            n_init: 4,
+            tau_c: None,
+        }
+    }
+}
+
+/// One cell of the partition.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CellResult {
+    pub n_train: usize,
+    pub n_test: usize,
+    pub n_gen: usize,
+    /// Z_U of the cell (`None` when it has no generated sample).
+    pub z_u: Option<f64>,
+    /// Whether the cell is in Π_τ (generated fraction strictly above τ_c).
+    pub included: bool,
+    /// Fraction of test samples in the cell (its weight P_n(π)).
+    pub test_fraction: f64,
+    /// Fraction of generated samples in the cell.
+    pub gen_fraction: f64,
+}
+
+/// C_T with per-cell details.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CtResult {
+    pub ct: f64,
+    pub cells: Vec<CellResult>,
+    pub tau_c: f64,
+    pub distance: &'static str,
+    pub n_train: usize,
+    pub n_test: usize,
+    pub n_gen: usize,
+    /// Seed of the k-means cells (`None` when cells were given).
+    pub seed: Option<u64>,
+}
+
+/// The Mann-Whitney U of `lq` against `lp` (`#{lq_i > lp_j} + ½ #ties`) and Z_U with Meehan's
+/// fixed 0.5 continuity correction.
+pub fn zu(lq: &[f64], lp: &[f64]) -> Result<(f64, f64)> {
+    let (m, n) = (lq.len(), lp.len());
+    if m == 0 || n == 0 {
+        return input(format!(
+            "Z_U needs generated and test samples (got {m} and {n})"
+        ));
+    }
+    let mut p = lp.to_vec();
+    p.sort_by(f64::total_cmp);
+    let mut u = 0.0f64;
+    for &q in lq {
+        let less = p.partition_point(|&x| x < q);
+        let less_eq = p.partition_point(|&x| x <= q);
+        u += less as f64 + 0.5 * (less_eq - less) as f64;
+    }
+    let (mf, nf) = (m as f64, n as f64);
+    let mean = mf * nf / 2.0 - 0.5;
+    let std = (mf * nf * (mf + nf + 1.0) / 12.0).sqrt();
+    Ok((u, (u - mean) / std))
+}
+
+/// Exact NN distance of each row of `q` to the rows `idx` of `train`.
+fn nn_dist(train: &Features, idx: &[usize], q: &Features, rows: &[usize], metric: Metric) -> Result<Vec<f64>> {
+    if rows.is_empty() {
+        return Ok(vec![]);
+    }
+    let t = train.select(idx);
+    let qs = q.select(rows);
+    let index = ExactIndex::new(t.view(), metric)?;
+    Ok(index.search(qs.view(), 1)?.nearest_distances())
+}
+
+fn members(cells: &[usize], k: usize) -> Vec<Vec<usize>> {
+    let mut m = vec![Vec::new(); k];
+    for (i, &c) in cells.iter().enumerate() {
+        m[c].push(i);
+    }
+    m
+}
+
+/// C_T with given cell labels (`0..k`) for every training, test and generated sample.
+#[allow(clippy::too_many_arguments)]
+pub fn ct_with_cells(
+    train: &Features,
+    train_cells: &[usize],
+    test: &Features,
+    test_cells: &[usize],
+    gen: &Features,
+    gen_cells: &[usize],
+    k: usize,
+    metric: Metric,
+    tau_c: Option<f64>,
+) -> Result<CtResult> {
+    train.same_dim(test, "train", "test")?;
+    train.same_dim(gen, "train", "generated")?;
+    for (name, f, c) in [
+        ("train", train, train_cells),
+        ("test", test, test_cells),
+        ("generated", gen, gen_cells),
+    ] {
+        if c.len() != f.n() {
+            return input(format!("{} cell labels for {} {name} samples", c.len(), f.n()));
+        }
+        if let Some(&bad) = c.iter().find(|&&x| x >= k) {
+            return input(format!("{name} cell label {bad} is not below the cell count {k}"));
+        }
+    }
+    let (n, m) = (test.n(), gen.n());
+    let tau_c = tau_c.unwrap_or(20.0 / m as f64);
+    if !(tau_c.is_finite() && tau_c >= 0.0) {
+        return input(format!("tau_c must be a finite number >= 0, got {tau_c}"));
+    }
+    let tr = members(train_cells, k);
+    let te = members(test_cells, k);
+    let ge = members(gen_cells, k);
+    for c in 0..k {
+        if tr[c].is_empty() || te[c].is_empty() {
+            return input(format!(
+                "cell {c} of {k} has {} training and {} test samples: every cell needs both; use \
+                 fewer cells (--cells) or more test samples",
+                tr[c].len(),
+                te[c].len()
+            ));
+        }
+    }
+    let cells: Vec<CellResult> = (0..k)
+        .into_par_iter()
+        .map(|c| -> Result<CellResult> {
+            let gen_fraction = ge[c].len() as f64 / m as f64;
+            let z_u = if ge[c].is_empty() {
+                None
+            } else {
+                let lq = nn_dist(train, &tr[c], gen, &ge[c], metric)?;
+                let lp = nn_dist(train, &tr[c], test, &te[c], metric)?;
+                Some(zu(&lq, &lp)?.1)
+            };
+            Ok(CellResult {
+                n_train: tr[c].len(),
+                n_test: te[c].len(),
+                n_gen: ge[c].len(),
+                z_u,
+                included: gen_fraction > tau_c,
+                test_fraction: te[c].len() as f64 / n as f64,
+                gen_fraction,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let (mut num, mut den) = (0.0, 0.0);
+    for c in cells.iter().filter(|c| c.included) {
+        num += c.test_fraction * c.z_u.expect("included cells have generated samples");
+        den += c.test_fraction;
+    }
+    if den == 0.0 {
+        return input(format!(
+            "no cell has a generated fraction above tau_c = {tau_c:.4} (Π_τ is empty): use fewer \
+             cells, more generated samples or a smaller tau_c"
+        ));
+    }
+    Ok(CtResult {
+        ct: num / den,
+        cells,
+        tau_c,
+        distance: metric.name(),
+        n_train: train.n(),
+        n_test: n,
+        n_gen: m,
+        seed: None,
+    })
+}
+
+/// Fit `params.cells` k-means cells on `train` and return (train, test, gen) cell labels.
+fn fit_cells(
+    train: &Features,
+    test: &Features,
+    gen: &Features,
+    params: &CtParams,
+) -> Result<(Vec<usize>, Vec<usize>, Vec<usize>)> {
+    if params.cells == 0 {
+        return input("--cells must be at least 1");
+    }
+    if params.cells == 1 {
+        return Ok((vec![0; train.n()], vec![0; test.n()], vec![0; gen.n()]));
+    }
+    if train.n() < params.cells {
+        return input(format!(
+            "{} cells need at least as many training samples, got {}",
+            params.cells,
+            train.n()
+        ));
+    }
+    let km = KMeansParams::new(params.cells)
+        .with_n_init(params.n_init)
+        .with_seed(params.seed)
+        .check()?
+        .fit(train.view())?;
+    Ok((km.labels.clone(), km.predict(test.view())?, km.predict(gen.view())?))
+}
+
+/// C_T with k-means cells fitted on the training features.
+pub fn ct(train: &Features, test: &Features, gen: &Features, params: &CtParams) -> Result<CtResult> {
+    train.same_dim(test, "train", "test")?;
+    train.same_dim(gen, "train", "generated")?;
+    let (a, b, c) = fit_cells(train, test, gen, params)?;
+    let mut r = ct_with_cells(train, &a, test, &b, gen, &c, params.cells, params.metric, params.tau_c)?;
+    r.seed = Some(params.seed);
+    Ok(r)
+}
+
+/// C_T of one class.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassCt {
+    pub class: i64,
+    #[serde(flatten)]
+    pub result: CtResult,
+}
+
+/// Rows of `f` whose label is `class`.
+fn class_rows(labels: &[i64], class: i64) -> Vec<usize> {
+    labels
+        .iter()
+        .enumerate()
+        .filter(|(_, &l)| l == class)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// The classes present in the training labels, sorted.
+fn classes(train_labels: &[i64]) -> Vec<i64> {
+    let mut c: Vec<i64> = train_labels.to_vec();
+    c.sort_unstable();
+    c.dedup();
+    c
+}
+
+fn check_labels(f: &Features, l: &[i64], name: &str) -> Result<()> {
+    if f.n() != l.len() {
+        return input(format!("{} {name} labels for {} {name} samples", l.len(), f.n()));
+    }
+    Ok(())
+}
+
+/// Class-wise C_T: C_T computed separately on each class's train/test/generated samples (every
+/// class of the training labels must have test and generated samples).
+#[allow(clippy::too_many_arguments)]
+pub fn ct_classwise(
+    train: &Features,
+    train_labels: &[i64],
+    test: &Features,
+    test_labels: &[i64],
+    gen: &Features,
+    gen_labels: &[i64],
+    params: &CtParams,
+) -> Result<Vec<ClassCt>> {
+    check_labels(train, train_labels, "train")?;
+    check_labels(test, test_labels, "test")?;
+    check_labels(gen, gen_labels, "generated")?;
+    classes(train_labels)
+        .into_iter()
+        .map(|c| {
+            let (a, b, g) = (
+                class_rows(train_labels, c),
+                class_rows(test_labels, c),
+                class_rows(gen_labels, c),
+            );
+            if b.is_empty() || g.is_empty() {
+                return input(format!(
+                    "class {c} has {} test and {} generated samples: class-wise C_T needs both",
+                    b.len(),
+                    g.len()
+                ));
+            }
+            let r = ct(&train.select(&a), &test.select(&b), &gen.select(&g), params)
+                .map_err(|e| with_class(e, c))?;
+            Ok(ClassCt { class: c, result: r })
+        })
+        .collect()
+}
+
+fn with_class(e: MetricsError, c: i64) -> MetricsError {
+    match e {
+        MetricsError::Input(s) => MetricsError::Input(format!("class {c}: {s}")),
+        MetricsError::Numeric(s) => MetricsError::Numeric(format!("class {c}: {s}")),
+        other => other,
+    }
+}
+
+/// MRGAN's per-class C_T (the variant behind the paper's numbers): for each class, PCA to
+/// `pca_dims` (64) fitted on the class's training features, k-means in PCA space with
+/// `k = min(N_test_total, 5000) / 200` cells, Z_U on the raw features with cosine distance.
+#[allow(clippy::too_many_arguments)]
+pub fn ct_mrgan(
+    train: &Features,
+    train_labels: &[i64],
+    test: &Features,
+    test_labels: &[i64],
+    gen: &Features,
+    gen_labels: &[i64],
+    pca_dims: usize,
+    seed: u64,
+) -> Result<Vec<ClassCt>> {
+    check_labels(train, train_labels, "train")?;
+    check_labels(test, test_labels, "test")?;
+    check_labels(gen, gen_labels, "generated")?;
+    let k = (test.n().min(5000) / 200).max(1);
+    classes(train_labels)
+        .into_iter()
+        .map(|c| {
+            let (a, b, g) = (
+                class_rows(train_labels, c),
+                class_rows(test_labels, c),
+                class_rows(gen_labels, c),
+            );
+            let (tr, te, ge) = (train.select(&a), test.select(&b), gen.select(&g));
+            if te.n() == 0 || ge.n() == 0 {
+                return input(format!(
+                    "class {c} has {} test and {} generated samples: per-class C_T needs both",
+                    te.n(),
+                    ge.n()
+                ));
+            }
+            let dims = pca_dims.min(train.dim()).min(tr.n().saturating_sub(1)).max(1);
+            let pca = Pca::fit(tr.view(), dims)?;
+            let proj = |f: &Features| -> Result<Features> {
+                Features::new(pca.transform(f.view())?, dims, "PCA projection")
+            };
+            let (ptr, pte, pge) = (proj(&tr)?, proj(&te)?, proj(&ge)?);
+            let params = CtParams {
+                cells: k,
+                seed,
+                ..CtParams::default()
+            };
+            let (ca, cb, cg) = fit_cells(&ptr, &pte, &pge, &params).map_err(|e| with_class(e, c))?;
+            let mut r = ct_with_cells(&tr, &ca, &te, &cb, &ge, &cg, k, Metric::Cosine, None)
+                .map_err(|e| with_class(e, c))?;
+            r.seed = Some(seed);
+            Ok(ClassCt { class: c, result: r })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zu_counts_ties_as_half() {
+        // lq = [1, 2], lp = [2, 3]: pairs (1>2 no)(1>3 no)(2>2 tie)(2>3 no) -> U = 0.5
+        let (u, z) = zu(&[1.0, 2.0], &[2.0, 3.0]).unwrap();
+        assert_eq!(u, 0.5);
+        let expect = (0.5 - (2.0 - 0.5)) / (4.0f64 * 5.0 / 12.0).sqrt();
+        assert!((z - expect).abs() < 1e-15);
+        assert!(zu(&[], &[1.0]).is_err());
+    }
+}

@@ -1,0 +1,301 @@
+//! Fréchet Inception Distance, as pytorch-fid computes it.
+//!
+//! `d² = |μ1 - μ2|² + Tr Σ1 + Tr Σ2 - 2 Tr √(Σ1 Σ2)` with μ, Σ in f64 and Σ normalised by
+//! `N - 1`. pytorch-fid takes `scipy.linalg.sqrtm(Σ1 Σ2)` and its trace; we compute the same
+//! trace stably as `Σ √λ` over the eigenvalues λ of the symmetric PSD matrix
+//! `(√Λ1 V1ᵀ) Σ2 (V1 √Λ1)` (similar to `Σ1 Σ2`), where `Σ1 = V1 Λ1 V1ᵀ`. If the result is not
+//! finite, `1e-6·I` is added to both covariances and the computation is repeated, as pytorch-fid
+//! does. Eigenvalues that are negative beyond rounding would make the square root complex: that
+//! is an error, never a silently dropped imaginary part.
+
+use std::path::Path;
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, Par, Side};
+use mr_data::npy::{read_npz, take_member, write_npz, NpyArray, NpyData};
+use serde::Serialize;
+
+use crate::{input, Features, MetricsError, Result};
+
+/// Mean and covariance of a feature set (f64).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stats {
+    pub mu: Vec<f64>,
+    /// `[D, D]` row-major.
+    pub sigma: Vec<f64>,
+    pub d: usize,
+    /// Number of samples the statistics came from, when known (`None` for loaded stats).
+    pub n: Option<usize>,
+}
+
+impl Stats {
+    /// μ and Σ (N − 1 normalisation) of `f`; needs at least 2 rows.
+    pub fn from_features(f: &Features) -> Result<Stats> {
+        let (n, d) = (f.n(), f.dim());
+        if n < 2 {
+            return input(format!(
+                "FID needs at least 2 samples per set to estimate a covariance, got {n}"
+            ));
+        }
+        let mut mu = vec![0f64; d];
+        for i in 0..n {
+            for (m, &x) in mu.iter_mut().zip(f.row(i)) {
+                *m += x as f64;
+            }
+        }
+        mu.iter_mut().for_each(|m| *m /= n as f64);
+        let centered = Mat::<f64>::from_fn(n, d, |i, j| f.row(i)[j] as f64 - mu[j]);
+        let mut cov = Mat::<f64>::zeros(d, d);
+        matmul(
+            cov.as_mut(),
+            Accum::Replace,
+            centered.transpose(),
+            centered.as_ref(),
+            1.0 / (n as f64 - 1.0),
+            Par::rayon(0),
+        );
+        let mut sigma = vec![0f64; d * d];
+        for i in 0..d {
+            for j in 0..d {
+                // exact symmetry, as numpy's cov gives
+                sigma[i * d + j] = if i <= j { cov[(i, j)] } else { cov[(j, i)] };
+            }
+        }
+        Ok(Stats {
+            mu,
+            sigma,
+            d,
+            n: Some(n),
+        })
+    }
+
+    /// Read pytorch-fid stats (`.npz` with `mu` [D] and `sigma` [D, D]).
+    pub fn load_npz(path: &Path) -> Result<Stats> {
+        let mut m = read_npz(path)?;
+        let mu = take_member(path, &mut m, "mu")?;
+        let sigma = take_member(path, &mut m, "sigma")?;
+        let what = path.display();
+        if mu.shape.len() != 1 {
+            return input(format!("{what}: 'mu' must be 1-D, got shape {:?}", mu.shape));
+        }
+        let d = mu.shape[0];
+        if sigma.shape != [d, d] {
+            return input(format!(
+                "{what}: 'sigma' must be [{d}, {d}] to match 'mu', got {:?}",
+                sigma.shape
+            ));
+        }
+        if d == 0 {
+            return input(format!("{what}: statistics have dimension 0"));
+        }
+        let (mu, sigma) = (mu.to_f64(), sigma.to_f64());
+        if mu.iter().chain(&sigma).any(|x| !x.is_finite()) {
+            return input(format!("{what}: statistics contain NaN or Inf"));
+        }
+        Ok(Stats {
+            mu,
+            sigma,
+            d,
+            n: None,
+        })
+    }
+
+    /// Write pytorch-fid-compatible stats (`np.savez(path, mu=mu, sigma=sigma)`, float64).
+    pub fn save_npz(&self, path: &Path) -> Result<()> {
+        let mu = NpyArray::new(vec![self.d], NpyData::F64(self.mu.clone()));
+        let sigma = NpyArray::new(vec![self.d, self.d], NpyData::F64(self.sigma.clone()));
+        write_npz(path, &[("mu", &mu), ("sigma", &sigma)])?;
+        Ok(())
+    }
+}
+
+/// The FID value and the terms it is made of.
+#[derive(Debug, Clone, Serialize)]
+pub struct FidResult {
+    pub fid: f64,
+    /// `|μ1 - μ2|²`
+    pub mean_term: f64,
+    /// `Tr Σ1 + Tr Σ2 - 2 Tr √(Σ1 Σ2)`
+    pub cov_term: f64,
+    pub trace_sqrt_product: f64,
+    /// The diagonal offset that had to be added (0 when none was needed).
+    pub eps_added: f64,
+    pub dim: usize,
+    /// Warnings (e.g. fewer samples than dimensions).
+    pub warnings: Vec<String>,
+}
+
+fn trace(s: &Stats) -> f64 {
+    (0..s.d).map(|i| s.sigma[i * s.d + i]).sum()
+}
+
+/// `Tr √(Σ1 Σ2)` via two symmetric eigendecompositions; `Err` on a complex result.
+fn trace_sqrt_product(s1: &[f64], s2: &[f64], d: usize, eps: f64) -> Result<f64> {
+    let a = Mat::<f64>::from_fn(d, d, |i, j| s1[i * d + j] + if i == j { eps } else { 0.0 });
+    let b = Mat::<f64>::from_fn(d, d, |i, j| s2[i * d + j] + if i == j { eps } else { 0.0 });
+    let evd = a
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|e| MetricsError::Numeric(format!("eigendecomposition of Σ1 failed: {e:?}")))?;
+    let u = evd.U();
+    let lam = evd.S().column_vector();
+    // C = V √Λ (negative rounding noise in a PSD matrix clamps to 0)
+    let c = Mat::<f64>::from_fn(d, d, |i, j| u[(i, j)] * lam[j].max(0.0).sqrt());
+    let mut bc = Mat::<f64>::zeros(d, d);
+    matmul(bc.as_mut(), Accum::Replace, b.as_ref(), c.as_ref(), 1.0, Par::rayon(0));
+    let mut m = Mat::<f64>::zeros(d, d);
+    matmul(
+        m.as_mut(),
+        Accum::Replace,
+        c.transpose(),
+        bc.as_ref(),
+        1.0,
+        Par::rayon(0),
+    );
+    let mu = m
+        .self_adjoint_eigenvalues(Side::Lower)
+        .map_err(|e| MetricsError::Numeric(format!("eigenvalues of Σ1·Σ2 failed: {e:?}")))?;
+    let max = mu.iter().cloned().fold(0.0f64, f64::max);
+    let mut tr = 0.0;
+    for &x in &mu {
+        if !x.is_finite() {
+            return Ok(f64::NAN);
+        }
+        if x >= 0.0 {
+            tr += x.sqrt();
+        } else if (-x).sqrt() > 1e-3 && -x > 1e-10 * max {
+            return Err(MetricsError::Numeric(format!(
+                "Σ1·Σ2 has a significantly negative eigenvalue ({x:.3e}): its square root is \
+                 complex (are the statistics valid covariance matrices?)"
+            )));
+        }
+    }
+    Ok(tr)
+}
+
+/// FID between two sets of statistics.
+pub fn fid(s1: &Stats, s2: &Stats) -> Result<FidResult> {
+    if s1.d != s2.d {
+        return input(format!(
+            "dimension mismatch: first set has {} dims, second has {}",
+            s1.d, s2.d
+        ));
+    }
+    let d = s1.d;
+    let mut warnings = vec![];
+    for (name, s) in [("first", s1), ("second", s2)] {
+        if let Some(n) = s.n {
+            if n < d {
+                warnings.push(format!(
+                    "the {name} set has {n} samples for {d} dimensions: its covariance is \
+                     singular and FID is biased; use at least {d} samples (10k+ for published numbers)"
+                ));
+            }
+        }
+    }
+    let mean_term: f64 = s1
+        .mu
+        .iter()
+        .zip(&s2.mu)
+        .map(|(a, b)| (a - b) * (a - b))
+        .sum();
+    let mut eps_added = 0.0;
+    let mut tr = trace_sqrt_product(&s1.sigma, &s2.sigma, d, 0.0)?;
+    if !tr.is_finite() {
+        eps_added = 1e-6;
+        warnings.push(
+            "FID calculation produced a singular product; added 1e-6 to the covariance diagonals"
+                .into(),
+        );
+        tr = trace_sqrt_product(&s1.sigma, &s2.sigma, d, eps_added)?;
+        if !tr.is_finite() {
+            return Err(MetricsError::Numeric(
+                "FID is not finite even after adding 1e-6 to the covariance diagonals".into(),
+            ));
+        }
+    }
+    // pytorch-fid adds the offset only inside the square root; the traces use the raw Σ.
+    let cov_term = trace(s1) + trace(s2) - 2.0 * tr;
+    Ok(FidResult {
+        fid: mean_term + cov_term,
+        mean_term,
+        cov_term,
+        trace_sqrt_product: tr,
+        eps_added,
+        dim: d,
+        warnings,
+    })
+}
+
+/// FID between two feature sets.
+pub fn fid_features(a: &Features, b: &Features) -> Result<FidResult> {
+    a.same_dim(b, "first set", "second set")?;
+    fid(&Stats::from_features(a)?, &Stats::from_features(b)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feats(n: usize, d: usize, seed: u64, shift: f32) -> Features {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let v = (0..n * d).map(|_| rng.random::<f32>() + shift).collect();
+        Features::new(v, d, "t").unwrap()
+    }
+
+    #[test]
+    fn identities() {
+        let a = feats(300, 8, 1, 0.0);
+        let b = feats(300, 8, 2, 0.0);
+        let aa = fid_features(&a, &a).unwrap();
+        assert!(aa.fid.abs() < 1e-9, "FID(x, x) = {}", aa.fid);
+        let ab = fid_features(&a, &b).unwrap().fid;
+        let ba = fid_features(&b, &a).unwrap().fid;
+        assert!((ab - ba).abs() < 1e-10 * ab.abs().max(1.0));
+        // shifting every feature by s adds |s|² d to FID(x, x + s)
+        let shifted = Features::new(a.data().iter().map(|x| x + 0.5).collect(), 8, "s").unwrap();
+        let r = fid_features(&a, &shifted).unwrap();
+        // (f32 rounding of x + 0.5 perturbs Σ by ~1e-9)
+        assert!((r.fid - 0.25 * 8.0).abs() < 1e-6, "{}", r.fid);
+    }
+
+    #[test]
+    fn warns_when_fewer_samples_than_dims_and_checks_dims() {
+        let a = feats(5, 8, 1, 0.0);
+        let b = feats(5, 8, 2, 0.0);
+        let r = fid_features(&a, &b).unwrap();
+        assert!(r.fid.is_finite());
+        assert_eq!(r.warnings.len(), 2);
+        let c = feats(5, 7, 2, 0.0);
+        assert!(fid_features(&a, &c).unwrap_err().to_string().contains("dimension mismatch"));
+        assert!(Stats::from_features(&feats(1, 3, 0, 0.0)).is_err());
+    }
+
+    #[test]
+    fn complex_square_root_is_an_error() {
+        // Σ2 with a negative eigenvalue is not a covariance: Σ1Σ2 has a negative eigenvalue.
+        let s1 = Stats {
+            mu: vec![0.0; 2],
+            sigma: vec![1.0, 0.0, 0.0, 1.0],
+            d: 2,
+            n: None,
+        };
+        let s2 = Stats {
+            sigma: vec![1.0, 0.0, 0.0, -1.0],
+            ..s1.clone()
+        };
+        let e = fid(&s1, &s2).unwrap_err();
+        assert!(matches!(e, MetricsError::Numeric(_)), "{e}");
+    }
+
+    #[test]
+    fn npz_roundtrip() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.npz");
+        let s = Stats::from_features(&feats(50, 4, 3, 0.0)).unwrap();
+        s.save_npz(&p).unwrap();
+        let t = Stats::load_npz(&p).unwrap();
+        assert_eq!(t.mu, s.mu);
+        assert_eq!(t.sigma, s.sigma);
+    }
+}

@@ -1,0 +1,139 @@
+//! Principal component analysis by eigendecomposition of the f64 covariance matrix.
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, Par, Side};
+
+use crate::{check_query, NnError, View};
+
+/// A fitted PCA projection (`x ↦ (x - mean) · components`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pca {
+    /// Per-feature mean of the fitting data.
+    pub mean: Vec<f64>,
+    /// `[d, n_components]` row-major; columns are unit eigenvectors by decreasing variance.
+    pub components: Vec<f64>,
+    /// Variance along each component (decreasing).
+    pub explained_variance: Vec<f64>,
+    pub d: usize,
+    pub n_components: usize,
+}
+
+impl Pca {
+    /// Fit `n_components` components (≤ min(n, d)) on `data`.
+    pub fn fit(data: View<'_>, n_components: usize) -> Result<Pca, NnError> {
+        let (n, d) = (data.n(), data.dim());
+        if n < 2 {
+            return Err(NnError::TooFewPoints {
+                k: 2,
+                available: n,
+            });
+        }
+        if n_components == 0 || n_components > d {
+            return Err(NnError::Param(format!(
+                "PCA needs 1 <= n_components <= dim ({d}), got {n_components}"
+            )));
+        }
+        let mut mean = vec![0f64; d];
+        for i in 0..n {
+            for (m, &x) in mean.iter_mut().zip(data.row(i)) {
+                *m += x as f64;
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= n as f64);
+        let centered = Mat::<f64>::from_fn(n, d, |i, j| data.row(i)[j] as f64 - mean[j]);
+        let mut cov = Mat::<f64>::zeros(d, d);
+        matmul(
+            cov.as_mut(),
+            Accum::Replace,
+            centered.transpose(),
+            centered.as_ref(),
+            1.0 / (n as f64 - 1.0),
+            Par::rayon(0),
+        );
+        let evd = cov
+            .self_adjoint_eigen(Side::Lower)
+            .map_err(|e| NnError::Param(format!("PCA eigendecomposition failed: {e:?}")))?;
+        let u = evd.U();
+        let s = evd.S().column_vector();
+        // eigenvalues ascending: take from the end
+        let mut components = vec![0f64; d * n_components];
+        let mut explained_variance = Vec::with_capacity(n_components);
+        for c in 0..n_components {
+            let col = d - 1 - c;
+            explained_variance.push(s[col].max(0.0));
+            // deterministic sign: largest-magnitude entry positive
+            let mut sign = 1.0;
+            let mut best = 0.0;
+            for r in 0..d {
+                if u[(r, col)].abs() > best {
+                    best = u[(r, col)].abs();
+                    sign = u[(r, col)].signum();
+                }
+            }
+            for r in 0..d {
+                components[r * n_components + c] = sign * u[(r, col)];
+            }
+        }
+        Ok(Pca {
+            mean,
+            components,
+            explained_variance,
+            d,
+            n_components,
+        })
+    }
+
+    /// Project `data` to `[n, n_components]` (f32, row-major).
+    pub fn transform(&self, data: View<'_>) -> Result<Vec<f32>, NnError> {
+        check_query(self.d, &data)?;
+        let n = data.n();
+        let centered = Mat::<f64>::from_fn(n, self.d, |i, j| data.row(i)[j] as f64 - self.mean[j]);
+        let comp = faer::MatRef::from_row_major_slice(&self.components, self.d, self.n_components);
+        let mut out = Mat::<f64>::zeros(n, self.n_components);
+        matmul(
+            out.as_mut(),
+            Accum::Replace,
+            centered.as_ref(),
+            comp,
+            1.0,
+            Par::rayon(0),
+        );
+        let mut v = Vec::with_capacity(n * self.n_components);
+        for i in 0..n {
+            for j in 0..self.n_components {
+                v.push(out[(i, j)] as f32);
+            }
+        }
+        Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_dominant_axis() {
+        // points along (1, 1, 0) with small noise in z (slightly correlated with t, hence 1e-3 on z)
+        let mut x = vec![];
+        for i in 0..50 {
+            let t = i as f32 - 25.0;
+            x.extend_from_slice(&[t, t, if i % 2 == 0 { 0.1 } else { -0.1 }]);
+        }
+        let v = View::new(&x, 3).unwrap();
+        let p = Pca::fit(v, 2).unwrap();
+        let c0 = [p.components[0], p.components[2], p.components[4]];
+        let s = 1.0 / 2f64.sqrt();
+        assert!(
+            (c0[0] - s).abs() < 1e-6 && (c0[1] - s).abs() < 1e-6 && c0[2].abs() < 1e-3,
+            "{c0:?} {:?}",
+            p.explained_variance
+        );
+        assert!(p.explained_variance[0] > p.explained_variance[1]);
+        let y = p.transform(v).unwrap();
+        assert_eq!(y.len(), 100);
+        // projection onto the first axis is (t - mean t)·√2, mean t = -0.5
+        assert!((y[0] as f64 - (-24.5 * 2f64.sqrt())).abs() < 1e-3);
+        assert!(Pca::fit(v, 4).is_err());
+    }
+}
