@@ -83,6 +83,10 @@ impl Features {
     pub fn view(&self) -> View<'_> {
         View::new(&self.data, self.d).expect("validated")
     }
+    /// Rows `start..end` as a view.
+    pub fn rows_view(&self, start: usize, end: usize) -> View<'_> {
+        self.view().rows(start, end)
+    }
     pub fn row(&self, i: usize) -> &[f32] {
         &self.data[i * self.d..(i + 1) * self.d]
     }

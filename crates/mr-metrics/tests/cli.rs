@@ -1,0 +1,294 @@
+//! The `mr-metrics` CLI as a user runs it: exit codes, JSON on stdout, one-line errors.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use mr_data::npy::{to_npy_bytes, write_npy, NpyArray, NpyData};
+use predicates::prelude::*;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
+
+fn fx(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn bin() -> Command {
+    Command::cargo_bin("mr-metrics").unwrap()
+}
+
+fn write_f32(dir: &Path, name: &str, n: usize, d: usize, seed: u64) -> PathBuf {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let v = (0..n * d).map(|_| rng.random::<f32>()).collect();
+    let p = dir.join(name);
+    write_npy(&p, &NpyArray::new(vec![n, d], NpyData::F32(v))).unwrap();
+    p
+}
+
+fn json_of(cmd: &mut Command) -> Value {
+    let out = cmd.assert().success().get_output().stdout.clone();
+    serde_json::from_slice(&out).expect("stdout is JSON")
+}
+
+/// Runs `cmd`, expects exit 2 and exactly one stderr line starting with `error:` that contains
+/// `needle`, and nothing on stdout.
+fn bad_input(cmd: &mut Command, needle: &str) {
+    let out = cmd.assert().code(2).get_output().clone();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains(needle), "expected '{needle}' in: {err}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn fid_json_matches_reference_and_save_stats_roundtrips() {
+    let e: Value =
+        serde_json::from_str(&std::fs::read_to_string(fx("expected.json")).unwrap()).unwrap();
+    let v = json_of(bin().args(["fid", "--json"]).arg(fx("fid_a.npy")).arg(fx("fid_b.npy")));
+    let want = e["fid_ab"].as_f64().unwrap();
+    assert!((v["fid"].as_f64().unwrap() - want).abs() < 1e-6 * want);
+    assert_eq!(v["n_a"], 1000);
+    let dir = tempfile::tempdir().unwrap();
+    let stats = dir.path().join("a.npz");
+    bin()
+        .args(["fid"])
+        .arg(fx("fid_a.npy"))
+        .arg("--save-stats")
+        .arg(&stats)
+        .assert()
+        .success();
+    // stats file (ours) vs features, and numpy's stats file vs features
+    let v = json_of(bin().args(["fid", "--json"]).arg(&stats).arg(fx("fid_b.npy")));
+    assert!((v["fid"].as_f64().unwrap() - want).abs() < 1e-6 * want);
+    let v = json_of(bin().args(["fid", "--json"]).arg(fx("fid_a_stats.npz")).arg(&stats));
+    assert!(v["fid"].as_f64().unwrap().abs() < 1e-6);
+    // human output
+    bin()
+        .arg("fid")
+        .arg(fx("fid_a.npy"))
+        .arg(fx("fid_b.npy"))
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("FID: 2.245"));
+}
+
+#[test]
+fn kid_json() {
+    let v = json_of(
+        bin()
+            .args(["kid", "--json", "--subsets", "5", "--subset-size", "100"])
+            .arg(fx("kid_x.npy"))
+            .arg(fx("kid_y.npy")),
+    );
+    assert!(v["kid_mean"].as_f64().unwrap() > 0.0);
+    assert!(v["kid_std"].as_f64().unwrap() >= 0.0);
+}
+
+#[test]
+fn ct_json_has_the_contract_keys_and_detects_copies() {
+    let v = json_of(
+        bin()
+            .args(["ct", "--json", "--cells", "5", "--seed", "3"])
+            .arg("--train")
+            .arg(fx("ct_train.npy"))
+            .arg("--test")
+            .arg(fx("ct_test.npy"))
+            .arg("--gen")
+            .arg(fx("ct_gen.npy")),
+    );
+    assert!(v["ct"].as_f64().unwrap() < -3.0, "{v}");
+    let cells = v["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 5);
+    for key in ["n_train", "n_test", "n_gen", "z_u", "included"] {
+        assert!(cells[0].get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(v["seed"], 3);
+    // one cell = the global Mann-Whitney test (matches the reference value)
+    let e: Value =
+        serde_json::from_str(&std::fs::read_to_string(fx("expected.json")).unwrap()).unwrap();
+    let v = json_of(
+        bin()
+            .args(["ct", "--json", "--cells", "1", "--distance", "l2"])
+            .arg("--train")
+            .arg(fx("ct_train.npy"))
+            .arg("--test")
+            .arg(fx("ct_test.npy"))
+            .arg("--gen")
+            .arg(fx("ct_gen.npy")),
+    );
+    let want = e["ct_l2_cells1"].as_f64().unwrap();
+    assert!((v["ct"].as_f64().unwrap() - want).abs() < 1e-6 * want.abs());
+}
+
+#[test]
+fn ct_classwise_and_mrgan_variant() {
+    let dir = tempfile::tempdir().unwrap();
+    // labels: cells of the reference k-means serve as classes
+    let lab = |name: &str, out: &str| {
+        let a = mr_data::npy::read_npy(&fx(name)).unwrap();
+        let p = dir.path().join(out);
+        write_npy(&p, &a).unwrap();
+        p
+    };
+    let (lt, lp, lg) = (
+        lab("ct_cells_train.npy", "lt.npy"),
+        lab("ct_cells_test.npy", "lp.npy"),
+        lab("ct_cells_gen.npy", "lg.npy"),
+    );
+    let v = json_of(
+        bin()
+            .args(["ct", "--json", "--cells", "2", "--mrgan"])
+            .arg("--train")
+            .arg(fx("ct_train.npy"))
+            .arg("--test")
+            .arg(fx("ct_test.npy"))
+            .arg("--gen")
+            .arg(fx("ct_gen.npy"))
+            .arg("--labels-train")
+            .arg(&lt)
+            .arg("--labels-test")
+            .arg(&lp)
+            .arg("--labels-gen")
+            .arg(&lg),
+    );
+    assert_eq!(v["classes"].as_array().unwrap().len(), 5);
+    assert!(v["classes"][0]["ct"].is_number());
+    assert_eq!(v["mrgan"]["classes"].as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn nnd_and_tau() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("d.npy");
+    let v = json_of(
+        bin()
+            .args(["nnd", "--json", "--k", "3", "--distance", "l2"])
+            .arg("--query")
+            .arg(fx("ct_gen.npy"))
+            .arg("--index")
+            .arg(fx("ct_train.npy"))
+            .arg("--out")
+            .arg(&out),
+    );
+    assert_eq!(v["n_query"], 300);
+    let d = mr_data::npy::read_npy(&out).unwrap();
+    assert_eq!(d.shape, vec![300, 3]);
+    let want = mr_data::npy::read_npy(&fx("nnd_l2_k3_dist.npy")).unwrap().to_f64();
+    for (a, b) in d.to_f64().iter().zip(&want) {
+        assert!((a - b).abs() < 1e-9 * b.max(1e-6));
+    }
+    let v = json_of(
+        bin()
+            .args(["nnd", "--json", "--approx"])
+            .arg("--query")
+            .arg(fx("ct_gen.npy"))
+            .arg("--index")
+            .arg(fx("ct_train.npy")),
+    );
+    assert!(v["recall_at_1"].as_f64().unwrap() > 0.9);
+    let e: Value =
+        serde_json::from_str(&std::fs::read_to_string(fx("expected.json")).unwrap()).unwrap();
+    let v = json_of(bin().args(["tau", "--json", "--train"]).arg(fx("ct_train.npy")));
+    let want = e["tau_cosine"].as_f64().unwrap();
+    assert!((v["tau"].as_f64().unwrap() - want).abs() < 1e-9);
+    bin()
+        .args(["tau", "--train"])
+        .arg(fx("ct_train.npy"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("τ guideline"));
+}
+
+#[test]
+fn bad_inputs_give_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let a = write_f32(d, "a.npy", 50, 4, 1);
+    let b5 = write_f32(d, "b5.npy", 50, 5, 2);
+    // missing file
+    bad_input(bin().arg("fid").arg(d.join("nope.npy")).arg(&a), "nope.npy");
+    // dimension mismatch
+    bad_input(bin().arg("fid").arg(&a).arg(&b5), "dimension mismatch");
+    bad_input(
+        bin().args(["nnd", "--query"]).arg(&b5).arg("--index").arg(&a),
+        "dimension mismatch",
+    );
+    // wrong shape (1-D)
+    let flat = d.join("flat.npy");
+    write_npy(&flat, &NpyArray::new(vec![8], NpyData::F32(vec![0.0; 8]))).unwrap();
+    bad_input(bin().arg("fid").arg(&flat).arg(&a), "2-D");
+    // NaN
+    let nan = d.join("nan.npy");
+    let mut v = vec![0.5f32; 40];
+    v[13] = f32::NAN;
+    write_npy(&nan, &NpyArray::new(vec![10, 4], NpyData::F32(v))).unwrap();
+    bad_input(bin().arg("fid").arg(&a).arg(&nan), "non-finite value NaN at row 3, column 1");
+    // empty set
+    let empty = d.join("empty.npy");
+    write_npy(&empty, &NpyArray::new(vec![0, 4], NpyData::F32(vec![]))).unwrap();
+    bad_input(bin().args(["tau", "--train"]).arg(&empty), "empty");
+    // tiny sets
+    let one = write_f32(d, "one.npy", 1, 4, 3);
+    bad_input(bin().arg("fid").arg(&one).arg(&a), "at least 2 samples");
+    bad_input(bin().args(["tau", "--train"]).arg(&one), "at least 2");
+    bad_input(bin().arg("kid").arg(&a).arg(&a), "larger than");
+    bad_input(
+        bin()
+            .args(["ct", "--cells", "60", "--train"])
+            .arg(&a)
+            .arg("--test")
+            .arg(&a)
+            .arg("--gen")
+            .arg(&a),
+        "cells",
+    );
+    // truncated and corrupt files
+    let bytes = to_npy_bytes(&NpyArray::new(vec![10, 4], NpyData::F32(vec![1.0; 40])));
+    let trunc = d.join("trunc.npy");
+    std::fs::write(&trunc, &bytes[..bytes.len() - 7]).unwrap();
+    bad_input(bin().arg("fid").arg(&trunc).arg(&a), "truncated");
+    let junk = d.join("junk.npy");
+    std::fs::write(&junk, b"this is not numpy").unwrap();
+    bad_input(bin().arg("fid").arg(&junk).arg(&a), "not a .npy file");
+    let badz = d.join("bad.npz");
+    std::fs::write(&badz, b"PK not a zip").unwrap();
+    bad_input(bin().arg("fid").arg(&badz).arg(&a), "bad.npz");
+    // stats file without sigma
+    let mu_only = d.join("mu.npz");
+    let mu = NpyArray::new(vec![4], NpyData::F64(vec![0.0; 4]));
+    mr_data::npy::write_npz(&mu_only, &[("mu", &mu)]).unwrap();
+    bad_input(bin().arg("fid").arg(&mu_only).arg(&a), "no array 'sigma'");
+    // uint8 images where features are expected
+    let img = d.join("img.npy");
+    write_npy(&img, &NpyArray::new(vec![2, 4], NpyData::U8(vec![0; 8]))).unwrap();
+    bad_input(bin().arg("fid").arg(&img).arg(&a), "uint8");
+    // labels of the wrong length
+    let lab = d.join("lab.npy");
+    write_npy(&lab, &NpyArray::new(vec![3], NpyData::I64(vec![0, 1, 0]))).unwrap();
+    bad_input(
+        bin()
+            .args(["tau", "--train"])
+            .arg(&a)
+            .arg("--labels")
+            .arg(&lab),
+        "3 labels for 50",
+    );
+    // a failed run leaves no output file behind
+    let out = d.join("out.npy");
+    bad_input(
+        bin()
+            .args(["nnd", "--k", "99", "--query"])
+            .arg(&a)
+            .arg("--index")
+            .arg(&a)
+            .arg("--out")
+            .arg(&out),
+        "k = 99",
+    );
+    assert!(!out.exists());
+    // clap usage errors also exit 2
+    bin().args(["ct", "--train", "x.npy"]).assert().code(2);
+}
