@@ -15,7 +15,7 @@
 //! NN distances are exact (f32 GEMM to find candidates, winners re-scored in f64), so the ranks in
 //! U match a float64 reference.
 
-use mr_nn::{ExactIndex, KMeansParams, Metric, NnIndex, Pca};
+use mr_nn::{exact_index, KMeansParams, Metric, Pca};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -107,7 +107,7 @@ fn nn_dist(train: &Features, idx: &[usize], q: &Features, rows: &[usize], metric
     }
     let t = train.select(idx);
     let qs = q.select(rows);
-    let index = ExactIndex::new(t.view(), metric)?;
+    let index = exact_index(t.view(), metric)?;
     Ok(index.search(qs.view(), 1)?.nearest_distances())
 }
 

@@ -4,6 +4,8 @@
 //! `nprobe` lists whose centres are nearest, then re-scores its candidates in f64. Recall against
 //! the exact search is measured by [`IvfIndex::recall`], which the tests hold to a floor.
 
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
 use crate::exact::{refine_candidates, ExactIndex};
@@ -43,8 +45,8 @@ pub struct IvfIndex {
     quantizer: ExactIndex,
     /// list -> point ids
     lists: Vec<Vec<usize>>,
-    /// Scoring copy of the points (unit length for cosine), row-major.
-    key: Vec<f32>,
+    /// Scoring copy of each list's points (unit length for cosine), row-major.
+    list_key: Vec<Vec<f32>>,
     sq: Vec<f32>,
     nprobe: usize,
     seed: u64,
@@ -60,23 +62,6 @@ fn unit_rows(x: View<'_>) -> Vec<f32> {
                 .map(move |&v| if n > 0.0 { (v as f64 / n) as f32 } else { 0.0 })
         })
         .collect()
-}
-
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    let mut s: f32 = acc.iter().sum();
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
-    }
-    s
 }
 
 impl IvfIndex {
@@ -129,12 +114,16 @@ impl IvfIndex {
             lists[l].push(i);
         }
         let sq = (0..n).map(|i| keyv.row(i).iter().map(|v| v * v).sum()).collect();
+        let list_key = lists
+            .iter()
+            .map(|ids: &Vec<usize>| ids.iter().flat_map(|&i| keyv.row(i).iter().copied()).collect())
+            .collect();
         Ok(IvfIndex {
             metric,
             exact: ExactIndex::new(points, metric)?,
             quantizer,
             lists,
-            key,
+            list_key,
             sq,
             nprobe,
             seed: params.seed,
@@ -201,28 +190,67 @@ impl NnIndex for IvfIndex {
             _ => queries.data().to_vec(),
         };
         let qv = View::new(&qkey, d)?;
-        // nearest lists of each query
+        // nearest lists of each query, then the queries of each list
         let probes = self.quantizer.search(qv, self.nprobe)?;
+        let mut by_list: Vec<Vec<usize>> = vec![Vec::new(); self.lists.len()];
+        for qi in 0..qv.n() {
+            for &l in probes.indices_of(qi) {
+                by_list[l].push(qi);
+            }
+        }
         let cap = k + 4;
-        let cand: Vec<Vec<usize>> = (0..qv.n())
-            .into_par_iter()
-            .map(|qi| {
-                let q = qv.row(qi);
-                let mut top = TopK::new(cap);
-                for &l in probes.indices_of(qi) {
-                    for &i in &self.lists[l] {
-                        let s = dot(q, &self.key[i * d..(i + 1) * d]);
-                        let v = match self.metric {
-                            Metric::L2 => self.sq[i] - 2.0 * s,
-                            _ => -s,
-                        };
-                        if v <= top.worst() {
-                            top.push(v, i);
-                        }
-                    }
+        // one GEMM per list against the queries that probe it
+        let partial: Vec<Vec<(usize, TopK)>> = by_list
+            .par_iter()
+            .enumerate()
+            .map(|(l, qs)| {
+                let ids = &self.lists[l];
+                if qs.is_empty() || ids.is_empty() {
+                    return vec![];
                 }
-                // lists too small to hold k points: fall back to the nearest others
-                let mut c: Vec<usize> = top.indices().collect();
+                let xs = &self.list_key[l];
+                let m = ids.len();
+                let mut qbuf = Vec::with_capacity(qs.len() * d);
+                for &qi in qs {
+                    qbuf.extend_from_slice(qv.row(qi));
+                }
+                let qm = MatRef::from_row_major_slice(&qbuf, qs.len(), d);
+                let xm = MatRef::from_row_major_slice(xs, m, d);
+                let mut sbuf = vec![0f32; m * qs.len()];
+                let sm = MatMut::from_column_major_slice_mut(&mut sbuf, m, qs.len());
+                matmul(sm, Accum::Replace, xm, qm.transpose(), 1.0f32, Par::Seq);
+                qs.iter()
+                    .enumerate()
+                    .map(|(j, &qi)| {
+                        let mut top = TopK::new(cap);
+                        let mut worst = top.worst();
+                        for (r, &s) in sbuf[j * m..(j + 1) * m].iter().enumerate() {
+                            let i = ids[r];
+                            let v = match self.metric {
+                                Metric::L2 => self.sq[i] - 2.0 * s,
+                                _ => -s,
+                            };
+                            if v <= worst {
+                                top.push(v, i);
+                                worst = top.worst();
+                            }
+                        }
+                        (qi, top)
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut tops: Vec<TopK> = vec![TopK::new(cap); qv.n()];
+        for part in &partial {
+            for (qi, t) in part {
+                tops[*qi].merge(t);
+            }
+        }
+        let cand: Vec<Vec<usize>> = tops
+            .iter()
+            .map(|t| {
+                // lists too small to hold k points: fall back to other points
+                let mut c: Vec<usize> = t.indices().collect();
                 if c.len() < k {
                     let have: std::collections::HashSet<usize> = c.iter().copied().collect();
                     c.extend((0..self.len()).filter(|i| !have.contains(i)).take(k - c.len()));
