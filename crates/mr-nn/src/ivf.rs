@@ -14,7 +14,7 @@ use crate::topk::TopK;
 use crate::{check_query, Metric, Neighbors, NnError, NnIndex, View};
 
 /// IVF settings. `None` fields take data-dependent defaults.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct IvfParams {
     /// Number of lists (default `round(√n)`, at least 1).
     pub nlist: Option<usize>,
@@ -24,17 +24,6 @@ pub struct IvfParams {
     pub train_size: Option<usize>,
     /// Seed for the training sample and k-means.
     pub seed: u64,
-}
-
-impl Default for IvfParams {
-    fn default() -> Self {
-        IvfParams {
-            nlist: None,
-            nprobe: None,
-            train_size: None,
-            seed: 0,
-        }
-    }
 }
 
 /// Approximate inverted-file index.

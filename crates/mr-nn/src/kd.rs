@@ -17,12 +17,12 @@ use crate::{check_query, Metric, Neighbors, NnError, NnIndex, View};
 const MARGIN: usize = 4;
 
 enum Tree {
-    D2(ImmutableKdTree<f32, 2>),
-    D4(ImmutableKdTree<f32, 4>),
-    D8(ImmutableKdTree<f32, 8>),
-    D16(ImmutableKdTree<f32, 16>),
-    D32(ImmutableKdTree<f32, 32>),
-    D64(ImmutableKdTree<f32, 64>),
+    D2(Box<ImmutableKdTree<f32, 2>>),
+    D4(Box<ImmutableKdTree<f32, 4>>),
+    D8(Box<ImmutableKdTree<f32, 8>>),
+    D16(Box<ImmutableKdTree<f32, 16>>),
+    D32(Box<ImmutableKdTree<f32, 32>>),
+    D64(Box<ImmutableKdTree<f32, 64>>),
 }
 
 fn padded<const K: usize>(x: &[f32]) -> [f32; K] {
@@ -99,12 +99,12 @@ impl KdIndex {
             }
         };
         let tree = match d {
-            0..=2 => Tree::D2(build(&key, d)),
-            3..=4 => Tree::D4(build(&key, d)),
-            5..=8 => Tree::D8(build(&key, d)),
-            9..=16 => Tree::D16(build(&key, d)),
-            17..=32 => Tree::D32(build(&key, d)),
-            _ => Tree::D64(build(&key, d)),
+            0..=2 => Tree::D2(Box::new(build(&key, d))),
+            3..=4 => Tree::D4(Box::new(build(&key, d))),
+            5..=8 => Tree::D8(Box::new(build(&key, d))),
+            9..=16 => Tree::D16(Box::new(build(&key, d))),
+            17..=32 => Tree::D32(Box::new(build(&key, d))),
+            _ => Tree::D64(Box::new(build(&key, d))),
         };
         Ok(KdIndex {
             metric,

@@ -289,8 +289,8 @@ fn lloyd(
             .map(|t| {
                 let mut s = vec![0f64; k * d];
                 let mut c = vec![0usize; k];
-                for i in (t * chunk)..((t + 1) * chunk).min(n) {
-                    let l = labels[i];
+                let (lo, hi) = ((t * chunk).min(n), ((t + 1) * chunk).min(n));
+                for (i, &l) in labels.iter().enumerate().take(hi).skip(lo) {
                     c[l] += 1;
                     for (acc, &x) in s[l * d..(l + 1) * d].iter_mut().zip(data.row(i)) {
                         *acc += x as f64;

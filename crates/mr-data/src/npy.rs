@@ -1,0 +1,603 @@
+//! NumPy `.npy` and `.npz` files, read and written without NumPy.
+//!
+//! Supported element types: `u1`, `i4`, `i8`, `f4`, `f8` (either byte order, converted to native),
+//! C or Fortran order (Fortran arrays are transposed to C order on read). Files are written as
+//! format version 1.0 (2.0 when the header needs it), little-endian, C order — what `np.save`
+//! writes — and `.npz` archives as uncompressed zips of `.npy` members, like `np.savez`.
+//!
+//! Every malformed input is an [`NpyError`] naming the file and the broken rule: bad magic,
+//! unsupported dtype, header syntax, shape/size mismatch, truncation.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::atomic::write_atomic;
+
+/// Errors from `.npy` / `.npz` I/O. Each names the file it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum NpyError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a .npy file (bad magic bytes)")]
+    BadMagic { path: PathBuf },
+    #[error("{path}: malformed .npy header: {reason}")]
+    BadHeader { path: PathBuf, reason: String },
+    #[error("{path}: unsupported dtype '{descr}' (supported: u1, i4, i8, f4, f8)")]
+    UnsupportedDtype { path: PathBuf, descr: String },
+    #[error("{path} is truncated: shape {shape:?} needs {expected} data bytes, found {found}")]
+    Truncated {
+        path: PathBuf,
+        shape: Vec<usize>,
+        expected: usize,
+        found: usize,
+    },
+    #[error("{path}: {reason}")]
+    BadArchive { path: PathBuf, reason: String },
+    #[error("{path}: archive has no array '{name}' (has: {available})")]
+    MissingMember {
+        path: PathBuf,
+        name: String,
+        available: String,
+    },
+    #[error("{path}: expected {expected}, found {found}")]
+    WrongType {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
+}
+
+/// The element type of an array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DType {
+    U8,
+    I32,
+    I64,
+    F32,
+    F64,
+}
+
+impl DType {
+    fn size(self) -> usize {
+        match self {
+            DType::U8 => 1,
+            DType::I32 => 4,
+            DType::I64 | DType::F64 => 8,
+            DType::F32 => 4,
+        }
+    }
+    fn descr(self) -> &'static str {
+        match self {
+            DType::U8 => "|u1",
+            DType::I32 => "<i4",
+            DType::I64 => "<i8",
+            DType::F32 => "<f4",
+            DType::F64 => "<f8",
+        }
+    }
+    /// NumPy's name for the type.
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::U8 => "uint8",
+            DType::I32 => "int32",
+            DType::I64 => "int64",
+            DType::F32 => "float32",
+            DType::F64 => "float64",
+        }
+    }
+}
+
+/// The elements of an array, in C (row-major) order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NpyData {
+    U8(Vec<u8>),
+    I32(Vec<i32>),
+    I64(Vec<i64>),
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl NpyData {
+    pub fn dtype(&self) -> DType {
+        match self {
+            NpyData::U8(_) => DType::U8,
+            NpyData::I32(_) => DType::I32,
+            NpyData::I64(_) => DType::I64,
+            NpyData::F32(_) => DType::F32,
+            NpyData::F64(_) => DType::F64,
+        }
+    }
+    pub fn len(&self) -> usize {
+        match self {
+            NpyData::U8(v) => v.len(),
+            NpyData::I32(v) => v.len(),
+            NpyData::I64(v) => v.len(),
+            NpyData::F32(v) => v.len(),
+            NpyData::F64(v) => v.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An n-dimensional array read from or written to a `.npy` file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NpyArray {
+    pub shape: Vec<usize>,
+    pub data: NpyData,
+}
+
+impl NpyArray {
+    /// Build an array, checking that the shape matches the element count.
+    pub fn new(shape: Vec<usize>, data: NpyData) -> Self {
+        assert_eq!(
+            shape.iter().product::<usize>(),
+            data.len(),
+            "shape {shape:?} does not match {} elements",
+            data.len()
+        );
+        NpyArray { shape, data }
+    }
+    pub fn dtype(&self) -> DType {
+        self.data.dtype()
+    }
+    /// The elements as f64 (integers converted exactly up to 2^53).
+    pub fn to_f64(&self) -> Vec<f64> {
+        match &self.data {
+            NpyData::U8(v) => v.iter().map(|&x| x as f64).collect(),
+            NpyData::I32(v) => v.iter().map(|&x| x as f64).collect(),
+            NpyData::I64(v) => v.iter().map(|&x| x as f64).collect(),
+            NpyData::F32(v) => v.iter().map(|&x| x as f64).collect(),
+            NpyData::F64(v) => v.clone(),
+        }
+    }
+    /// The elements as f32 (f64 values rounded).
+    pub fn to_f32(&self) -> Vec<f32> {
+        match &self.data {
+            NpyData::F32(v) => v.clone(),
+            NpyData::F64(v) => v.iter().map(|&x| x as f32).collect(),
+            NpyData::U8(v) => v.iter().map(|&x| x as f32).collect(),
+            NpyData::I32(v) => v.iter().map(|&x| x as f32).collect(),
+            NpyData::I64(v) => v.iter().map(|&x| x as f32).collect(),
+        }
+    }
+    /// The elements as i64 if the array holds integers.
+    pub fn to_i64(&self) -> Option<Vec<i64>> {
+        match &self.data {
+            NpyData::U8(v) => Some(v.iter().map(|&x| x as i64).collect()),
+            NpyData::I32(v) => Some(v.iter().map(|&x| x as i64).collect()),
+            NpyData::I64(v) => Some(v.clone()),
+            _ => None,
+        }
+    }
+}
+
+const MAGIC: &[u8] = b"\x93NUMPY";
+
+fn header_err(path: &Path, reason: impl Into<String>) -> NpyError {
+    NpyError::BadHeader {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// Parse the value of `key` in a NumPy header dict literal; returns the raw text of the value.
+fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
+    let pat = format!("'{key}'");
+    let start = header.find(&pat)? + pat.len();
+    let rest = header[start..].trim_start().strip_prefix(':')?.trim_start();
+    // value ends at the matching close of a tuple, or at the next comma outside a tuple
+    if rest.starts_with('(') {
+        let end = rest.find(')')?;
+        Some(&rest[..=end])
+    } else {
+        let end = rest.find([',', '}']).unwrap_or(rest.len());
+        Some(rest[..end].trim())
+    }
+}
+
+struct Header {
+    dtype: DType,
+    big_endian: bool,
+    fortran: bool,
+    shape: Vec<usize>,
+}
+
+fn parse_header(path: &Path, header: &str) -> Result<Header, NpyError> {
+    let descr = dict_value(header, "descr").ok_or_else(|| header_err(path, "no 'descr' key"))?;
+    let descr = descr.trim_matches(|c| c == '\'' || c == '"');
+    let (big_endian, code) = match descr.as_bytes().first() {
+        Some(b'<') | Some(b'=') => (false, &descr[1..]),
+        Some(b'|') => (false, &descr[1..]),
+        Some(b'>') => (true, &descr[1..]),
+        _ => (false, descr),
+    };
+    let dtype = match code {
+        "u1" | "b1" => DType::U8,
+        "i4" => DType::I32,
+        "i8" => DType::I64,
+        "f4" => DType::F32,
+        "f8" => DType::F64,
+        _ => {
+            return Err(NpyError::UnsupportedDtype {
+                path: path.to_path_buf(),
+                descr: descr.to_string(),
+            })
+        }
+    };
+    let fortran = match dict_value(header, "fortran_order") {
+        Some("True") => true,
+        Some("False") => false,
+        _ => return Err(header_err(path, "missing or invalid 'fortran_order'")),
+    };
+    let shape_txt =
+        dict_value(header, "shape").ok_or_else(|| header_err(path, "no 'shape' key"))?;
+    let inner = shape_txt
+        .strip_prefix('(')
+        .and_then(|s| s.strip_suffix(')'))
+        .ok_or_else(|| header_err(path, format!("shape is not a tuple: {shape_txt}")))?;
+    let mut shape = Vec::new();
+    for part in inner.split(',') {
+        let part = part.trim();
+        if part.is_empty() {
+            continue;
+        }
+        let n: usize = part
+            .trim_end_matches('L')
+            .parse()
+            .map_err(|_| header_err(path, format!("bad shape entry '{part}'")))?;
+        shape.push(n);
+    }
+    Ok(Header {
+        dtype,
+        big_endian,
+        fortran,
+        shape,
+    })
+}
+
+/// Parse the bytes of a `.npy` file; `path` is used in error messages only.
+pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<NpyArray, NpyError> {
+    if bytes.len() < 10 || &bytes[..6] != MAGIC {
+        return Err(NpyError::BadMagic {
+            path: path.to_path_buf(),
+        });
+    }
+    let major = bytes[6];
+    let (hlen, hstart) = match major {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 => {
+            if bytes.len() < 12 {
+                return Err(header_err(path, "file ends inside the header"));
+            }
+            (
+                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+                12,
+            )
+        }
+        v => return Err(header_err(path, format!("unknown format version {v}"))),
+    };
+    if bytes.len() < hstart + hlen {
+        return Err(header_err(path, "file ends inside the header"));
+    }
+    let header = std::str::from_utf8(&bytes[hstart..hstart + hlen])
+        .map_err(|_| header_err(path, "header is not text"))?;
+    let h = parse_header(path, header)?;
+    let count: usize = h.shape.iter().product();
+    let size = h.dtype.size();
+    let body = &bytes[hstart + hlen..];
+    let expected = count * size;
+    if body.len() < expected {
+        return Err(NpyError::Truncated {
+            path: path.to_path_buf(),
+            shape: h.shape,
+            expected,
+            found: body.len(),
+        });
+    }
+    let body = &body[..expected];
+    macro_rules! decode {
+        ($t:ty, $n:expr) => {{
+            body.chunks_exact($n)
+                .map(|c| {
+                    let arr: [u8; $n] = c.try_into().unwrap();
+                    if h.big_endian {
+                        <$t>::from_be_bytes(arr)
+                    } else {
+                        <$t>::from_le_bytes(arr)
+                    }
+                })
+                .collect::<Vec<$t>>()
+        }};
+    }
+    let mut data = match h.dtype {
+        DType::U8 => NpyData::U8(body.to_vec()),
+        DType::I32 => NpyData::I32(decode!(i32, 4)),
+        DType::I64 => NpyData::I64(decode!(i64, 8)),
+        DType::F32 => NpyData::F32(decode!(f32, 4)),
+        DType::F64 => NpyData::F64(decode!(f64, 8)),
+    };
+    if h.fortran && h.shape.len() > 1 {
+        data = fortran_to_c(data, &h.shape);
+    }
+    Ok(NpyArray {
+        shape: h.shape,
+        data,
+    })
+}
+
+/// Reorder Fortran-order (column-major) elements into C order.
+fn fortran_to_c(data: NpyData, shape: &[usize]) -> NpyData {
+    fn reorder<T: Copy>(v: Vec<T>, shape: &[usize]) -> Vec<T> {
+        let nd = shape.len();
+        let n = v.len();
+        // Fortran strides
+        let mut fstride = vec![1usize; nd];
+        for d in 1..nd {
+            fstride[d] = fstride[d - 1] * shape[d - 1];
+        }
+        let mut out = Vec::with_capacity(n);
+        let mut idx = vec![0usize; nd];
+        for _ in 0..n {
+            let off: usize = idx.iter().zip(&fstride).map(|(i, s)| i * s).sum();
+            out.push(v[off]);
+            // increment C-order multi-index
+            for d in (0..nd).rev() {
+                idx[d] += 1;
+                if idx[d] < shape[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+        out
+    }
+    match data {
+        NpyData::U8(v) => NpyData::U8(reorder(v, shape)),
+        NpyData::I32(v) => NpyData::I32(reorder(v, shape)),
+        NpyData::I64(v) => NpyData::I64(reorder(v, shape)),
+        NpyData::F32(v) => NpyData::F32(reorder(v, shape)),
+        NpyData::F64(v) => NpyData::F64(reorder(v, shape)),
+    }
+}
+
+fn io_err(path: &Path, source: std::io::Error) -> NpyError {
+    NpyError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Read a `.npy` file.
+pub fn read_npy(path: &Path) -> Result<NpyArray, NpyError> {
+    let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
+    parse_npy(&bytes, path)
+}
+
+/// Serialize an array as `.npy` bytes (format 1.0, little-endian, C order).
+pub fn to_npy_bytes(arr: &NpyArray) -> Vec<u8> {
+    let shape = match arr.shape.len() {
+        1 => format!("({},)", arr.shape[0]),
+        _ => format!(
+            "({})",
+            arr.shape
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let mut header = format!(
+        "{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}",
+        arr.dtype().descr(),
+        shape
+    );
+    // total header (magic + version + len + dict + '\n') padded to a multiple of 64
+    let (prefix, version) = if header.len() + 11 < 65535 {
+        (10, 1u8)
+    } else {
+        (12, 2u8)
+    };
+    let total = prefix + header.len() + 1;
+    let pad = (64 - total % 64) % 64;
+    header.push_str(&" ".repeat(pad));
+    header.push('\n');
+    let mut out = Vec::with_capacity(prefix + header.len() + arr.data.len() * 8);
+    out.extend_from_slice(MAGIC);
+    out.push(version);
+    out.push(0);
+    if version == 1 {
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    } else {
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    }
+    out.extend_from_slice(header.as_bytes());
+    match &arr.data {
+        NpyData::U8(v) => out.extend_from_slice(v),
+        NpyData::I32(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        NpyData::I64(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        NpyData::F32(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        NpyData::F64(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+    }
+    out
+}
+
+/// Write a `.npy` file atomically.
+pub fn write_npy(path: &Path, arr: &NpyArray) -> Result<(), NpyError> {
+    let bytes = to_npy_bytes(arr);
+    write_atomic(path, |w| w.write_all(&bytes)).map_err(|e| io_err(path, e))
+}
+
+/// Read every array of a `.npz` archive, keyed by name (without the `.npy` suffix).
+pub fn read_npz(path: &Path) -> Result<BTreeMap<String, NpyArray>, NpyError> {
+    let file = File::open(path).map_err(|e| io_err(path, e))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| NpyError::BadArchive {
+        path: path.to_path_buf(),
+        reason: format!("not a valid .npz (zip) archive: {e}"),
+    })?;
+    let mut out = BTreeMap::new();
+    for i in 0..zip.len() {
+        let mut member = zip.by_index(i).map_err(|e| NpyError::BadArchive {
+            path: path.to_path_buf(),
+            reason: format!("cannot read member {i}: {e}"),
+        })?;
+        let name = member
+            .name()
+            .map_err(|e| NpyError::BadArchive {
+                path: path.to_path_buf(),
+                reason: format!("member {i} has an unreadable name: {e}"),
+            })?
+            .to_string();
+        let mut bytes = Vec::with_capacity(member.size() as usize);
+        member
+            .read_to_end(&mut bytes)
+            .map_err(|e| NpyError::BadArchive {
+                path: path.to_path_buf(),
+                reason: format!("cannot read member '{name}': {e}"),
+            })?;
+        let member_path = path.join(&name);
+        let arr = parse_npy(&bytes, &member_path)?;
+        let key = name.strip_suffix(".npy").unwrap_or(&name).to_string();
+        out.insert(key, arr);
+    }
+    Ok(out)
+}
+
+/// Take one named array from a map read by [`read_npz`], with an error listing what exists.
+pub fn take_member(
+    path: &Path,
+    map: &mut BTreeMap<String, NpyArray>,
+    name: &str,
+) -> Result<NpyArray, NpyError> {
+    let available = map.keys().cloned().collect::<Vec<_>>().join(", ");
+    map.remove(name).ok_or_else(|| NpyError::MissingMember {
+        path: path.to_path_buf(),
+        name: name.to_string(),
+        available,
+    })
+}
+
+/// Write a `.npz` archive (uncompressed, like `np.savez`) atomically.
+pub fn write_npz(path: &Path, arrays: &[(&str, &NpyArray)]) -> Result<(), NpyError> {
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut zw = zip::ZipWriter::new(&mut buf);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .large_file(true);
+        for (name, arr) in arrays {
+            zw.start_file(format!("{name}.npy"), opts)
+                .map_err(|e| NpyError::BadArchive {
+                    path: path.to_path_buf(),
+                    reason: format!("cannot write member '{name}': {e}"),
+                })?;
+            zw.write_all(&to_npy_bytes(arr))
+                .map_err(|e| io_err(path, e))?;
+        }
+        zw.finish().map_err(|e| NpyError::BadArchive {
+            path: path.to_path_buf(),
+            reason: format!("cannot finish archive: {e}"),
+        })?;
+    }
+    let bytes = buf.into_inner();
+    write_atomic(path, |w| w.write_all(&bytes)).map_err(|e| io_err(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_all_types() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            NpyArray::new(vec![2, 3], NpyData::F32(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.5])),
+            NpyArray::new(vec![3], NpyData::F64(vec![1.0, -2.0, 1e300])),
+            NpyArray::new(vec![2, 2, 1], NpyData::U8(vec![0, 1, 254, 255])),
+            NpyArray::new(vec![2], NpyData::I32(vec![-1, 7])),
+            NpyArray::new(vec![1], NpyData::I64(vec![i64::MIN])),
+            NpyArray::new(vec![0, 4], NpyData::F32(vec![])),
+        ];
+        for (i, a) in cases.iter().enumerate() {
+            let p = dir.path().join(format!("{i}.npy"));
+            write_npy(&p, a).unwrap();
+            let bytes = std::fs::read(&p).unwrap();
+            // header is padded so the data starts on a 64-byte boundary, as numpy writes
+            let hl = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+            assert_eq!((10 + hl) % 64, 0);
+            assert_eq!(&read_npy(&p).unwrap(), a);
+        }
+    }
+
+    #[test]
+    fn reads_numpy_written_bytes() {
+        // np.save(f, np.arange(6, dtype='>f8').reshape(2, 3), allow_pickle=False) with
+        // fortran_order True rewritten by hand: data [0, 3, 1, 4, 2, 5] column-major == arange(6).reshape(2,3)
+        let header = "{'descr': '>f8', 'fortran_order': True, 'shape': (2, 3), }";
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&[1, 0]);
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        for v in [0.0f64, 3.0, 1.0, 4.0, 2.0, 5.0] {
+            bytes.extend_from_slice(&v.to_be_bytes());
+        }
+        let a = parse_npy(&bytes, Path::new("x.npy")).unwrap();
+        assert_eq!(a.shape, vec![2, 3]);
+        assert_eq!(a.data, NpyData::F64(vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]));
+    }
+
+    #[test]
+    fn errors_are_specific() {
+        let p = Path::new("bad.npy");
+        assert!(matches!(
+            parse_npy(b"PK\x03\x04 not numpy", p),
+            Err(NpyError::BadMagic { .. })
+        ));
+        let arr = NpyArray::new(vec![4], NpyData::F32(vec![1.0; 4]));
+        let bytes = to_npy_bytes(&arr);
+        let err = parse_npy(&bytes[..bytes.len() - 3], p).unwrap_err();
+        assert!(matches!(err, NpyError::Truncated { .. }), "{err}");
+        assert!(err.to_string().contains("truncated"));
+        let mut c = bytes.clone();
+        let text = String::from_utf8_lossy(&c[10..20]).to_string();
+        assert!(text.contains("descr"));
+        // replace '<f4' by '<c8' (complex) -> unsupported dtype
+        let pos = c.windows(3).position(|w| w == b"<f4").unwrap();
+        c[pos + 1] = b'c';
+        c[pos + 2] = b'8';
+        assert!(matches!(
+            parse_npy(&c, p),
+            Err(NpyError::UnsupportedDtype { .. })
+        ));
+    }
+
+    #[test]
+    fn npz_roundtrip_and_missing_member() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("stats.npz");
+        let mu = NpyArray::new(vec![2], NpyData::F64(vec![1.0, 2.0]));
+        let sigma = NpyArray::new(vec![2, 2], NpyData::F64(vec![1.0, 0.5, 0.5, 1.0]));
+        write_npz(&p, &[("mu", &mu), ("sigma", &sigma)]).unwrap();
+        let mut m = read_npz(&p).unwrap();
+        assert_eq!(take_member(&p, &mut m, "mu").unwrap(), mu);
+        let e = take_member(&p, &mut m, "mean").unwrap_err().to_string();
+        assert!(e.contains("no array 'mean'") && e.contains("sigma"), "{e}");
+        std::fs::write(&p, b"garbage").unwrap();
+        assert!(matches!(read_npz(&p), Err(NpyError::BadArchive { .. })));
+    }
+}

@@ -1,0 +1,734 @@
+//! The named-dataset registry: `cifar10-train`, `cifar10.1`, … resolved against a data root.
+//!
+//! # Spec syntax
+//! `NAME[CLASS,CLASS,…]:K@SEED`, every part after `NAME` optional:
+//! * `cifar10-train[cat,dog]` — only those classes, labels renumbered in the order given;
+//! * `cifar10-train:500` — a seeded random subset of 500 images (seed 0), kept in dataset order;
+//!   `cifar10-train:500@7` uses seed 7. The seed is recorded in [`ImageSet::seed`].
+//! * Both: `cifar10-train[cat]:100@3` (classes first, then the subset).
+//!
+//! A spec that is a path to an existing folder, `.npy` or `.npz` file is read directly
+//! (folder: flat or one subfolder per class; see [`crate::folder`]).
+//!
+//! # Layout of the data root (written by `cargo xtask fetch`)
+//! ```text
+//! cifar10/{python,binary,jpeg-mirror}/   the official pickles, binary batches, or the JPEG mirror
+//! cifar100/{python,binary}/
+//! cifar10.1/cifar10.1_{v6,v4}_{data,labels}.npy
+//! cifair10/                              ciFAIR-10 (CIFAR python layout)
+//! mnist/, fashion-mnist/                 IDX files (plain or .gz)
+//! weights/inception-fid/default_1.pt, weights/effnet-lite0/efficientnet-lite0-57934424.pth
+//! foolbox-data/                          foolbox 3.3.4's sample images
+//! ```
+//! Where several CIFAR-10 variants are present the exact ones win: `python`, then `binary`, then
+//! `jpeg-mirror` (lossy JPEG q75). The variant used is recorded in [`ImageSet::variant`].
+//!
+//! # CIFAR-10 test order in the JPEG mirror, and `cifar10-test-dedup`
+//! The mirror stores `test/<class>/NNNN.jpg`, where NNNN counts the images of that class in
+//! test-batch order. Test-batch index `i` is therefore file `rank(i)` of class `label(i)` — an
+//! exact map *given the test-batch label sequence*, which the mirror does not contain. So:
+//! * from `python`/`binary`, `cifar10-test` is in test-batch order and `cifar10-test-dedup`
+//!   removes exactly the ciFAIR TestIDs;
+//! * from `jpeg-mirror` alone, `cifar10-test` is class-major (all airplanes, then automobiles, …)
+//!   unless `cifar10/test_batch_labels.txt` (10,000 labels, one per line, batch order) is present,
+//!   in which case it is put back in test-batch order and the dedup is exact too. Without that
+//!   file `cifar10-test-dedup` is an error that says so (it does not guess).
+
+use std::path::{Path, PathBuf};
+
+use crate::cifar::{self, CifarKind, Split, CIFAR10_CLASSES};
+use crate::error::DataError;
+use crate::folder;
+use crate::idx;
+use crate::imageset::ImageSet;
+
+/// The ciFAIR-10 duplicate list, compiled in (see `data/README.md`).
+pub const DUPLICATES_CIFAR10_CSV: &str = include_str!("../data/duplicates_cifar10.csv");
+
+/// A registered dataset name.
+#[derive(Debug, Clone, Copy)]
+pub struct DatasetName {
+    pub name: &'static str,
+    /// The `cargo xtask fetch` target that provides it.
+    pub fetch: &'static str,
+    pub about: &'static str,
+}
+
+/// Every registered name, in listing order.
+pub const DATASETS: &[DatasetName] = &[
+    DatasetName {
+        name: "cifar10-train",
+        fetch: "cifar10",
+        about: "CIFAR-10 training set, 50,000 images",
+    },
+    DatasetName {
+        name: "cifar10-test",
+        fetch: "cifar10",
+        about: "CIFAR-10 test set, 10,000 images",
+    },
+    DatasetName {
+        name: "cifar10-test-dedup",
+        fetch: "cifar10",
+        about:
+            "CIFAR-10 test minus the 286 ciFAIR-10 duplicate TestIDs (stand-in for ciFAIR-10 test)",
+    },
+    DatasetName {
+        name: "cifar10.1",
+        fetch: "cifar10.1",
+        about: "CIFAR-10.1 v6, 2,000 images",
+    },
+    DatasetName {
+        name: "cifar10.1-v4",
+        fetch: "cifar10.1",
+        about: "CIFAR-10.1 v4, 2,021 images",
+    },
+    DatasetName {
+        name: "cifair10",
+        fetch: "cifair10",
+        about: "ciFAIR-10 test set, 10,000 images",
+    },
+    DatasetName {
+        name: "cifair10-train",
+        fetch: "cifair10",
+        about: "ciFAIR-10 training set (= CIFAR-10 train)",
+    },
+    DatasetName {
+        name: "cifar100-train",
+        fetch: "cifar100",
+        about: "CIFAR-100 training set, fine labels",
+    },
+    DatasetName {
+        name: "cifar100-test",
+        fetch: "cifar100",
+        about: "CIFAR-100 test set, fine labels",
+    },
+    DatasetName {
+        name: "mnist-train",
+        fetch: "mnist",
+        about: "MNIST training set, 60,000 images",
+    },
+    DatasetName {
+        name: "mnist-test",
+        fetch: "mnist",
+        about: "MNIST test set, 10,000 images",
+    },
+    DatasetName {
+        name: "fashion-mnist-train",
+        fetch: "fashion-mnist",
+        about: "Fashion-MNIST training set",
+    },
+    DatasetName {
+        name: "fashion-mnist-test",
+        fetch: "fashion-mnist",
+        about: "Fashion-MNIST test set",
+    },
+];
+
+/// Registered weight files: (name, path under the data root).
+pub const WEIGHTS: &[(&str, &str)] = &[
+    ("inception-fid", "weights/inception-fid/default_1.pt"),
+    (
+        "effnet-lite0",
+        "weights/effnet-lite0/efficientnet-lite0-57934424.pth",
+    ),
+];
+
+/// The workspace root this crate was compiled in (fallback for [`data_root`]).
+const COMPILE_WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+/// The data root: `cli` if given, else `$MR_DATA_DIR`, else `datasets/cache` under the workspace
+/// root (found by walking up from the current folder to one holding `datasets/manifest.toml`;
+/// falling back to the workspace this crate was compiled in).
+pub fn data_root(cli: Option<&Path>) -> PathBuf {
+    if let Some(p) = cli {
+        return p.to_path_buf();
+    }
+    if let Some(d) = std::env::var_os("MR_DATA_DIR") {
+        if !d.is_empty() {
+            return PathBuf::from(d);
+        }
+    }
+    workspace_root().join("datasets").join("cache")
+}
+
+/// The workspace root: the nearest ancestor of the current folder with `datasets/manifest.toml`,
+/// else the compile-time workspace.
+pub fn workspace_root() -> PathBuf {
+    if let Ok(mut dir) = std::env::current_dir() {
+        loop {
+            if dir.join("datasets").join("manifest.toml").is_file() {
+                return dir;
+            }
+            if !dir.pop() {
+                break;
+            }
+        }
+    }
+    let p = PathBuf::from(COMPILE_WORKSPACE);
+    p.canonicalize().unwrap_or(p)
+}
+
+/// The exact command that fetches `target` into `root`.
+pub fn fetch_command(target: &str, root: &Path) -> String {
+    let from = match target {
+        "cifar10" => " --from ../shared/data/CIFAR-10-images.tar",
+        // only the official URLs serve these (downloaded with --online where there is internet)
+        "cifar10.1" | "cifair10" | "cifar100" => " --online",
+        _ => "",
+    };
+    let dir = if root == data_root(None) {
+        String::new()
+    } else {
+        format!(" --data-dir {}", root.display())
+    };
+    format!("cargo xtask fetch {target}{from}{dir}")
+}
+
+fn missing(what: &str, target: &str, root: &Path) -> DataError {
+    DataError::Missing {
+        what: what.to_string(),
+        root: root.to_path_buf(),
+        command: fetch_command(target, root),
+    }
+}
+
+/// Path of a fetched weight file, or an error with the `cargo xtask fetch` command.
+pub fn weight_file(name: &str, root: &Path) -> Result<PathBuf, DataError> {
+    let rel = WEIGHTS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, p)| *p)
+        .ok_or_else(|| {
+            DataError::Invalid(format!(
+                "unknown weight file '{name}' (known: {})",
+                WEIGHTS
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+    let p = root.join(rel);
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(missing(&format!("weights '{name}' ({rel})"), name, root))
+    }
+}
+
+/// A parsed dataset spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    pub name: String,
+    pub classes: Option<Vec<String>>,
+    /// (count, seed)
+    pub subset: Option<(usize, u64)>,
+}
+
+/// Parse `NAME[CLASS,…]:K@SEED`.
+pub fn parse_spec(spec: &str) -> Result<Spec, DataError> {
+    let bad = |reason: &str| DataError::BadSpec {
+        spec: spec.to_string(),
+        reason: reason.to_string(),
+    };
+    let s = spec.trim();
+    let (head, subset) = match s.rfind(':') {
+        Some(i) if !s[i + 1..].contains(']') => (&s[..i], Some(&s[i + 1..])),
+        _ => (s, None),
+    };
+    let (name, classes) = match head.find('[') {
+        Some(i) => {
+            let inner = head[i + 1..]
+                .strip_suffix(']')
+                .ok_or_else(|| bad("'[' without a closing ']' at the end of the name"))?;
+            let classes: Vec<String> = inner
+                .split(',')
+                .map(|c| c.trim().to_string())
+                .filter(|c| !c.is_empty())
+                .collect();
+            if classes.is_empty() {
+                return Err(bad("empty class list"));
+            }
+            (&head[..i], Some(classes))
+        }
+        None => (head, None),
+    };
+    if name.is_empty() {
+        return Err(bad("no dataset name"));
+    }
+    let subset = match subset {
+        None => None,
+        Some(t) => {
+            let (k, seed) = match t.split_once('@') {
+                Some((k, s)) => (
+                    k,
+                    s.parse::<u64>()
+                        .map_err(|_| bad(&format!("seed '{s}' is not an integer")))?,
+                ),
+                None => (t, 0),
+            };
+            let k = k
+                .parse::<usize>()
+                .map_err(|_| bad(&format!("subset size '{k}' is not an integer")))?;
+            Some((k, seed))
+        }
+    };
+    Ok(Spec {
+        name: name.to_string(),
+        classes,
+        subset,
+    })
+}
+
+/// Which CIFAR-10 variant folder is present under `root` (`python`, `binary`, `jpeg-mirror`).
+pub fn cifar10_variant(root: &Path) -> Option<(&'static str, PathBuf)> {
+    ["python", "binary", "jpeg-mirror"]
+        .iter()
+        .map(|v| (*v, root.join("cifar10").join(v)))
+        .find(|(_, p)| p.is_dir())
+}
+
+/// Which variant a registered name resolves to under `root`, if its files are present.
+pub fn present_variant(name: &str, root: &Path) -> Option<String> {
+    match name {
+        "cifar10-train" | "cifar10-test" | "cifar10-test-dedup" => {
+            cifar10_variant(root).map(|(v, _)| v.to_string())
+        }
+        "cifar100-train" | "cifar100-test" => ["python", "binary"]
+            .iter()
+            .find(|v| root.join("cifar100").join(v).is_dir())
+            .map(|v| v.to_string()),
+        "cifar10.1" => root
+            .join("cifar10.1/cifar10.1_v6_data.npy")
+            .is_file()
+            .then(|| "npy-v6".to_string()),
+        "cifar10.1-v4" => root
+            .join("cifar10.1/cifar10.1_v4_data.npy")
+            .is_file()
+            .then(|| "npy-v4".to_string()),
+        "cifair10" | "cifair10-train" => {
+            root.join("cifair10").is_dir().then(|| "python".to_string())
+        }
+        "mnist-train" | "mnist-test" => root.join("mnist").is_dir().then(|| "idx".to_string()),
+        "fashion-mnist-train" | "fashion-mnist-test" => root
+            .join("fashion-mnist")
+            .is_dir()
+            .then(|| "idx".to_string()),
+        _ => None,
+    }
+}
+
+/// Load a dataset by spec (see the module docs) from `root`.
+pub fn load(spec: &str, root: &Path) -> Result<ImageSet, DataError> {
+    let as_path = Path::new(spec);
+    if as_path.exists() && !DATASETS.iter().any(|d| d.name == spec) {
+        return load_path(as_path);
+    }
+    let s = parse_spec(spec)?;
+    let entry = DATASETS
+        .iter()
+        .find(|d| d.name == s.name)
+        .ok_or_else(|| DataError::BadSpec {
+            spec: spec.to_string(),
+            reason: format!(
+                "unknown dataset '{}' (known: {}; or give a folder/.npy/.npz path)",
+                s.name,
+                DATASETS
+                    .iter()
+                    .map(|d| d.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })?;
+    let mut set = load_name(entry, root)?;
+    if let Some(classes) = &s.classes {
+        let names: Vec<&str> = classes.iter().map(|c| c.as_str()).collect();
+        set = set.filter_classes(&names)?;
+    }
+    if let Some((k, seed)) = s.subset {
+        set = set.sample(k, seed)?;
+    }
+    set.source = spec.to_string();
+    Ok(set)
+}
+
+/// Read a folder, `.npy` or `.npz` path.
+pub fn load_path(path: &Path) -> Result<ImageSet, DataError> {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    if path.is_dir() {
+        folder::read_image_folder(path)
+    } else if ext == "npy" {
+        crate::arrays::read_image_npy(path)
+    } else if ext == "npz" {
+        crate::arrays::read_image_npz(path, None)
+    } else {
+        Err(DataError::format(
+            path,
+            "not a folder, .npy or .npz (give a dataset name or one of those)",
+        ))
+    }
+}
+
+fn load_name(entry: &DatasetName, root: &Path) -> Result<ImageSet, DataError> {
+    let name = entry.name;
+    let need = |what: &Path| -> Result<(), DataError> {
+        if what.exists() {
+            Ok(())
+        } else {
+            Err(missing(name, entry.fetch, root))
+        }
+    };
+    let mut set = match name {
+        "cifar10-train" | "cifar10-test" | "cifar10-test-dedup" => {
+            let (variant, dir) =
+                cifar10_variant(root).ok_or_else(|| missing(name, "cifar10", root))?;
+            let split = if name == "cifar10-train" {
+                Split::Train
+            } else {
+                Split::Test
+            };
+            let labels_file = root.join("cifar10/test_batch_labels.txt");
+            if name == "cifar10-test-dedup" && variant == "jpeg-mirror" && !labels_file.is_file() {
+                return Err(DataError::Invalid(format!(
+                    "cifar10-test-dedup needs CIFAR-10 test in test-batch order, and the JPEG mirror under {} \
+                     has only the order within each class (the test-batch label sequence is not in it). Run \
+                     `cargo xtask fetch cifar10 --variant python --online` (or `--from cifar-10-python.tar.gz`) \
+                     to get the official batches, or put the 10,000 test-batch labels (one per line, batch \
+                     order) in {}",
+                    dir.display(),
+                    labels_file.display()
+                )));
+            }
+            let mut set = if variant == "jpeg-mirror" {
+                read_jpeg_mirror(&dir, split, &labels_file)?
+            } else {
+                cifar::read_cifar(&dir, CifarKind::Cifar10, split)?
+            };
+            set.variant = Some(variant.to_string());
+            if name == "cifar10-test-dedup" {
+                set = remove_duplicates(set)?;
+            }
+            set
+        }
+        "cifar100-train" | "cifar100-test" => {
+            let v = present_variant(name, root).ok_or_else(|| missing(name, "cifar100", root))?;
+            let split = if name.ends_with("train") {
+                Split::Train
+            } else {
+                Split::Test
+            };
+            let mut set = cifar::read_cifar(
+                &root.join("cifar100").join(&v),
+                CifarKind::Cifar100 { coarse: false },
+                split,
+            )?;
+            set.variant = Some(v);
+            set
+        }
+        "cifar10.1" | "cifar10.1-v4" => {
+            let version = if name == "cifar10.1" { "v6" } else { "v4" };
+            let dir = root.join("cifar10.1");
+            need(&dir.join(format!("cifar10.1_{version}_data.npy")))?;
+            let mut set = cifar::read_cifar10_1(&dir, version)?;
+            set.variant = Some(format!("npy-{version}"));
+            set
+        }
+        "cifair10" | "cifair10-train" => {
+            let dir = root.join("cifair10");
+            need(&dir)?;
+            let split = if name == "cifair10" {
+                Split::Test
+            } else {
+                Split::Train
+            };
+            let mut set = cifar::read_cifar(&dir, CifarKind::Cifar10, split)?;
+            set.variant = Some("python".into());
+            set
+        }
+        "mnist-train" | "mnist-test" | "fashion-mnist-train" | "fashion-mnist-test" => {
+            let fashion = name.starts_with("fashion");
+            let dir = root.join(if fashion { "fashion-mnist" } else { "mnist" });
+            need(&dir)?;
+            let classes = if fashion {
+                idx::FASHION_MNIST_CLASSES
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            } else {
+                idx::mnist_classes()
+            };
+            let mut set = idx::read_mnist_dir(&dir, name.ends_with("train"), classes)?;
+            set.variant = Some("idx".into());
+            set
+        }
+        other => {
+            return Err(DataError::BadSpec {
+                spec: other.to_string(),
+                reason: "registered but has no reader".into(),
+            })
+        }
+    };
+    set.source = name.to_string();
+    Ok(set)
+}
+
+/// The JPEG mirror split: class-major order (classes in label order, files in name order), or,
+/// for the test split, test-batch order when `labels_file` gives the test-batch label sequence.
+fn read_jpeg_mirror(dir: &Path, split: Split, labels_file: &Path) -> Result<ImageSet, DataError> {
+    let set = folder::read_class_folder(&dir.join(split.name()), Some(&CIFAR10_CLASSES))?;
+    if split == Split::Test && labels_file.is_file() {
+        let text =
+            std::fs::read_to_string(labels_file).map_err(|e| DataError::io(labels_file, e))?;
+        let labels: Vec<u32> = text
+            .split_whitespace()
+            .map(|t| t.parse::<u32>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| DataError::format(labels_file, "not a list of integer labels"))?;
+        return to_batch_order(&set, &labels)
+            .map_err(|reason| DataError::format(labels_file, reason));
+    }
+    Ok(set)
+}
+
+/// Reorder a class-major set (class c's k-th image = its k-th in batch order) into batch order.
+pub fn to_batch_order(class_major: &ImageSet, batch_labels: &[u32]) -> Result<ImageSet, String> {
+    let counts = class_major.class_counts();
+    if batch_labels.len() != class_major.len() {
+        return Err(format!(
+            "{} labels for {} images",
+            batch_labels.len(),
+            class_major.len()
+        ));
+    }
+    let mut start = vec![0usize; counts.len()];
+    for c in 1..counts.len() {
+        start[c] = start[c - 1] + counts[c - 1];
+    }
+    let mut idx = Vec::with_capacity(batch_labels.len());
+    for (label, rank) in cifar::class_ranks(batch_labels) {
+        let c = label as usize;
+        if c >= counts.len() || rank >= counts[c] {
+            return Err(format!(
+                "label sequence does not match the per-class image counts {counts:?}"
+            ));
+        }
+        idx.push(start[c] + rank);
+    }
+    Ok(class_major.select(&idx))
+}
+
+/// CIFAR-10 test (batch order) minus the ciFAIR duplicate TestIDs.
+fn remove_duplicates(set: ImageSet) -> Result<ImageSet, DataError> {
+    let ids = parse_duplicate_ids(DUPLICATES_CIFAR10_CSV).map_err(|reason| {
+        DataError::Invalid(format!("built-in duplicates_cifar10.csv: {reason}"))
+    })?;
+    let mut drop = vec![false; set.len()];
+    for id in ids {
+        if id < drop.len() {
+            drop[id] = true;
+        }
+    }
+    let keep: Vec<usize> = (0..set.len()).filter(|&i| !drop[i]).collect();
+    Ok(set.select(&keep))
+}
+
+/// The sorted distinct TestIDs of a ciFAIR duplicate list given as text.
+pub fn parse_duplicate_ids(csv: &str) -> Result<Vec<usize>, String> {
+    let mut lines = csv.lines();
+    let header = lines.next().ok_or("empty duplicate list")?;
+    let col = header
+        .split(',')
+        .position(|c| c.trim() == "TestID")
+        .ok_or_else(|| format!("no TestID column in '{header}'"))?;
+    let mut ids = Vec::new();
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let f = line.split(',').nth(col).unwrap_or("").trim();
+        ids.push(
+            f.parse::<usize>()
+                .map_err(|_| format!("bad TestID '{f}'"))?,
+        );
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cifar::tests::{row, write_cifar10_python};
+
+    #[test]
+    fn spec_syntax() {
+        let s = parse_spec("cifar10-train").unwrap();
+        assert_eq!(
+            (s.name.as_str(), s.classes, s.subset),
+            ("cifar10-train", None, None)
+        );
+        let s = parse_spec("cifar10-train[cat, dog]:500@7").unwrap();
+        assert_eq!(s.classes.unwrap(), vec!["cat", "dog"]);
+        assert_eq!(s.subset, Some((500, 7)));
+        assert_eq!(parse_spec("cifar10.1:20").unwrap().subset, Some((20, 0)));
+        for bad in ["", "x[cat", "x[]", "x:abc", "x:5@y", "[cat]"] {
+            assert!(
+                matches!(parse_spec(bad), Err(DataError::BadSpec { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_data_names_the_fetch_command() {
+        let tmp = tempfile::tempdir().unwrap();
+        let e = load("cifar10-train", tmp.path()).unwrap_err();
+        assert!(matches!(e, DataError::Missing { .. }));
+        let e = e.to_string();
+        assert!(
+            e.contains(
+                "cargo xtask fetch cifar10 --from ../shared/data/CIFAR-10-images.tar --data-dir"
+            ),
+            "{e}"
+        );
+        let e = load("cifar10.1", tmp.path()).unwrap_err().to_string();
+        assert!(e.contains("cargo xtask fetch cifar10.1 --online"), "{e}");
+        let e = weight_file("effnet-lite0", tmp.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cargo xtask fetch effnet-lite0")
+                && e.contains("efficientnet-lite0-57934424.pth"),
+            "{e}"
+        );
+        assert!(weight_file("nope", tmp.path()).is_err());
+        let w = tmp.path().join("weights/inception-fid/default_1.pt");
+        std::fs::create_dir_all(w.parent().unwrap()).unwrap();
+        std::fs::write(&w, b"x").unwrap();
+        assert_eq!(weight_file("inception-fid", tmp.path()).unwrap(), w);
+        let e = load("cifar11-train", tmp.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("unknown dataset 'cifar11-train'") && e.contains("cifar10.1"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn data_root_order() {
+        let cli = Path::new("/some/where");
+        assert_eq!(data_root(Some(cli)), cli);
+        // env and default: read only (other tests run in parallel; do not set the variable)
+        match std::env::var_os("MR_DATA_DIR") {
+            Some(d) if !d.is_empty() => assert_eq!(data_root(None), PathBuf::from(d)),
+            _ => assert!(data_root(None).ends_with("datasets/cache")),
+        }
+        assert!(workspace_root().join("datasets/manifest.toml").is_file());
+    }
+
+    #[test]
+    fn classes_subsets_and_dedup_on_official_layout() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        // test labels: a fixed pseudo-random sequence with 1000 per class
+        let mut labels: Vec<i64> = (0..10_000).map(|i| (i % 10) as i64).collect();
+        let perm = crate::imageset::sample_indices(10_000, 10_000, 42);
+        labels = perm.iter().map(|&i| labels[i]).collect();
+        write_cifar10_python(&root.join("cifar10/python"), 2, &labels);
+
+        let train = load("cifar10-train", root).unwrap();
+        assert_eq!(
+            (train.len(), train.variant.as_deref()),
+            (10, Some("python"))
+        );
+        let cats = load("cifar10-train[cat,airplane]", root).unwrap();
+        assert_eq!(cats.class_names, vec!["cat", "airplane"]);
+        assert_eq!(cats.labels.as_ref().unwrap(), &vec![1, 0]); // ids 0 (airplane), 3 (cat)
+        let e = load("cifar10-train[cat,zebra]", root)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown class 'zebra'"), "{e}");
+        let sub = load("cifar10-test:100@5", root).unwrap();
+        assert_eq!((sub.len(), sub.seed), (100, Some(5)));
+        assert_eq!(sub.source, "cifar10-test:100@5");
+        assert_eq!(
+            sub.content_hash(),
+            load("cifar10-test:100@5", root).unwrap().content_hash()
+        );
+        assert_ne!(
+            sub.content_hash(),
+            load("cifar10-test:100@6", root).unwrap().content_hash()
+        );
+
+        let dedup = load("cifar10-test-dedup", root).unwrap();
+        let ids = parse_duplicate_ids(DUPLICATES_CIFAR10_CSV).unwrap();
+        assert_eq!(ids.len(), 286);
+        assert_eq!(dedup.len(), 10_000 - 286);
+        // the kept images are exactly the non-listed test ids, in order
+        let kept: Vec<usize> = (0..10_000)
+            .filter(|i| ids.binary_search(i).is_err())
+            .collect();
+        for (k, &i) in kept.iter().enumerate().step_by(997) {
+            assert_eq!(
+                dedup.image(k),
+                crate::cifar::chw_to_hwc(&row(100_000 + i)).as_slice()
+            );
+        }
+
+        // the JPEG-mirror order map: class-major set back to batch order
+        let test = load("cifar10-test", root).unwrap();
+        let l = test.labels.clone().unwrap();
+        let mut order: Vec<usize> = (0..test.len()).collect();
+        order.sort_by_key(|&i| (l[i], i)); // class-major, batch order within class
+        let class_major = test.select(&order);
+        let back = to_batch_order(&class_major, &l).unwrap();
+        assert_eq!(back.content_hash(), test.content_hash());
+        assert!(to_batch_order(&class_major, &l[..9999]).is_err());
+    }
+
+    #[test]
+    fn jpeg_mirror_layout_order_and_labels_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let test = root.join("cifar10/jpeg-mirror/test");
+        for (c, class) in CIFAR10_CLASSES.iter().enumerate() {
+            for k in 0..2u8 {
+                let d = test.join(class);
+                std::fs::create_dir_all(&d).unwrap();
+                image::RgbImage::from_pixel(4, 4, image::Rgb([c as u8, k, 0]))
+                    .save(d.join(format!("{k:04}.png")))
+                    .unwrap();
+            }
+        }
+        let set = load("cifar10-test", root).unwrap();
+        assert_eq!(set.variant.as_deref(), Some("jpeg-mirror"));
+        assert_eq!(set.labels.as_ref().unwrap()[..4], [0, 0, 1, 1]);
+        let e = load("cifar10-test-dedup", root).unwrap_err().to_string();
+        assert!(
+            e.contains("test_batch_labels.txt") && e.contains("--variant python"),
+            "{e}"
+        );
+        // with the batch label sequence the test split comes back in batch order
+        let seq: Vec<u32> = (0..20).map(|i| (i * 3 % 10) as u32).collect();
+        let text: String = seq.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(root.join("cifar10/test_batch_labels.txt"), text).unwrap();
+        let set = load("cifar10-test", root).unwrap();
+        assert_eq!(set.labels.as_ref().unwrap(), &seq);
+        // first image of class 3 is batch index 1; the second (k = 1) is batch index 11
+        assert_eq!(set.image(1)[..2], [3, 0]);
+        assert_eq!(set.image(11)[..2], [3, 1]);
+        std::fs::write(root.join("cifar10/test_batch_labels.txt"), "1 2 x").unwrap();
+        let e = load("cifar10-test", root).unwrap_err().to_string();
+        assert!(e.contains("test_batch_labels.txt"), "{e}");
+    }
+
+    #[test]
+    fn the_shared_duplicate_list_matches_the_compiled_one() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/data/duplicates_cifar10.csv");
+        match std::fs::read_to_string(&p) {
+            Ok(t) => assert_eq!(t, DUPLICATES_CIFAR10_CSV),
+            Err(_) => println!("skipped: {} absent", p.display()),
+        }
+    }
+}

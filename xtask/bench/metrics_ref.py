@@ -1,0 +1,118 @@
+"""Reference timings for `cargo xtask bench metrics`, on the same .npy files the Rust side uses.
+
+Usage: python metrics_ref.py DATA_DIR REPEATS  (prints one JSON object on stdout)
+
+Each reference is the published algorithm run with the standard Python tools:
+  fid  pytorch-fid's formula: np.mean / np.cov (float64), scipy.linalg.sqrtm(sigma1 @ sigma2).
+  ct   Meehan et al.'s data-copying test: sklearn KMeans cells fitted on train, per cell
+       sklearn NearestNeighbors(n_neighbors=1) (Euclidean), scipy mannwhitneyu, weighted by P_n.
+  nn   faiss-cpu IndexFlatIP on L2-normalised features, k = 1 (exact cosine 1-NN).
+Missing packages are reported in the JSON instead of failing.
+"""
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+data, repeats = sys.argv[1], int(sys.argv[2])
+out = {"versions": {"numpy": np.__version__}, "threads": os.environ.get("OMP_NUM_THREADS")}
+
+
+def load(name):
+    return np.load(os.path.join(data, name))
+
+
+def median_time(fn):
+    times, value = [], None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        value = fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times)), times, value
+
+
+try:
+    import scipy
+    from scipy import linalg
+
+    out["versions"]["scipy"] = scipy.__version__
+    fa, fb = load("fid_a.npy"), load("fid_b.npy")
+
+    def fid():
+        a, b = fa.astype(np.float64), fb.astype(np.float64)
+        mu1, s1 = a.mean(0), np.cov(a, rowvar=False)
+        mu2, s2 = b.mean(0), np.cov(b, rowvar=False)
+        diff = mu1 - mu2
+        covmean = linalg.sqrtm(s1.dot(s2))
+        if isinstance(covmean, tuple):
+            covmean = covmean[0]
+        if not np.isfinite(covmean).all():
+            off = np.eye(s1.shape[0]) * 1e-6
+            covmean = linalg.sqrtm((s1 + off).dot(s2 + off))
+        covmean = covmean.real
+        return float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+    med, times, val = median_time(fid)
+    out["fid"] = {"median_s": med, "times_s": times, "value": val}
+except ImportError as e:
+    out["fid"] = {"error": str(e)}
+
+try:
+    import sklearn
+    from scipy.stats import mannwhitneyu
+    from sklearn.cluster import KMeans
+    from sklearn.neighbors import NearestNeighbors
+
+    out["versions"]["sklearn"] = sklearn.__version__
+    T, P, Q = load("ct_train.npy"), load("ct_test.npy"), load("ct_gen.npy")
+    k = int(os.environ.get("CT_CELLS", "10"))
+    n_init = int(os.environ.get("CT_N_INIT", "4"))
+
+    def zu(pn, qm, t):
+        m, n = len(qm), len(pn)
+        nn = NearestNeighbors(n_neighbors=1).fit(t)
+        lq = nn.kneighbors(qm, n_neighbors=1)[0][:, 0]
+        lp = nn.kneighbors(pn, n_neighbors=1)[0][:, 0]
+        u = mannwhitneyu(lq, lp, alternative="less").statistic
+        return (u - (n * m / 2 - 0.5)) / np.sqrt(n * m * (n + m + 1) / 12)
+
+    def ct():
+        km = KMeans(n_clusters=k, n_init=n_init, random_state=0).fit(T)
+        tc, pc, qc = km.labels_, km.predict(P), km.predict(Q)
+        m, n = len(Q), len(P)
+        tau = 20 / m
+        num = den = 0.0
+        for c in range(k):
+            if (qc == c).sum() / m > tau:
+                w = (pc == c).sum() / n
+                num += w * zu(P[pc == c], Q[qc == c], T[tc == c])
+                den += w
+        return float(num / den)
+
+    med, times, val = median_time(ct)
+    out["ct"] = {"median_s": med, "times_s": times, "value": val}
+except ImportError as e:
+    out["ct"] = {"error": str(e)}
+
+try:
+    import faiss
+
+    out["versions"]["faiss"] = faiss.__version__
+    X, Qn = load("ct_train.npy").copy(), load("ct_gen.npy").copy()
+    faiss.normalize_L2(X)
+    faiss.normalize_L2(Qn)
+
+    def nn():
+        index = faiss.IndexFlatIP(X.shape[1])
+        index.add(X)
+        s, i = index.search(Qn, 1)
+        return float((1 - s[:, 0]).mean())
+
+    med, times, val = median_time(nn)
+    out["nn"] = {"median_s": med, "times_s": times, "value": val}
+except ImportError as e:
+    out["nn"] = {"error": str(e)}
+
+print(json.dumps(out))

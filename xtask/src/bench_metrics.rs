@@ -1,0 +1,347 @@
+//! `cargo xtask bench metrics`: FID, C_T and exact NN search against the Python reference tools
+//! (pytorch-fid's formula on scipy, data-copying on scikit-learn, faiss-cpu), side by side on the
+//! same seeded feature files in one run; plus the machine's GEMM speed (faer vs ndarray), the
+//! k-d tree vs the GEMM scan at low dimension, and the IVF index. Writes
+//! `results/bench/metrics.json` and `results/bench/metrics.md`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, Par};
+use mr_data::atomic::write_bytes_atomic;
+use mr_data::npy::{read_npy, write_npy, NpyArray, NpyData};
+use mr_metrics::ct::{ct, CtParams};
+use mr_metrics::fid::fid_features;
+use mr_metrics::Features;
+use mr_nn::{ExactIndex, IvfIndex, IvfParams, KdIndex, Metric, NnIndex, View};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{json, Value};
+
+#[derive(Debug, Args)]
+pub struct BenchMetricsArgs {
+    /// Small sizes (a minute in all) instead of the issue's sizes.
+    #[arg(long)]
+    pub quick: bool,
+    /// Timed repetitions per measurement (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    /// Python with numpy/scipy/scikit-learn/faiss-cpu for the reference side.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    /// Skip the Python reference side.
+    #[arg(long)]
+    pub no_reference: bool,
+    /// Output folder.
+    #[arg(long, default_value = "results/bench")]
+    pub out: PathBuf,
+}
+
+struct Sizes {
+    train: usize,
+    gen: usize,
+    test: usize,
+    fid: usize,
+    d: usize,
+}
+
+/// Non-negative clustered features (post-ReLU-like), seeded.
+fn features(n: usize, d: usize, seed: u64) -> Vec<f32> {
+    let mut crng = ChaCha8Rng::seed_from_u64(99);
+    let centres: Vec<f32> = (0..32 * d).map(|_| crng.random::<f32>()).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut v = Vec::with_capacity(n * d);
+    for _ in 0..n {
+        let c = rng.random_range(0..32);
+        for j in 0..d {
+            v.push((centres[c * d + j] + 0.7 * (rng.random::<f32>() - 0.5)).max(0.0));
+        }
+    }
+    v
+}
+
+fn ensure(dir: &Path, name: &str, n: usize, d: usize, seed: u64) -> Result<Features> {
+    let p = dir.join(name);
+    if let Ok(a) = read_npy(&p) {
+        if a.shape == [n, d] {
+            return Ok(Features::from_npy(a, name)?);
+        }
+    }
+    let v = features(n, d, seed);
+    write_npy(&p, &NpyArray::new(vec![n, d], NpyData::F32(v.clone())))?;
+    Ok(Features::new(v, d, name)?)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Median seconds of `repeats` runs and the last value.
+fn time<T>(repeats: usize, mut f: impl FnMut() -> Result<T>) -> Result<(f64, Vec<f64>, T)> {
+    let mut times = vec![];
+    let mut last = None;
+    for _ in 0..repeats.max(1) {
+        let t = Instant::now();
+        last = Some(f()?);
+        times.push(t.elapsed().as_secs_f64());
+    }
+    Ok((median(times.clone()), times, last.expect("repeats >= 1")))
+}
+
+fn gemm_gflops_faer(n: usize, repeats: usize) -> Result<f64> {
+    let a = Mat::<f32>::from_fn(n, n, |i, j| ((i * 7 + j * 3) % 13) as f32 * 0.1);
+    let mut c = Mat::<f32>::zeros(n, n);
+    let (s, _, _) = time(repeats, || {
+        matmul(c.as_mut(), Accum::Replace, a.as_ref(), a.as_ref(), 1.0f32, Par::rayon(0));
+        Ok(())
+    })?;
+    Ok(2.0 * (n as f64).powi(3) / s / 1e9)
+}
+
+fn gemm_gflops_ndarray(n: usize, repeats: usize) -> Result<f64> {
+    let a = ndarray::Array2::<f32>::from_shape_fn((n, n), |(i, j)| ((i * 7 + j * 3) % 13) as f32 * 0.1);
+    let (s, _, _) = time(repeats, || Ok(a.dot(&a)))?;
+    Ok(2.0 * (n as f64).powi(3) / s / 1e9)
+}
+
+pub fn run(args: &BenchMetricsArgs) -> Result<()> {
+    let sz = if args.quick {
+        Sizes {
+            train: 5000,
+            gen: 1000,
+            test: 500,
+            fid: 2000,
+            d: 512,
+        }
+    } else {
+        Sizes {
+            train: 50_000,
+            gen: 10_000,
+            test: 2000,
+            fid: 10_000,
+            d: 2048,
+        }
+    };
+    let dir = PathBuf::from("target/bench-metrics").join(if args.quick { "quick" } else { "full" });
+    std::fs::create_dir_all(&dir)?;
+    eprintln!("bench metrics: generating seeded features in {}", dir.display());
+    let d = sz.d;
+    let train = ensure(&dir, "ct_train.npy", sz.train, d, 1)?;
+    let gen = ensure(&dir, "ct_gen.npy", sz.gen, d, 2)?;
+    let test = ensure(&dir, "ct_test.npy", sz.test, d, 3)?;
+    let fa = ensure(&dir, "fid_a.npy", sz.fid, d, 4)?;
+    let fb = ensure(&dir, "fid_b.npy", sz.fid, d, 5)?;
+    let threads = rayon::current_num_threads();
+    let r = args.repeats;
+    let mut ours = serde_json::Map::new();
+
+    eprintln!("FID {}x{d} vs {}x{d} ...", sz.fid, sz.fid);
+    let (s, t, v) = time(r, || Ok(fid_features(&fa, &fb)?.fid))?;
+    ours.insert("fid".into(), json!({"median_s": s, "times_s": t, "value": v}));
+
+    eprintln!("C_T train {} test {} gen {}, 10 cells ...", sz.train, sz.test, sz.gen);
+    let p = CtParams {
+        cells: 10,
+        metric: Metric::L2,
+        n_init: 4,
+        ..CtParams::default()
+    };
+    let (s, t, v) = time(r, || Ok(ct(&train, &test, &gen, &p)?.ct))?;
+    ours.insert("ct".into(), json!({"median_s": s, "times_s": t, "value": v, "metric": "l2"}));
+
+    eprintln!("exact cosine 1-NN {} x {} ...", sz.gen, sz.train);
+    let (s, t, v) = time(r, || {
+        let idx = ExactIndex::new(train.view(), Metric::Cosine)?;
+        let nn = idx.search(gen.view(), 1)?;
+        Ok(nn.distances.iter().sum::<f64>() / nn.distances.len() as f64)
+    })?;
+    ours.insert("nn".into(), json!({"median_s": s, "times_s": t, "value": v}));
+
+    // the machine's GEMM speed on the same product (10k x 50k x 2048 in 4096-row blocks)
+    eprintln!("plain GEMM of the same size ...");
+    let (gs, _, _) = time(1, || {
+        let q = faer::MatRef::from_row_major_slice(gen.data(), sz.gen, d);
+        let mut out = Mat::<f32>::zeros(sz.gen, 4096);
+        let mut start = 0;
+        while start < sz.train {
+            let end = (start + 4096).min(sz.train);
+            let x = faer::MatRef::from_row_major_slice(&train.data()[start * d..end * d], end - start, d);
+            matmul(
+                out.as_mut().subcols_mut(0, end - start),
+                Accum::Replace,
+                q,
+                x.transpose(),
+                1.0f32,
+                Par::rayon(0),
+            );
+            start = end;
+        }
+        Ok(())
+    })?;
+    let gemm_flops = 2.0 * sz.gen as f64 * sz.train as f64 * d as f64;
+    ours.insert(
+        "gemm_same_size".into(),
+        json!({"seconds": gs, "gflops": gemm_flops / gs / 1e9}),
+    );
+
+    eprintln!("GEMM speed faer vs ndarray (1024^3) ...");
+    let (gf, gn) = (gemm_gflops_faer(1024, r)?, gemm_gflops_ndarray(1024, r)?);
+    ours.insert("gemm_gflops".into(), json!({"faer": gf, "ndarray": gn}));
+
+    eprintln!("k-d tree vs GEMM scan at low dimension ...");
+    let mut kd = vec![];
+    let (kn, kq) = if args.quick { (5000, 1000) } else { (50_000, 10_000) };
+    for dim in [4usize, 8, 16, 32, 64] {
+        let x = features(kn, dim, 11);
+        let q = features(kq, dim, 12);
+        let (xv, qv) = (View::new(&x, dim)?, View::new(&q, dim)?);
+        let (ts, _, a) = time(r, || Ok(KdIndex::new(xv, Metric::L2)?.search(qv, 1)?))?;
+        let (es, _, b) = time(r, || Ok(ExactIndex::new(xv, Metric::L2)?.search(qv, 1)?))?;
+        anyhow::ensure!(a.distances == b.distances, "k-d tree and exact disagree at {dim} dims");
+        kd.push(json!({"dim": dim, "kdtree_s": ts, "exact_gemm_s": es, "kdtree_speedup": es / ts}));
+    }
+    ours.insert("kdtree_vs_exact".into(), Value::Array(kd));
+
+    eprintln!("IVF approximate index ...");
+    let (bs, _, ivf) = time(1, || Ok(IvfIndex::new(train.view(), Metric::Cosine, &IvfParams::default())?))?;
+    let (ss, _, _) = time(r, || Ok(ivf.search(gen.view(), 1)?))?;
+    let recall = ivf.recall(gen.view().rows(0, 1000.min(sz.gen)), 1)?;
+    ours.insert(
+        "ivf".into(),
+        json!({"build_s": bs, "search_s": ss, "recall_at_1": recall, "nlist": ivf.nlist(), "nprobe": ivf.nprobe()}),
+    );
+
+    let reference = if args.no_reference {
+        Value::Null
+    } else {
+        eprintln!("Python reference ({}) ...", args.python);
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/metrics_ref.py");
+        let out = Command::new(&args.python)
+            .arg(&script)
+            .arg(&dir)
+            .arg(r.to_string())
+            .env("OMP_NUM_THREADS", threads.to_string())
+            .env("OPENBLAS_NUM_THREADS", threads.to_string())
+            .env("MKL_NUM_THREADS", threads.to_string())
+            .env("CT_CELLS", "10")
+            .env("CT_N_INIT", "4")
+            .output()
+            .with_context(|| format!("cannot run {}", args.python))?;
+        anyhow::ensure!(
+            out.status.success(),
+            "reference script failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).context("reference script output is not JSON")?
+    };
+
+    let ratio = |k: &str| -> Option<f64> {
+        let theirs = reference.get(k)?.get("median_s")?.as_f64()?;
+        let mine = ours.get(k)?.get("median_s")?.as_f64()?;
+        Some(theirs / mine)
+    };
+    let speedups = json!({
+        "fid_vs_pytorch_fid_scipy": ratio("fid"),
+        "ct_vs_data_copying_sklearn": ratio("ct"),
+        "nn_vs_faiss_flat_ip": ratio("nn"),
+        "nn_time_over_plain_gemm": ours["nn"]["median_s"].as_f64().map(|s| s / gs),
+    });
+    let report = json!({
+        "sizes": {"train": sz.train, "gen": sz.gen, "test": sz.test, "fid": sz.fid, "dim": d},
+        "threads": threads,
+        "repeats": r,
+        "ours": ours,
+        "reference": reference,
+        "speedup": speedups,
+    });
+    std::fs::create_dir_all(&args.out)?;
+    let name = if args.quick { "metrics-quick" } else { "metrics" };
+    write_bytes_atomic(
+        &args.out.join(format!("{name}.json")),
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
+    let md = markdown(&report);
+    write_bytes_atomic(&args.out.join(format!("{name}.md")), md.as_bytes())?;
+    println!("{md}");
+    Ok(())
+}
+
+fn f(v: &Value) -> String {
+    v.as_f64().map_or("n/a".into(), |x| format!("{x:.3}"))
+}
+
+fn markdown(r: &Value) -> String {
+    let o = &r["ours"];
+    let p = &r["reference"];
+    let s = &r["speedup"];
+    let mut m = format!(
+        "# mr-metrics benchmark\n\nSizes: train {} x {d}, gen {}, test {}, FID sets {} (dim {d}); {} threads; \
+         median of {} runs. Command: `cargo xtask bench metrics`.\n\n\
+         | task | ours (s) | reference (s) | speed-up |\n|---|---|---|---|\n",
+        r["sizes"]["train"],
+        r["sizes"]["gen"],
+        r["sizes"]["test"],
+        r["sizes"]["fid"],
+        r["threads"],
+        r["repeats"],
+        d = r["sizes"]["dim"],
+    );
+    for (k, name, reference) in [
+        ("fid", "FID from features", "pytorch-fid formula (numpy cov + scipy sqrtm)"),
+        ("ct", "C_T, 10 k-means cells (L2)", "data-copying on scikit-learn"),
+        ("nn", "exact cosine 1-NN", "faiss-cpu IndexFlatIP"),
+    ] {
+        let key = match k {
+            "fid" => "fid_vs_pytorch_fid_scipy",
+            "ct" => "ct_vs_data_copying_sklearn",
+            _ => "nn_vs_faiss_flat_ip",
+        };
+        m += &format!(
+            "| {name} vs {reference} | {} | {} | {}x |\n",
+            f(&o[k]["median_s"]),
+            f(&p[k]["median_s"]),
+            f(&s[key])
+        );
+    }
+    m += &format!(
+        "\nValues agree: FID ours {} vs reference {}; C_T ours {} vs reference {} (cells are fitted \
+         by different k-means implementations, so C_T differs slightly); mean NN distance ours {} vs faiss {}.\n",
+        f(&o["fid"]["value"]),
+        f(&p["fid"]["value"]),
+        f(&o["ct"]["value"]),
+        f(&p["ct"]["value"]),
+        f(&o["nn"]["value"]),
+        f(&p["nn"]["value"]),
+    );
+    m += &format!(
+        "\nPlain GEMM of the NN product: {} s ({} GFLOP/s); exact NN search / plain GEMM = {}.\n\
+         GEMM 1024^3 f32: faer {} GFLOP/s, ndarray {} GFLOP/s.\n\
+         IVF (cosine, nlist {}, nprobe {}): build {} s, search {} s, recall@1 {}.\n\n\
+         | dim | k-d tree (s) | GEMM scan (s) | k-d speed-up |\n|---|---|---|---|\n",
+        f(&o["gemm_same_size"]["seconds"]),
+        f(&o["gemm_same_size"]["gflops"]),
+        f(&s["nn_time_over_plain_gemm"]),
+        f(&o["gemm_gflops"]["faer"]),
+        f(&o["gemm_gflops"]["ndarray"]),
+        o["ivf"]["nlist"],
+        o["ivf"]["nprobe"],
+        f(&o["ivf"]["build_s"]),
+        f(&o["ivf"]["search_s"]),
+        f(&o["ivf"]["recall_at_1"]),
+    );
+    for row in o["kdtree_vs_exact"].as_array().into_iter().flatten() {
+        m += &format!(
+            "| {} | {} | {} | {}x |\n",
+            row["dim"],
+            f(&row["kdtree_s"]),
+            f(&row["exact_gemm_s"]),
+            f(&row["kdtree_speedup"])
+        );
+    }
+    m
+}

@@ -1,0 +1,96 @@
+//! `cargo xtask <command>`: the one automation entry of the workspace (alias in
+//! `.cargo/config.toml`). This file only parses the command line and dispatches; each command
+//! lives in its own module. Errors print as one line (`error: {:#}`) and exit 2 for bad input,
+//! 1 for any other failure.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod bench_data;
+mod bench_metrics;
+mod datasets;
+mod fetch;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "xtask",
+    about = "Workspace automation: fetch data and weights, list datasets, benchmarks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Fetch a dataset or weight file listed in datasets/manifest.toml into the data root.
+    Fetch(fetch::FetchArgs),
+    /// List every registered dataset name: present or not, variant, count, classes, content hash.
+    Datasets(datasets::DatasetsArgs),
+    /// Benchmark image decoding (images/s) against Python PIL + numpy on the same files.
+    BenchData(bench_data::BenchDataArgs),
+    /// Benchmark FID, C_T and exact NN search against pytorch-fid/scipy, data-copying/sklearn, faiss.
+    BenchMetrics(bench_metrics::BenchMetricsArgs),
+}
+
+/// An error caused by the user's input (exit code 2).
+#[derive(Debug)]
+pub struct BadInput(pub String);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}
+
+fn is_bad_input(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<BadInput>().is_some()
+            || matches!(
+                c.downcast_ref::<mr_data::DataError>(),
+                Some(
+                    mr_data::DataError::BadSpec { .. }
+                        | mr_data::DataError::UnknownClass { .. }
+                        | mr_data::DataError::Checksum { .. }
+                )
+            )
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Fetch(a) => fetch::run(&a),
+        Command::Datasets(a) => datasets::run(&a),
+        Command::BenchData(a) => bench_data::run(&a),
+        Command::BenchMetrics(a) => bench_metrics::run(&a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(if is_bad_input(&e) { 2 } else { 1 })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+}
