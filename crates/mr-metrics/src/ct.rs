@@ -101,7 +101,13 @@ pub fn zu(lq: &[f64], lp: &[f64]) -> Result<(f64, f64)> {
 }
 
 /// Exact NN distance of each row of `q` to the rows `idx` of `train`.
-fn nn_dist(train: &Features, idx: &[usize], q: &Features, rows: &[usize], metric: Metric) -> Result<Vec<f64>> {
+fn nn_dist(
+    train: &Features,
+    idx: &[usize],
+    q: &Features,
+    rows: &[usize],
+    metric: Metric,
+) -> Result<Vec<f64>> {
     if rows.is_empty() {
         return Ok(vec![]);
     }
@@ -140,10 +146,16 @@ pub fn ct_with_cells(
         ("generated", gen, gen_cells),
     ] {
         if c.len() != f.n() {
-            return input(format!("{} cell labels for {} {name} samples", c.len(), f.n()));
+            return input(format!(
+                "{} cell labels for {} {name} samples",
+                c.len(),
+                f.n()
+            ));
         }
         if let Some(&bad) = c.iter().find(|&&x| x >= k) {
-            return input(format!("{name} cell label {bad} is not below the cell count {k}"));
+            return input(format!(
+                "{name} cell label {bad} is not below the cell count {k}"
+            ));
         }
     }
     let (n, m) = (test.n(), gen.n());
@@ -234,15 +246,34 @@ fn fit_cells(
         .with_seed(params.seed)
         .check()?
         .fit(train.view())?;
-    Ok((km.labels.clone(), km.predict(test.view())?, km.predict(gen.view())?))
+    Ok((
+        km.labels.clone(),
+        km.predict(test.view())?,
+        km.predict(gen.view())?,
+    ))
 }
 
 /// C_T with k-means cells fitted on the training features.
-pub fn ct(train: &Features, test: &Features, gen: &Features, params: &CtParams) -> Result<CtResult> {
+pub fn ct(
+    train: &Features,
+    test: &Features,
+    gen: &Features,
+    params: &CtParams,
+) -> Result<CtResult> {
     train.same_dim(test, "train", "test")?;
     train.same_dim(gen, "train", "generated")?;
     let (a, b, c) = fit_cells(train, test, gen, params)?;
-    let mut r = ct_with_cells(train, &a, test, &b, gen, &c, params.cells, params.metric, params.tau_c)?;
+    let mut r = ct_with_cells(
+        train,
+        &a,
+        test,
+        &b,
+        gen,
+        &c,
+        params.cells,
+        params.metric,
+        params.tau_c,
+    )?;
     r.seed = Some(params.seed);
     Ok(r)
 }
@@ -275,9 +306,61 @@ fn classes(train_labels: &[i64]) -> Vec<i64> {
 
 fn check_labels(f: &Features, l: &[i64], name: &str) -> Result<()> {
     if f.n() != l.len() {
-        return input(format!("{} {name} labels for {} {name} samples", l.len(), f.n()));
+        return input(format!(
+            "{} {name} labels for {} {name} samples",
+            l.len(),
+            f.n()
+        ));
     }
     Ok(())
+}
+
+/// Run `f(class, train, test, gen)` for every class of the training labels on that class's
+/// rows (each class needs test and generated samples); errors name the class.
+#[allow(clippy::too_many_arguments)]
+fn per_class<F>(
+    train: &Features,
+    train_labels: &[i64],
+    test: &Features,
+    test_labels: &[i64],
+    gen: &Features,
+    gen_labels: &[i64],
+    what: &str,
+    f: F,
+) -> Result<Vec<ClassCt>>
+where
+    F: Fn(&Features, &Features, &Features) -> Result<CtResult>,
+{
+    check_labels(train, train_labels, "train")?;
+    check_labels(test, test_labels, "test")?;
+    check_labels(gen, gen_labels, "generated")?;
+    classes(train_labels)
+        .into_iter()
+        .map(|c| {
+            let (b, g) = (class_rows(test_labels, c), class_rows(gen_labels, c));
+            if b.is_empty() || g.is_empty() {
+                return input(format!(
+                    "class {c} has {} test and {} generated samples: {what} needs both",
+                    b.len(),
+                    g.len()
+                ));
+            }
+            let tr = train.select(&class_rows(train_labels, c));
+            let r = f(&tr, &test.select(&b), &gen.select(&g)).map_err(|e| with_class(e, c))?;
+            Ok(ClassCt {
+                class: c,
+                result: r,
+            })
+        })
+        .collect()
+}
+
+fn with_class(e: MetricsError, c: i64) -> MetricsError {
+    match e {
+        MetricsError::Input(s) => MetricsError::Input(format!("class {c}: {s}")),
+        MetricsError::Numeric(s) => MetricsError::Numeric(format!("class {c}: {s}")),
+        other => other,
+    }
 }
 
 /// Class-wise C_T: C_T computed separately on each class's train/test/generated samples (every
@@ -292,37 +375,16 @@ pub fn ct_classwise(
     gen_labels: &[i64],
     params: &CtParams,
 ) -> Result<Vec<ClassCt>> {
-    check_labels(train, train_labels, "train")?;
-    check_labels(test, test_labels, "test")?;
-    check_labels(gen, gen_labels, "generated")?;
-    classes(train_labels)
-        .into_iter()
-        .map(|c| {
-            let (a, b, g) = (
-                class_rows(train_labels, c),
-                class_rows(test_labels, c),
-                class_rows(gen_labels, c),
-            );
-            if b.is_empty() || g.is_empty() {
-                return input(format!(
-                    "class {c} has {} test and {} generated samples: class-wise C_T needs both",
-                    b.len(),
-                    g.len()
-                ));
-            }
-            let r = ct(&train.select(&a), &test.select(&b), &gen.select(&g), params)
-                .map_err(|e| with_class(e, c))?;
-            Ok(ClassCt { class: c, result: r })
-        })
-        .collect()
-}
-
-fn with_class(e: MetricsError, c: i64) -> MetricsError {
-    match e {
-        MetricsError::Input(s) => MetricsError::Input(format!("class {c}: {s}")),
-        MetricsError::Numeric(s) => MetricsError::Numeric(format!("class {c}: {s}")),
-        other => other,
-    }
+    per_class(
+        train,
+        train_labels,
+        test,
+        test_labels,
+        gen,
+        gen_labels,
+        "class-wise C_T",
+        |tr, te, ge| ct(tr, te, ge, params),
+    )
 }
 
 /// MRGAN's per-class C_T (the variant behind the paper's numbers): for each class, PCA to
@@ -339,44 +401,33 @@ pub fn ct_mrgan(
     pca_dims: usize,
     seed: u64,
 ) -> Result<Vec<ClassCt>> {
-    check_labels(train, train_labels, "train")?;
-    check_labels(test, test_labels, "test")?;
-    check_labels(gen, gen_labels, "generated")?;
     let k = (test.n().min(5000) / 200).max(1);
-    classes(train_labels)
-        .into_iter()
-        .map(|c| {
-            let (a, b, g) = (
-                class_rows(train_labels, c),
-                class_rows(test_labels, c),
-                class_rows(gen_labels, c),
-            );
-            let (tr, te, ge) = (train.select(&a), test.select(&b), gen.select(&g));
-            if te.n() == 0 || ge.n() == 0 {
-                return input(format!(
-                    "class {c} has {} test and {} generated samples: per-class C_T needs both",
-                    te.n(),
-                    ge.n()
-                ));
-            }
-            let dims = pca_dims.min(train.dim()).min(tr.n().saturating_sub(1)).max(1);
+    per_class(
+        train,
+        train_labels,
+        test,
+        test_labels,
+        gen,
+        gen_labels,
+        "per-class C_T",
+        |tr, te, ge| {
+            let dims = pca_dims.min(tr.dim()).min(tr.n().saturating_sub(1)).max(1);
             let pca = Pca::fit(tr.view(), dims)?;
             let proj = |f: &Features| -> Result<Features> {
                 Features::new(pca.transform(f.view())?, dims, "PCA projection")
             };
-            let (ptr, pte, pge) = (proj(&tr)?, proj(&te)?, proj(&ge)?);
+            let (ptr, pte, pge) = (proj(tr)?, proj(te)?, proj(ge)?);
             let params = CtParams {
                 cells: k,
                 seed,
                 ..CtParams::default()
             };
-            let (ca, cb, cg) = fit_cells(&ptr, &pte, &pge, &params).map_err(|e| with_class(e, c))?;
-            let mut r = ct_with_cells(&tr, &ca, &te, &cb, &ge, &cg, k, Metric::Cosine, None)
-                .map_err(|e| with_class(e, c))?;
+            let (ca, cb, cg) = fit_cells(&ptr, &pte, &pge, &params)?;
+            let mut r = ct_with_cells(tr, &ca, te, &cb, ge, &cg, k, Metric::Cosine, None)?;
             r.seed = Some(seed);
-            Ok(ClassCt { class: c, result: r })
-        })
-        .collect()
+            Ok(r)
+        },
+    )
 }
 
 #[cfg(test)]

@@ -148,7 +148,10 @@ mod tests {
         assert!(Features::new(vec![], 3, "x").is_err());
         assert!(Features::new(vec![1.0; 4], 3, "x").is_err());
         let e = Features::new(vec![1.0, f32::INFINITY, 0.0, 0.0], 2, "gen").unwrap_err();
-        assert_eq!(e.to_string(), "gen: non-finite value inf at row 0, column 1");
+        assert_eq!(
+            e.to_string(),
+            "gen: non-finite value inf at row 0, column 1"
+        );
         let f = Features::new(vec![1.0, 2.0, 3.0, 4.0], 2, "x").unwrap();
         assert_eq!(f.select(&[1]).data(), &[3.0, 4.0]);
         let u8arr = NpyArray::new(vec![1, 2], NpyData::U8(vec![1, 2]));

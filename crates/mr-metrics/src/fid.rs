@@ -13,6 +13,7 @@ use std::path::Path;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par, Side};
 use mr_data::npy::{read_npz, take_member, write_npz, NpyArray, NpyData};
+use mr_nn::mean_covariance;
 use serde::Serialize;
 
 use crate::{input, Features, MetricsError, Result};
@@ -37,23 +38,7 @@ impl Stats {
                 "FID needs at least 2 samples per set to estimate a covariance, got {n}"
             ));
         }
-        let mut mu = vec![0f64; d];
-        for i in 0..n {
-            for (m, &x) in mu.iter_mut().zip(f.row(i)) {
-                *m += x as f64;
-            }
-        }
-        mu.iter_mut().for_each(|m| *m /= n as f64);
-        let centered = Mat::<f64>::from_fn(n, d, |i, j| f.row(i)[j] as f64 - mu[j]);
-        let mut cov = Mat::<f64>::zeros(d, d);
-        matmul(
-            cov.as_mut(),
-            Accum::Replace,
-            centered.transpose(),
-            centered.as_ref(),
-            1.0 / (n as f64 - 1.0),
-            Par::rayon(0),
-        );
+        let (mu, cov) = mean_covariance(f.view());
         let mut sigma = vec![0f64; d * d];
         for i in 0..d {
             for j in 0..d {
@@ -76,7 +61,10 @@ impl Stats {
         let sigma = take_member(path, &mut m, "sigma")?;
         let what = path.display();
         if mu.shape.len() != 1 {
-            return input(format!("{what}: 'mu' must be 1-D, got shape {:?}", mu.shape));
+            return input(format!(
+                "{what}: 'mu' must be 1-D, got shape {:?}",
+                mu.shape
+            ));
         }
         let d = mu.shape[0];
         if sigma.shape != [d, d] {
@@ -141,7 +129,14 @@ fn trace_sqrt_product(s1: &[f64], s2: &[f64], d: usize, eps: f64) -> Result<f64>
     // C = V √Λ (negative rounding noise in a PSD matrix clamps to 0)
     let c = Mat::<f64>::from_fn(d, d, |i, j| u[(i, j)] * lam[j].max(0.0).sqrt());
     let mut bc = Mat::<f64>::zeros(d, d);
-    matmul(bc.as_mut(), Accum::Replace, b.as_ref(), c.as_ref(), 1.0, Par::rayon(0));
+    matmul(
+        bc.as_mut(),
+        Accum::Replace,
+        b.as_ref(),
+        c.as_ref(),
+        1.0,
+        Par::rayon(0),
+    );
     let mut m = Mat::<f64>::zeros(d, d);
     matmul(
         m.as_mut(),
@@ -267,7 +262,10 @@ mod tests {
         assert!(r.fid.is_finite());
         assert_eq!(r.warnings.len(), 2);
         let c = feats(5, 7, 2, 0.0);
-        assert!(fid_features(&a, &c).unwrap_err().to_string().contains("dimension mismatch"));
+        assert!(fid_features(&a, &c)
+            .unwrap_err()
+            .to_string()
+            .contains("dimension mismatch"));
         assert!(Stats::from_features(&feats(1, 3, 0, 0.0)).is_err());
     }
 

@@ -57,7 +57,14 @@ fn to_f64(f: &Features, idx: &[usize]) -> Mat<f64> {
 
 fn kernel(a: MatRef<'_, f64>, b: MatRef<'_, f64>, gamma: f64, coef0: f64, degree: i32) -> Mat<f64> {
     let mut k = Mat::<f64>::zeros(a.nrows(), b.nrows());
-    matmul(k.as_mut(), Accum::Replace, a, b.transpose(), gamma, Par::rayon(0));
+    matmul(
+        k.as_mut(),
+        Accum::Replace,
+        a,
+        b.transpose(),
+        gamma,
+        Par::rayon(0),
+    );
     for j in 0..k.ncols() {
         for i in 0..k.nrows() {
             k[(i, j)] = (k[(i, j)] + coef0).powi(degree);
@@ -167,7 +174,12 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         let d = 16;
         let mk = |rng: &mut ChaCha8Rng, s: f32| {
-            Features::new((0..400 * d).map(|_| rng.random::<f32>() + s).collect(), d, "x").unwrap()
+            Features::new(
+                (0..400 * d).map(|_| rng.random::<f32>() + s).collect(),
+                d,
+                "x",
+            )
+            .unwrap()
         };
         let (a, b, c) = (mk(&mut rng, 0.0), mk(&mut rng, 0.0), mk(&mut rng, 0.3));
         let p = KidParams {
@@ -178,13 +190,19 @@ mod tests {
         let same = kid(&a, &b, &p).unwrap();
         let diff = kid(&a, &c, &p).unwrap();
         assert!(same.kid_mean.abs() < 3.0 * same.kid_std + 1e-3, "{same:?}");
-        assert!(diff.kid_mean > 10.0 * same.kid_mean.abs(), "{diff:?} vs {same:?}");
+        assert!(
+            diff.kid_mean > 10.0 * same.kid_mean.abs(),
+            "{diff:?} vs {same:?}"
+        );
         // seeded
         assert_eq!(kid(&a, &c, &p).unwrap().kid_mean, diff.kid_mean);
         let big = KidParams {
             subset_size: 401,
             ..p
         };
-        assert!(kid(&a, &b, &big).unwrap_err().to_string().contains("larger than"));
+        assert!(kid(&a, &b, &big)
+            .unwrap_err()
+            .to_string()
+            .contains("larger than"));
     }
 }

@@ -21,7 +21,11 @@ use mr_nn::{ExactIndex, IvfIndex, IvfParams, Metric, NnIndex};
 use serde_json::json;
 
 #[derive(Parser, Debug)]
-#[command(name = "mr-metrics", version, about = "Memorization and quality metrics for generative models")]
+#[command(
+    name = "mr-metrics",
+    version,
+    about = "Memorization and quality metrics for generative models"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -254,7 +258,12 @@ fn cmd_ct(a: CtArgs) -> Result<()> {
         let lg = load_labels(lg, gen.n())?;
         let classes = ct_classwise(&train, &lt, &test, &lp, &gen, &lg, &params)?;
         v["classes"] = serde_json::to_value(&classes)?;
-        per_class = Some(classes.iter().map(|c| (c.class, c.result.ct)).collect::<Vec<_>>());
+        per_class = Some(
+            classes
+                .iter()
+                .map(|c| (c.class, c.result.ct))
+                .collect::<Vec<_>>(),
+        );
         if a.mrgan {
             let m = ct_mrgan(&train, &lt, &test, &lp, &gen, &lg, 64, a.seed)?;
             let mean = m.iter().map(|c| c.result.ct).sum::<f64>() / m.len() as f64;
@@ -290,7 +299,10 @@ fn cmd_ct(a: CtArgs) -> Result<()> {
             }
         }
         if let Some(m) = v.get("mrgan") {
-            println!("MRGAN per-class C_T mean: {:.4}", m["mean_ct"].as_f64().unwrap_or(f64::NAN));
+            println!(
+                "MRGAN per-class C_T mean: {:.4}",
+                m["mean_ct"].as_f64().unwrap_or(f64::NAN)
+            );
         }
     }
     Ok(())
@@ -306,8 +318,14 @@ fn cmd_nnd(a: NndArgs) -> Result<()> {
         (None, true) => bail!(MetricsError::Input(
             "--approx needs --query (leave-one-out search is exact only)".into()
         )),
-        (None, false) => (ExactIndex::new(index.view(), a.distance)?.search_loo(a.k)?, None),
-        (Some(q), false) => (ExactIndex::new(index.view(), a.distance)?.search(q.view(), a.k)?, None),
+        (None, false) => (
+            ExactIndex::new(index.view(), a.distance)?.search_loo(a.k)?,
+            None,
+        ),
+        (Some(q), false) => (
+            ExactIndex::new(index.view(), a.distance)?.search(q.view(), a.k)?,
+            None,
+        ),
         (Some(q), true) => {
             let ivf = IvfIndex::new(
                 index.view(),
@@ -324,7 +342,10 @@ fn cmd_nnd(a: NndArgs) -> Result<()> {
     };
     let nq = nn.n_queries();
     if let Some(out) = &a.out {
-        write_npy(out, &NpyArray::new(vec![nq, a.k], NpyData::F64(nn.distances.clone())))?;
+        write_npy(
+            out,
+            &NpyArray::new(vec![nq, a.k], NpyData::F64(nn.distances.clone())),
+        )?;
     }
     if let Some(out) = &a.out_indices {
         let idx = nn.indices.iter().map(|&i| i as i64).collect();
@@ -348,12 +369,19 @@ fn cmd_nnd(a: NndArgs) -> Result<()> {
             nq,
             index.n(),
             a.distance.name(),
-            if query.is_none() { ", leave-one-out" } else { "" },
+            if query.is_none() {
+                ", leave-one-out"
+            } else {
+                ""
+            },
             dist.mean,
             dist.deciles[4]
         );
         if let Some(r) = recall {
-            println!("approximate index recall@1 (first {} queries): {r:.4}", nq.min(256));
+            println!(
+                "approximate index recall@1 (first {} queries): {r:.4}",
+                nq.min(256)
+            );
         }
     }
     Ok(())
@@ -361,7 +389,11 @@ fn cmd_nnd(a: NndArgs) -> Result<()> {
 
 fn cmd_tau(a: TauArgs) -> Result<()> {
     let train = load(&a.train)?;
-    let labels = a.labels.as_deref().map(|p| load_labels(p, train.n())).transpose()?;
+    let labels = a
+        .labels
+        .as_deref()
+        .map(|p| load_labels(p, train.n()))
+        .transpose()?;
     let g = tau_guide(&train, labels.as_deref(), a.distance)?;
     if a.json {
         print_json(&serde_json::to_value(&g)?)?;

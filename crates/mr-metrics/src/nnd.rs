@@ -80,7 +80,9 @@ pub fn distribution(values: &[f64], bins: usize) -> Result<Distribution> {
         std: var.sqrt(),
         min: s[0],
         max: s[s.len() - 1],
-        deciles: (1..10).map(|i| quantile_sorted(&s, i as f64 / 10.0)).collect(),
+        deciles: (1..10)
+            .map(|i| quantile_sorted(&s, i as f64 / 10.0))
+            .collect(),
         histogram: histogram(&s, bins, None)?,
     })
 }

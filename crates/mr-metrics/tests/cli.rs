@@ -37,7 +37,11 @@ fn json_of(cmd: &mut Command) -> Value {
 fn bad_input(cmd: &mut Command, needle: &str) {
     let out = cmd.assert().code(2).get_output().clone();
     let err = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected: {err}"
+    );
     assert!(err.starts_with("error: "), "{err}");
     assert!(err.contains(needle), "expected '{needle}' in: {err}");
     assert!(out.stdout.is_empty());
@@ -47,7 +51,12 @@ fn bad_input(cmd: &mut Command, needle: &str) {
 fn fid_json_matches_reference_and_save_stats_roundtrips() {
     let e: Value =
         serde_json::from_str(&std::fs::read_to_string(fx("expected.json")).unwrap()).unwrap();
-    let v = json_of(bin().args(["fid", "--json"]).arg(fx("fid_a.npy")).arg(fx("fid_b.npy")));
+    let v = json_of(
+        bin()
+            .args(["fid", "--json"])
+            .arg(fx("fid_a.npy"))
+            .arg(fx("fid_b.npy")),
+    );
     let want = e["fid_ab"].as_f64().unwrap();
     assert!((v["fid"].as_f64().unwrap() - want).abs() < 1e-6 * want);
     assert_eq!(v["n_a"], 1000);
@@ -61,9 +70,19 @@ fn fid_json_matches_reference_and_save_stats_roundtrips() {
         .assert()
         .success();
     // stats file (ours) vs features, and numpy's stats file vs features
-    let v = json_of(bin().args(["fid", "--json"]).arg(&stats).arg(fx("fid_b.npy")));
+    let v = json_of(
+        bin()
+            .args(["fid", "--json"])
+            .arg(&stats)
+            .arg(fx("fid_b.npy")),
+    );
     assert!((v["fid"].as_f64().unwrap() - want).abs() < 1e-6 * want);
-    let v = json_of(bin().args(["fid", "--json"]).arg(fx("fid_a_stats.npz")).arg(&stats));
+    let v = json_of(
+        bin()
+            .args(["fid", "--json"])
+            .arg(fx("fid_a_stats.npz"))
+            .arg(&stats),
+    );
     assert!(v["fid"].as_f64().unwrap().abs() < 1e-6);
     // human output
     bin()
@@ -176,7 +195,9 @@ fn nnd_and_tau() {
     assert_eq!(v["n_query"], 300);
     let d = mr_data::npy::read_npy(&out).unwrap();
     assert_eq!(d.shape, vec![300, 3]);
-    let want = mr_data::npy::read_npy(&fx("nnd_l2_k3_dist.npy")).unwrap().to_f64();
+    let want = mr_data::npy::read_npy(&fx("nnd_l2_k3_dist.npy"))
+        .unwrap()
+        .to_f64();
     for (a, b) in d.to_f64().iter().zip(&want) {
         assert!((a - b).abs() < 1e-9 * b.max(1e-6));
     }
@@ -191,7 +212,11 @@ fn nnd_and_tau() {
     assert!(v["recall_at_1"].as_f64().unwrap() > 0.9);
     let e: Value =
         serde_json::from_str(&std::fs::read_to_string(fx("expected.json")).unwrap()).unwrap();
-    let v = json_of(bin().args(["tau", "--json", "--train"]).arg(fx("ct_train.npy")));
+    let v = json_of(
+        bin()
+            .args(["tau", "--json", "--train"])
+            .arg(fx("ct_train.npy")),
+    );
     let want = e["tau_cosine"].as_f64().unwrap();
     assert!((v["tau"].as_f64().unwrap() - want).abs() < 1e-9);
     bin()
@@ -213,7 +238,11 @@ fn bad_inputs_give_one_line_and_exit_2() {
     // dimension mismatch
     bad_input(bin().arg("fid").arg(&a).arg(&b5), "dimension mismatch");
     bad_input(
-        bin().args(["nnd", "--query"]).arg(&b5).arg("--index").arg(&a),
+        bin()
+            .args(["nnd", "--query"])
+            .arg(&b5)
+            .arg("--index")
+            .arg(&a),
         "dimension mismatch",
     );
     // wrong shape (1-D)
@@ -225,7 +254,10 @@ fn bad_inputs_give_one_line_and_exit_2() {
     let mut v = vec![0.5f32; 40];
     v[13] = f32::NAN;
     write_npy(&nan, &NpyArray::new(vec![10, 4], NpyData::F32(v))).unwrap();
-    bad_input(bin().arg("fid").arg(&a).arg(&nan), "non-finite value NaN at row 3, column 1");
+    bad_input(
+        bin().arg("fid").arg(&a).arg(&nan),
+        "non-finite value NaN at row 3, column 1",
+    );
     // empty set
     let empty = d.join("empty.npy");
     write_npy(&empty, &NpyArray::new(vec![0, 4], NpyData::F32(vec![]))).unwrap();

@@ -70,6 +70,9 @@ fn fid_of_a_sample_and_a_shifted_copy() {
     let near = fid_features(&a, &b).unwrap().fid;
     let shifted = feats(a.data().iter().map(|x| x + 1.0).collect(), d);
     let far = fid_features(&a, &shifted).unwrap().fid;
-    assert!((far - d as f64).abs() < 1e-4, "shift by 1 in {d} dims: {far}");
+    assert!(
+        (far - d as f64).abs() < 1e-4,
+        "shift by 1 in {d} dims: {far}"
+    );
     assert!(near < 0.2 * far, "two samples of one distribution: {near}");
 }

@@ -39,7 +39,10 @@ fn cells(name: &str) -> Vec<usize> {
 
 fn assert_rel(got: f64, want: f64, tol: f64, what: &str) {
     let rel = (got - want).abs() / want.abs().max(1e-300);
-    assert!(rel <= tol, "{what}: got {got}, want {want} (rel err {rel:.2e} > {tol:.0e})");
+    assert!(
+        rel <= tol,
+        "{what}: got {got}, want {want} (rel err {rel:.2e} > {tol:.0e})"
+    );
 }
 
 #[test]
@@ -62,7 +65,12 @@ fn stats_npz_written_by_numpy_are_read_and_ours_match_them() {
     let theirs = Stats::load_npz(&fx("fid_a_stats.npz")).unwrap();
     let ours = Stats::from_features(&feats("fid_a.npy")).unwrap();
     let tr: f64 = (0..theirs.d).map(|i| theirs.sigma[i * theirs.d + i]).sum();
-    assert_rel(tr, e["fid_a_trace"].as_f64().unwrap(), 1e-12, "trace of numpy's sigma");
+    assert_rel(
+        tr,
+        e["fid_a_trace"].as_f64().unwrap(),
+        1e-12,
+        "trace of numpy's sigma",
+    );
     for (x, y) in ours.mu.iter().zip(&theirs.mu) {
         assert!((x - y).abs() <= 1e-12 * y.abs().max(1.0));
     }
@@ -71,7 +79,12 @@ fn stats_npz_written_by_numpy_are_read_and_ours_match_them() {
     }
     // FID from the numpy stats file equals FID from features
     let b = Stats::from_features(&feats("fid_b.npy")).unwrap();
-    assert_rel(fid(&theirs, &b).unwrap().fid, e["fid_ab"].as_f64().unwrap(), 1e-6, "FID(npz, b)");
+    assert_rel(
+        fid(&theirs, &b).unwrap().fid,
+        e["fid_ab"].as_f64().unwrap(),
+        1e-6,
+        "FID(npz, b)",
+    );
 }
 
 #[test]
@@ -80,15 +93,30 @@ fn kid_mmd_matches_torch_fidelity_formula_on_given_subsets() {
     // mmd2 = (K_xx.sum() - tr K_xx + K_yy.sum() - tr K_yy) / (m (m-1)) - 2 K_xy.sum() / m^2
     let e = expected();
     let (x, y) = (feats("kid_x.npy"), feats("kid_y.npy"));
-    let sx = read_npy(&fx("kid_subsets_x.npy")).unwrap().to_i64().unwrap();
-    let sy = read_npy(&fx("kid_subsets_y.npy")).unwrap().to_i64().unwrap();
+    let sx = read_npy(&fx("kid_subsets_x.npy"))
+        .unwrap()
+        .to_i64()
+        .unwrap();
+    let sy = read_npy(&fx("kid_subsets_y.npy"))
+        .unwrap()
+        .to_i64()
+        .unwrap();
     let want = e["kid_mmds"].as_array().unwrap();
     for (s, w) in want.iter().enumerate() {
-        let ix: Vec<usize> = sx[s * 100..(s + 1) * 100].iter().map(|&i| i as usize).collect();
-        let iy: Vec<usize> = sy[s * 100..(s + 1) * 100].iter().map(|&i| i as usize).collect();
+        let ix: Vec<usize> = sx[s * 100..(s + 1) * 100]
+            .iter()
+            .map(|&i| i as usize)
+            .collect();
+        let iy: Vec<usize> = sy[s * 100..(s + 1) * 100]
+            .iter()
+            .map(|&i| i as usize)
+            .collect();
         let got = mmd2_unbiased(&x, &y, &ix, &iy, &KidParams::default()).unwrap();
         let w = w.as_f64().unwrap();
-        assert!((got - w).abs() <= 1e-9 * w.abs().max(1e-3), "subset {s}: {got} vs {w}");
+        assert!(
+            (got - w).abs() <= 1e-9 * w.abs().max(1e-3),
+            "subset {s}: {got} vs {w}"
+        );
     }
 }
 
@@ -100,7 +128,11 @@ fn ct_matches_data_copying_reference_with_explicit_cells() {
     // Z_U = (u - (n m / 2 - 0.5)) / sqrt(n m (n + m + 1) / 12)
     // C_T = sum(Pn_prob[pi_tau] * Z_U[pi_tau]) / sum(Pn_prob[pi_tau]),  pi_tau = Qm_frac > 20 / m
     let e = expected();
-    let (t, p, q) = (feats("ct_train.npy"), feats("ct_test.npy"), feats("ct_gen.npy"));
+    let (t, p, q) = (
+        feats("ct_train.npy"),
+        feats("ct_test.npy"),
+        feats("ct_gen.npy"),
+    );
     let (ct_, cp, cq) = (
         cells("ct_cells_train.npy"),
         cells("ct_cells_test.npy"),
@@ -108,7 +140,12 @@ fn ct_matches_data_copying_reference_with_explicit_cells() {
     );
     for (metric, key) in [(Metric::L2, "l2"), (Metric::Cosine, "cosine")] {
         let r = ct_with_cells(&t, &ct_, &p, &cp, &q, &cq, 5, metric, None).unwrap();
-        assert_rel(r.ct, e[format!("ct_{key}_cells5")].as_f64().unwrap(), 1e-6, key);
+        assert_rel(
+            r.ct,
+            e[format!("ct_{key}_cells5")].as_f64().unwrap(),
+            1e-6,
+            key,
+        );
         let zus = e[format!("zu_{key}_cells5")].as_array().unwrap();
         let inc = e[format!("included_{key}_cells5")].as_array().unwrap();
         for (c, cell) in r.cells.iter().enumerate() {
@@ -118,13 +155,28 @@ fn ct_matches_data_copying_reference_with_explicit_cells() {
             }
             assert_eq!(cell.included, inc[c].as_bool().unwrap());
         }
-        assert!(r.ct < -3.0, "half of the generated set are near-copies: C_T = {}", r.ct);
+        assert!(
+            r.ct < -3.0,
+            "half of the generated set are near-copies: C_T = {}",
+            r.ct
+        );
         // one cell = the global test
-        let one = ct_with_cells(&t, &[0; 600], &p, &[0; 200], &q, &[0; 300], 1, metric, None).unwrap();
-        assert_rel(one.ct, e[format!("ct_{key}_cells1")].as_f64().unwrap(), 1e-6, key);
+        let one =
+            ct_with_cells(&t, &[0; 600], &p, &[0; 200], &q, &[0; 300], 1, metric, None).unwrap();
+        assert_rel(
+            one.ct,
+            e[format!("ct_{key}_cells1")].as_f64().unwrap(),
+            1e-6,
+            key,
+        );
         // explicit tau_c (strict >)
         let big = ct_with_cells(&t, &ct_, &p, &cp, &q, &cq, 5, metric, Some(0.25)).unwrap();
-        assert_rel(big.ct, e[format!("ct_{key}_cells5_tau025")].as_f64().unwrap(), 1e-6, key);
+        assert_rel(
+            big.ct,
+            e[format!("ct_{key}_cells5_tau025")].as_f64().unwrap(),
+            1e-6,
+            key,
+        );
     }
 }
 
@@ -136,21 +188,41 @@ fn tau_guideline_and_nn_distances_match_sklearn() {
     // deciles = np.quantile(d3[:, 0], np.arange(1, 10) / 10)
     let e = expected();
     let (t, q) = (feats("ct_train.npy"), feats("ct_gen.npy"));
-    let by_cell: Vec<i64> = cells("ct_cells_train.npy").iter().map(|&c| c as i64).collect();
+    let by_cell: Vec<i64> = cells("ct_cells_train.npy")
+        .iter()
+        .map(|&c| c as i64)
+        .collect();
     for (metric, key) in [(Metric::L2, "l2"), (Metric::Cosine, "cosine")] {
         let g = tau_guide(&t, Some(&by_cell), metric).unwrap();
         assert_rel(g.tau, e[format!("tau_{key}")].as_f64().unwrap(), 1e-9, key);
-        for (c, w) in g.per_class.iter().zip(e[format!("tau_{key}_class_by_cell")].as_array().unwrap()) {
+        for (c, w) in g
+            .per_class
+            .iter()
+            .zip(e[format!("tau_{key}_class_by_cell")].as_array().unwrap())
+        {
             assert_rel(c.tau, w.as_f64().unwrap(), 1e-9, key);
         }
-        let want = read_npy(&fx(&format!("nnd_{key}_k3_dist.npy"))).unwrap().to_f64();
-        let got = ExactIndex::new(t.view(), metric).unwrap().search(q.view(), 3).unwrap();
+        let want = read_npy(&fx(&format!("nnd_{key}_k3_dist.npy")))
+            .unwrap()
+            .to_f64();
+        let got = ExactIndex::new(t.view(), metric)
+            .unwrap()
+            .search(q.view(), 3)
+            .unwrap();
         for (a, b) in got.distances.iter().zip(&want) {
-            assert!((a - b).abs() <= 1e-9 * b.abs().max(1e-6), "{key}: {a} vs {b}");
+            assert!(
+                (a - b).abs() <= 1e-9 * b.abs().max(1e-6),
+                "{key}: {a} vs {b}"
+            );
         }
         let mut nearest = got.nearest_distances();
         nearest.sort_by(f64::total_cmp);
-        for (i, w) in e[format!("nnd_{key}_deciles")].as_array().unwrap().iter().enumerate() {
+        for (i, w) in e[format!("nnd_{key}_deciles")]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+        {
             let got = quantile_sorted(&nearest, (i + 1) as f64 / 10.0);
             assert_rel(got, w.as_f64().unwrap(), 1e-9, "decile");
         }
@@ -163,7 +235,10 @@ fn zu_of_a_set_against_a_fresh_sample_is_near_zero() {
     let t = feats("ct_train.npy");
     let p = feats("ct_test.npy");
     let idx = ExactIndex::new(t.rows_view(0, 300), Metric::Cosine).unwrap();
-    let lq = idx.search(t.rows_view(300, 600), 1).unwrap().nearest_distances();
+    let lq = idx
+        .search(t.rows_view(300, 600), 1)
+        .unwrap()
+        .nearest_distances();
     let lp = idx.search(p.view(), 1).unwrap().nearest_distances();
     let (_, z) = zu(&lq, &lp).unwrap();
     assert!(z.abs() < 3.0, "Z_U of exchangeable samples = {z}");

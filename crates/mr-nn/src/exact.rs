@@ -229,7 +229,13 @@ impl ExactIndex {
 
     /// Re-score candidates in f64 and keep the best `k` per query.
     pub(crate) fn refine(&self, queries: View<'_>, cand: &[TopK], k: usize) -> Neighbors {
-        refine_candidates(self.metric, self.points(), queries, cand.iter().map(|t| t.indices().collect()), k)
+        refine_candidates(
+            self.metric,
+            self.points(),
+            queries,
+            cand.iter().map(|t| t.indices().collect()),
+            k,
+        )
     }
 }
 
@@ -415,7 +421,10 @@ mod tests {
             idx.search(View::new(&q, 3).unwrap(), 6),
             Err(NnError::TooFewPoints { .. })
         ));
-        assert!(matches!(idx.search_loo(5), Err(NnError::TooFewPoints { .. })));
+        assert!(matches!(
+            idx.search_loo(5),
+            Err(NnError::TooFewPoints { .. })
+        ));
         assert!(ExactIndex::new(View::new(&[], 3).unwrap(), Metric::L2).is_err());
         assert!(View::new(&x, 4).is_err());
         let mut bad = x.clone();

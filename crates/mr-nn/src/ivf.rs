@@ -86,7 +86,9 @@ impl IvfIndex {
             ids.shuffle(&mut rng);
             ids.truncate(train_n);
             ids.sort_unstable();
-            ids.iter().flat_map(|&i| keyv.row(i).iter().copied()).collect()
+            ids.iter()
+                .flat_map(|&i| keyv.row(i).iter().copied())
+                .collect()
         } else {
             key.clone()
         };
@@ -102,10 +104,16 @@ impl IvfIndex {
         for (i, &l) in labels.iter().enumerate() {
             lists[l].push(i);
         }
-        let sq = (0..n).map(|i| keyv.row(i).iter().map(|v| v * v).sum()).collect();
+        let sq = (0..n)
+            .map(|i| keyv.row(i).iter().map(|v| v * v).sum())
+            .collect();
         let list_key = lists
             .iter()
-            .map(|ids: &Vec<usize>| ids.iter().flat_map(|&i| keyv.row(i).iter().copied()).collect())
+            .map(|ids: &Vec<usize>| {
+                ids.iter()
+                    .flat_map(|&i| keyv.row(i).iter().copied())
+                    .collect()
+            })
             .collect();
         Ok(IvfIndex {
             metric,
@@ -242,7 +250,11 @@ impl NnIndex for IvfIndex {
                 let mut c: Vec<usize> = t.indices().collect();
                 if c.len() < k {
                     let have: std::collections::HashSet<usize> = c.iter().copied().collect();
-                    c.extend((0..self.len()).filter(|i| !have.contains(i)).take(k - c.len()));
+                    c.extend(
+                        (0..self.len())
+                            .filter(|i| !have.contains(i))
+                            .take(k - c.len()),
+                    );
                 }
                 c
             })

@@ -219,7 +219,11 @@ mod tests {
             for metric in [Metric::L2, Metric::Cosine] {
                 let kd = KdIndex::new(xv, metric).unwrap();
                 let ex = ExactIndex::new(xv, metric).unwrap();
-                assert_eq!(kd.search(qv, 3).unwrap(), ex.search(qv, 3).unwrap(), "d={d}");
+                assert_eq!(
+                    kd.search(qv, 3).unwrap(),
+                    ex.search(qv, 3).unwrap(),
+                    "d={d}"
+                );
                 assert_eq!(kd.search_loo(2).unwrap(), ex.search_loo(2).unwrap());
             }
         }

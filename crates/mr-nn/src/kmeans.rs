@@ -273,7 +273,11 @@ fn lloyd(
         let idx = ExactIndex::new(View::new(c, d)?, Metric::L2)?;
         let (l, s) = idx.assign(data);
         // score = |c|² - 2<x,c>; squared distance = score + |x|²
-        let d2 = s.iter().zip(&norms).map(|(&s, &x)| (s + x).max(0.0)).collect();
+        let d2 = s
+            .iter()
+            .zip(&norms)
+            .map(|(&s, &x)| (s + x).max(0.0))
+            .collect();
         Ok((l, d2))
     };
     for it in 0..max_iter {
@@ -371,13 +375,23 @@ mod tests {
         let centers = [[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]];
         let x = blobs(50, &centers, 3);
         let v = View::new(&x, 2).unwrap();
-        let km = KMeansParams::new(4).with_seed(7).check().unwrap().fit(v).unwrap();
+        let km = KMeansParams::new(4)
+            .with_seed(7)
+            .check()
+            .unwrap()
+            .fit(v)
+            .unwrap();
         // every blob is one cluster
         for b in 0..4 {
             let l = km.labels[b * 50];
             assert!(km.labels[b * 50..(b + 1) * 50].iter().all(|&x| x == l));
         }
-        let again = KMeansParams::new(4).with_seed(7).check().unwrap().fit(v).unwrap();
+        let again = KMeansParams::new(4)
+            .with_seed(7)
+            .check()
+            .unwrap()
+            .fit(v)
+            .unwrap();
         assert_eq!(km, again);
         assert_eq!(km.predict(v).unwrap(), km.labels);
         assert!(km.inertia < 200.0 * 0.2);
@@ -388,7 +402,10 @@ mod tests {
         let e = KMeansParams::new(0).with_n_init(0).check().unwrap_err();
         assert!(e.to_string().contains("k must be") && e.to_string().contains("n_init"));
         let x = vec![0.0f32; 6];
-        let r = KMeansParams::new(4).check().unwrap().fit(View::new(&x, 2).unwrap());
+        let r = KMeansParams::new(4)
+            .check()
+            .unwrap()
+            .fit(View::new(&x, 2).unwrap());
         assert!(matches!(r, Err(NnError::TooFewPoints { .. })));
     }
 

@@ -5,6 +5,30 @@ use faer::{Accum, Mat, Par, Side};
 
 use crate::{check_query, NnError, View};
 
+/// Per-feature mean and covariance (normalised by `n - 1`, like `np.cov`) of `data`, in f64.
+/// `data` needs at least 2 rows for the covariance to be defined.
+pub fn mean_covariance(data: View<'_>) -> (Vec<f64>, Mat<f64>) {
+    let (n, d) = (data.n(), data.dim());
+    let mut mean = vec![0f64; d];
+    for i in 0..n {
+        for (m, &x) in mean.iter_mut().zip(data.row(i)) {
+            *m += x as f64;
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= n as f64);
+    let centered = Mat::<f64>::from_fn(n, d, |i, j| data.row(i)[j] as f64 - mean[j]);
+    let mut cov = Mat::<f64>::zeros(d, d);
+    matmul(
+        cov.as_mut(),
+        Accum::Replace,
+        centered.transpose(),
+        centered.as_ref(),
+        1.0 / (n as f64 - 1.0),
+        Par::rayon(0),
+    );
+    (mean, cov)
+}
+
 /// A fitted PCA projection (`x ↦ (x - mean) · components`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pca {
@@ -23,33 +47,14 @@ impl Pca {
     pub fn fit(data: View<'_>, n_components: usize) -> Result<Pca, NnError> {
         let (n, d) = (data.n(), data.dim());
         if n < 2 {
-            return Err(NnError::TooFewPoints {
-                k: 2,
-                available: n,
-            });
+            return Err(NnError::TooFewPoints { k: 2, available: n });
         }
         if n_components == 0 || n_components > d {
             return Err(NnError::Param(format!(
                 "PCA needs 1 <= n_components <= dim ({d}), got {n_components}"
             )));
         }
-        let mut mean = vec![0f64; d];
-        for i in 0..n {
-            for (m, &x) in mean.iter_mut().zip(data.row(i)) {
-                *m += x as f64;
-            }
-        }
-        mean.iter_mut().for_each(|m| *m /= n as f64);
-        let centered = Mat::<f64>::from_fn(n, d, |i, j| data.row(i)[j] as f64 - mean[j]);
-        let mut cov = Mat::<f64>::zeros(d, d);
-        matmul(
-            cov.as_mut(),
-            Accum::Replace,
-            centered.transpose(),
-            centered.as_ref(),
-            1.0 / (n as f64 - 1.0),
-            Par::rayon(0),
-        );
+        let (mean, cov) = mean_covariance(data);
         let evd = cov
             .self_adjoint_eigen(Side::Lower)
             .map_err(|e| NnError::Param(format!("PCA eigendecomposition failed: {e:?}")))?;

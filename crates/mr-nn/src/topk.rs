@@ -37,9 +37,7 @@ impl TopK {
                 return;
             }
         }
-        let pos = self
-            .items
-            .partition_point(|&(s, i)| (s, i) < (score, idx));
+        let pos = self.items.partition_point(|&(s, i)| (s, i) < (score, idx));
         self.items.insert(pos, (score, idx));
         if self.items.len() > self.cap {
             self.items.pop();
