@@ -1,4 +1,4 @@
-//! `cargo xtask bench-data [--python PATH] [--limit N] [--repeats R]`: JPEG decode throughput
+//! `cargo xtask bench data [--python PATH] [--limit N] [--repeats R]`: JPEG decode throughput
 //! (images/s, file read + decode into one uint8 `[N, H, W, C]` array) of `mr-data` (pinned
 //! zune-jpeg) against Python PIL + numpy (`np.stack([np.asarray(Image.open(f).convert('RGB'))])`)
 //! on the same files — the CIFAR-10 JPEG-mirror test split — run side by side. Also compares the
@@ -242,7 +242,7 @@ fn write_outputs(dir: &Path, r: &serde_json::Value) -> Result<()> {
         "# Image decode throughput: mr-data vs PIL + numpy\n\n\
          {} CIFAR-10 JPEG-mirror test files (32x32), read + decoded into one uint8 array; \
          median of {} runs after a warm-up, machine load average {} at the start. \
-         `cargo xtask bench-data`.\n\n\
+         `cargo xtask bench data`.\n\n\
          | decoder | threads | median s | images/s |\n|---|---|---|---|\n\
          | mr-data (zune-jpeg 0.5.15) | 1 | {} | {} |\n| mr-data (zune-jpeg 0.5.15) | {threads} | {} | {} |\n",
         r["files"],

@@ -28,10 +28,19 @@ enum Command {
     Fetch(fetch::FetchArgs),
     /// List every registered dataset name: present or not, variant, count, classes, content hash.
     Datasets(datasets::DatasetsArgs),
-    /// Benchmark image decoding (images/s) against Python PIL + numpy on the same files.
-    BenchData(bench_data::BenchDataArgs),
-    /// Benchmark FID, C_T and exact NN search against pytorch-fid/scipy, data-copying/sklearn, faiss.
-    BenchMetrics(bench_metrics::BenchMetricsArgs),
+    /// Benchmarks against the reference Python tools, side by side; results in results/bench/.
+    Bench {
+        #[command(subcommand)]
+        target: BenchTarget,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchTarget {
+    /// FID, C_T and exact NN search vs pytorch-fid/scipy, data-copying/scikit-learn and faiss-cpu.
+    Metrics(bench_metrics::BenchMetricsArgs),
+    /// Image decoding (images/s) vs Python PIL + numpy on the same files.
+    Data(bench_data::BenchDataArgs),
 }
 
 /// An error caused by the user's input (exit code 2).
@@ -72,8 +81,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Fetch(a) => fetch::run(&a),
         Command::Datasets(a) => datasets::run(&a),
-        Command::BenchData(a) => bench_data::run(&a),
-        Command::BenchMetrics(a) => bench_metrics::run(&a),
+        Command::Bench { target } => match target {
+            BenchTarget::Metrics(a) => bench_metrics::run(&a),
+            BenchTarget::Data(a) => bench_data::run(&a),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -196,7 +196,7 @@ pub trait NnIndex: Send + Sync {
 }
 
 /// Largest dimension at which [`exact_index`] picks the k-d tree: measured by
-/// `cargo xtask bench-metrics` (50k points × 10k queries: the tree is ~7× faster at 4 dims,
+/// `cargo xtask bench metrics` (50k points × 10k queries: the tree is ~7× faster at 4 dims,
 /// ~1.4× at 8, and 5-20× slower than the GEMM scan from 16 dims up).
 pub const KD_TREE_MAX_DIM: usize = 8;
 

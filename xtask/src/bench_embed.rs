@@ -1,0 +1,247 @@
+//! `cargo xtask bench embed`: embedding throughput of the burn CPU backend (flex) against torch
+//! 1.13 CPU (Debian `python3-torch`) on the same images, in one run.
+//!
+//! Both sides embed the same deterministic uint8 images (`MR_BENCH_N`, default 256, 32×32 RGB)
+//! with the same preprocessing and batch size, after one untimed warm-up batch; torch runs
+//! `crates/mr-embed/bench/torch_embed_bench.py` with as many threads as rayon uses here. The
+//! features of both sides are compared too (max-abs difference), so a fast-but-wrong result
+//! shows. Writes `<out_dir>/embed.json` and `<out_dir>/embed.md`.
+//!
+//! Needs: the weights (`cargo xtask fetch inception-fid`, `cargo xtask fetch effnet-lite0`;
+//! models whose weights are absent are skipped with a note), and `/usr/bin/python3` with torch
+//! (or `MR_TORCH_PYTHON`); without torch only the Rust side is measured.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use burn::backend::Flex;
+use mr_data::npy::{read_npy, write_npy, NpyArray, NpyData};
+use mr_embed::pipeline::embed_u8_images;
+use mr_embed::{paths, Embedder};
+use serde_json::{json, Value};
+
+type B = Flex;
+
+/// Deterministic test images: smooth colour gradients plus seeded noise, `[n, h, w, 3]` uint8.
+fn bench_images(n: usize, h: usize, w: usize) -> Vec<u8> {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        // SplitMix64
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut out = Vec::with_capacity(n * h * w * 3);
+    for i in 0..n {
+        let phase = (i * 37 % 256) as f32;
+        for y in 0..h {
+            for x in 0..w {
+                for c in 0..3 {
+                    let smooth = (phase + 255.0 * (y as f32 / h as f32) * (c as f32 + 1.0) / 3.0
+                        + 128.0 * (x as f32 / w as f32))
+                        % 256.0;
+                    let noise = (next() % 64) as f32 - 32.0;
+                    out.push((smooth + noise).clamp(0.0, 255.0) as u8);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn find_torch_script() -> Option<PathBuf> {
+    let rel = "crates/mr-embed/bench/torch_embed_bench.py";
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .map(|a| a.join(rel))
+        .chain(std::env::current_dir().ok().map(|d| d.join(rel)))
+        .find(|p| p.is_file())
+}
+
+struct RustResult {
+    id: String,
+    seconds: f64,
+    feats: Vec<f32>,
+    dim: usize,
+}
+
+fn time_rust<E: Embedder<B>>(model: &E, imgs: &[u8], n: usize, batch: usize) -> Result<RustResult> {
+    let device = Default::default();
+    let warm = batch.min(n);
+    embed_u8_images(model, &imgs[..warm * 32 * 32 * 3], warm, 32, 32, batch, &device)?;
+    let t = Instant::now();
+    let feats = embed_u8_images(model, imgs, n, 32, 32, batch, &device)?;
+    Ok(RustResult {
+        id: model.id(),
+        seconds: t.elapsed().as_secs_f64(),
+        feats,
+        dim: model.feature_dim(),
+    })
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| f64::from((x - y).abs()))
+        .fold(0.0, f64::max)
+}
+
+/// Run the benchmark and write `embed.json` and `embed.md` into `out_dir`.
+pub fn run(out_dir: &Path) -> Result<()> {
+    let n: usize = std::env::var("MR_BENCH_N")
+        .ok()
+        .map(|s| s.parse().context("MR_BENCH_N must be a positive integer"))
+        .transpose()?
+        .unwrap_or(256);
+    if n == 0 {
+        bail!("MR_BENCH_N must be a positive integer");
+    }
+    let batch = 32;
+    let threads = rayon::current_num_threads();
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let imgs = bench_images(n, 32, 32);
+    let img_path = out_dir.join("embed_bench_images.npy");
+    write_npy(&img_path, &NpyArray::new(vec![n, 32, 32, 3], NpyData::U8(imgs.clone())))?;
+
+    let root = paths::data_root();
+    let device = Default::default();
+    let mut notes: Vec<String> = Vec::new();
+    let mut rust: Vec<(String, PathBuf, RustResult)> = Vec::new();
+
+    let inc_path = paths::weight_file(mr_embed::inception::NAME, mr_embed::inception::FID_HELPER_FILE, &root);
+    if inc_path.is_file() {
+        let model = mr_embed::InceptionFid::<B>::from_fid_helper(&inc_path, &device)?;
+        eprintln!("bench: inception-fid (burn flex, {threads} threads), {n} images");
+        rust.push(("inception-fid".into(), inc_path, time_rust(&model, &imgs, n, batch)?));
+    } else {
+        notes.push(format!(
+            "inception-fid skipped: {} absent ({})",
+            inc_path.display(),
+            paths::fetch_hint("inception-fid")
+        ));
+    }
+    let eff_path = paths::weight_file(mr_embed::effnet::NAME, mr_embed::effnet::WEIGHTS_FILE, &root);
+    if eff_path.is_file() {
+        let model = mr_embed::effnet::EffNetLite0::<B>::from_file(&eff_path, &device)?;
+        eprintln!("bench: effnet-lite0 (burn flex, {threads} threads), {n} images");
+        rust.push(("effnet-lite0".into(), eff_path, time_rust(&model, &imgs, n, batch)?));
+    } else {
+        notes.push(format!(
+            "effnet-lite0 skipped: {} absent ({})",
+            eff_path.display(),
+            paths::fetch_hint("effnet-lite0")
+        ));
+    }
+    if rust.is_empty() {
+        bail!("no embedder weights found under {}; {}", root.display(), notes.join("; "));
+    }
+
+    // torch side, same images, same batch, same thread count
+    let python = std::env::var("MR_TORCH_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
+    let mut torch: Option<Value> = None;
+    match find_torch_script() {
+        None => notes.push("torch side skipped: bench script not found".into()),
+        Some(script) => {
+            let mut cmd = Command::new(&python);
+            cmd.arg(&script)
+                .arg("--images")
+                .arg(&img_path)
+                .arg("--threads")
+                .arg(threads.to_string())
+                .arg("--batch")
+                .arg(batch.to_string())
+                .arg("--save-prefix")
+                .arg(out_dir.join("torch_feats_"));
+            for (name, path, _) in &rust {
+                let flag = if name == "inception-fid" { "--inception" } else { "--effnet" };
+                cmd.arg(flag).arg(path);
+            }
+            eprintln!("bench: torch ({python})");
+            match cmd.output() {
+                Ok(o) if o.status.success() => {
+                    let stdout = String::from_utf8_lossy(&o.stdout);
+                    let line = stdout.lines().last().unwrap_or_default();
+                    torch = Some(serde_json::from_str(line).context("parsing the torch bench output")?);
+                }
+                Ok(o) => notes.push(format!(
+                    "torch side failed: {}",
+                    String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or_default()
+                )),
+                Err(e) => notes.push(format!("torch side not run: {python}: {e}")),
+            }
+        }
+    }
+
+    let mut models = serde_json::Map::new();
+    let mut md = String::new();
+    md.push_str(&format!(
+        "# Embedding throughput, CPU ({n} images 32×32 → network input, batch {batch}, {threads} threads)\n\n"
+    ));
+    md.push_str("| model | burn flex (images/s) | torch 1.13 (images/s) | burn / torch | max-abs feature diff |\n");
+    md.push_str("|---|---:|---:|---:|---:|\n");
+    for (name, _, r) in &rust {
+        let rust_ips = n as f64 / r.seconds;
+        let t = torch.as_ref().and_then(|t| t["models"].get(name.as_str()));
+        let torch_ips = t.and_then(|t| t["images_per_s"].as_f64());
+        let diff = if torch_ips.is_some() {
+            read_npy(&out_dir.join(format!("torch_feats_{name}.npy")))
+                .ok()
+                .filter(|a| a.shape == [n, r.dim])
+                .map(|a| max_abs_diff(&r.feats, &a.to_f32()))
+        } else {
+            None
+        };
+        let ratio = torch_ips.map(|t| rust_ips / t);
+        models.insert(
+            name.clone(),
+            json!({
+                "embedder_id": r.id,
+                "rust_seconds": r.seconds,
+                "rust_images_per_s": rust_ips,
+                "torch_seconds": t.and_then(|t| t["seconds"].as_f64()),
+                "torch_images_per_s": torch_ips,
+                "ratio_rust_over_torch": ratio,
+                "max_abs_feature_diff": diff,
+            }),
+        );
+        let f = |v: Option<f64>, p: usize| v.map_or("–".to_string(), |v| format!("{v:.p$}"));
+        md.push_str(&format!(
+            "| {name} | {rust_ips:.2} | {} | {} | {} |\n",
+            f(torch_ips, 2),
+            f(ratio, 2),
+            diff.map_or("–".to_string(), |d| format!("{d:.1e}"))
+        ));
+    }
+    for note in &notes {
+        md.push_str(&format!("\n- {note}"));
+    }
+    md.push('\n');
+    let report = json!({
+        "benchmark": "embed",
+        "n_images": n,
+        "image_size": [32, 32],
+        "batch": batch,
+        "rust_threads": threads,
+        "rust_backend": "burn 0.21.0 flex (CPU)",
+        "torch": torch.as_ref().map(|t| json!({"version": t["torch"], "threads": t["threads"]})),
+        "models": models,
+        "notes": notes,
+        "machine": {
+            "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            "os": std::env::consts::OS,
+            "arch": std::env::consts::ARCH,
+        },
+    });
+    std::fs::write(out_dir.join("embed.json"), serde_json::to_string_pretty(&report)? + "\n")?;
+    std::fs::write(out_dir.join("embed.md"), &md)?;
+    let _ = std::fs::remove_file(&img_path);
+    for (name, _, _) in &rust {
+        let _ = std::fs::remove_file(out_dir.join(format!("torch_feats_{name}.npy")));
+    }
+    print!("{md}");
+    Ok(())
+}
