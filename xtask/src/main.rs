@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench_cargo;
 mod bench_data;
 mod bench_metrics;
 mod datasets;
@@ -41,6 +42,8 @@ enum BenchTarget {
     Metrics(bench_metrics::BenchMetricsArgs),
     /// Image decoding (images/s) vs Python PIL + numpy on the same files.
     Data(bench_data::BenchDataArgs),
+    /// GAN training-step time (burn flex / ndarray) vs the same networks in torch (CPU).
+    Models(bench_cargo::BenchExampleArgs),
 }
 
 /// An error caused by the user's input (exit code 2).
@@ -84,6 +87,7 @@ fn main() -> ExitCode {
         Command::Bench { target } => match target {
             BenchTarget::Metrics(a) => bench_metrics::run(&a),
             BenchTarget::Data(a) => bench_data::run(&a),
+            BenchTarget::Models(a) => bench_cargo::run("mr-models", "ndarray", "step_bench", &a),
         },
     };
     match result {

@@ -1,4 +1,4 @@
-//! `cargo xtask bench models`: G+D training-iteration time of the mr-models GANs on burn's CPU
+//! `cargo xtask bench models` (runs this example): G+D training-iteration time of the mr-models GANs on burn's CPU
 //! backends (`flex`, `ndarray`) next to the same networks in torch (CPU), written to
 //! `<out_dir>/models.json` and `<out_dir>/models.md`.
 //!

@@ -1,0 +1,18 @@
+//! Measures G+D training-iteration time (burn flex / ndarray vs torch) and writes
+//! `results/bench/models.{json,md}`; the same code `cargo xtask bench models` runs.
+//!
+//! `cargo run --release -p mr-models --features ndarray --example step_bench [-- OUT_DIR]`
+
+#[path = "bench.rs"]
+mod bench_models;
+
+fn main() {
+    let out = std::env::args()
+        .nth(1)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("results/bench"));
+    if let Err(e) = bench_models::run(&out) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
