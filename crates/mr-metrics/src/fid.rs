@@ -2,8 +2,9 @@
 //!
 //! `d² = |μ1 - μ2|² + Tr Σ1 + Tr Σ2 - 2 Tr √(Σ1 Σ2)` with μ, Σ in f64 and Σ normalised by
 //! `N - 1`. pytorch-fid takes `scipy.linalg.sqrtm(Σ1 Σ2)` and its trace; we compute the same
-//! trace stably as `Σ √λ` over the eigenvalues λ of the symmetric PSD matrix
-//! `(√Λ1 V1ᵀ) Σ2 (V1 √Λ1)` (similar to `Σ1 Σ2`), where `Σ1 = V1 Λ1 V1ᵀ`. If the result is not
+//! trace stably as `Σ √λ` over the eigenvalues λ of the symmetric PSD matrix `Lᵀ Σ2 L`
+//! (similar to `Σ1 Σ2`), where `Σ1 = L Lᵀ` is a Cholesky factorisation — or `L = V1 √Λ1` from
+//! the eigendecomposition when Σ1 is singular (fewer samples than dimensions). If the result is not
 //! finite, `1e-6·I` is added to both covariances and the computation is repeated, as pytorch-fid
 //! does. Eigenvalues that are negative beyond rounding would make the square root complex: that
 //! is an error, never a silently dropped imaginary part.
@@ -11,6 +12,7 @@
 use std::path::Path;
 
 use faer::linalg::matmul::matmul;
+use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::{Accum, Mat, Par, Side};
 use mr_data::npy::{read_npz, take_member, write_npz, NpyArray, NpyData};
 use mr_nn::mean_covariance;
@@ -43,7 +45,7 @@ impl Stats {
         for i in 0..d {
             for j in 0..d {
                 // exact symmetry, as numpy's cov gives
-                sigma[i * d + j] = if i <= j { cov[(i, j)] } else { cov[(j, i)] };
+                sigma[i * d + j] = cov[(i.max(j), i.min(j))];
             }
         }
         Ok(Stats {
@@ -117,10 +119,48 @@ fn trace(s: &Stats) -> f64 {
     (0..s.d).map(|i| s.sigma[i * s.d + i]).sum()
 }
 
-/// `Tr √(Σ1 Σ2)` via two symmetric eigendecompositions; `Err` on a complex result.
+/// `Tr √(Σ1 Σ2)`: the eigenvalues of `Σ1 Σ2` are those of the symmetric PSD matrix `Lᵀ Σ2 L`
+/// with `Σ1 = L Lᵀ` (Cholesky); when `Σ1` is singular (e.g. N ≤ D) `L = V √Λ` from its
+/// eigendecomposition instead. `Err` on a complex result.
 fn trace_sqrt_product(s1: &[f64], s2: &[f64], d: usize, eps: f64) -> Result<f64> {
     let a = Mat::<f64>::from_fn(d, d, |i, j| s1[i * d + j] + if i == j { eps } else { 0.0 });
     let b = Mat::<f64>::from_fn(d, d, |i, j| s2[i * d + j] + if i == j { eps } else { 0.0 });
+    let m = match a.llt(Side::Lower) {
+        Ok(llt) => {
+            let l = llt.L();
+            let mut bl = Mat::<f64>::zeros(d, d);
+            triangular::matmul(
+                bl.as_mut(),
+                BlockStructure::Rectangular,
+                Accum::Replace,
+                b.as_ref(),
+                BlockStructure::Rectangular,
+                l,
+                BlockStructure::TriangularLower,
+                1.0,
+                Par::rayon(0),
+            );
+            let mut m = Mat::<f64>::zeros(d, d);
+            triangular::matmul(
+                m.as_mut(),
+                BlockStructure::TriangularLower,
+                Accum::Replace,
+                l.transpose(),
+                BlockStructure::TriangularUpper,
+                bl.as_ref(),
+                BlockStructure::Rectangular,
+                1.0,
+                Par::rayon(0),
+            );
+            m
+        }
+        Err(_) => sqrt_factor_product(&a, &b, d)?,
+    };
+    eigen_trace_sqrt(&m)
+}
+
+/// `(V√Λ)ᵀ Σ2 (V√Λ)` for a PSD `Σ1 = V Λ Vᵀ` that has no Cholesky factor.
+fn sqrt_factor_product(a: &Mat<f64>, b: &Mat<f64>, d: usize) -> Result<Mat<f64>> {
     let evd = a
         .self_adjoint_eigen(Side::Lower)
         .map_err(|e| MetricsError::Numeric(format!("eigendecomposition of Σ1 failed: {e:?}")))?;
@@ -146,6 +186,11 @@ fn trace_sqrt_product(s1: &[f64], s2: &[f64], d: usize, eps: f64) -> Result<f64>
         1.0,
         Par::rayon(0),
     );
+    Ok(m)
+}
+
+/// `Σ √λ` over the eigenvalues of the symmetric PSD matrix `m` (lower triangle read).
+fn eigen_trace_sqrt(m: &Mat<f64>) -> Result<f64> {
     let mu = m
         .self_adjoint_eigenvalues(Side::Lower)
         .map_err(|e| MetricsError::Numeric(format!("eigenvalues of Σ1·Σ2 failed: {e:?}")))?;

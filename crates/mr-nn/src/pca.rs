@@ -1,6 +1,7 @@
 //! Principal component analysis by eigendecomposition of the f64 covariance matrix.
 
 use faer::linalg::matmul::matmul;
+use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::{Accum, Mat, Par, Side};
 
 use crate::{check_query, NnError, View};
@@ -17,15 +18,24 @@ pub fn mean_covariance(data: View<'_>) -> (Vec<f64>, Mat<f64>) {
     }
     mean.iter_mut().for_each(|m| *m /= n as f64);
     let centered = Mat::<f64>::from_fn(n, d, |i, j| data.row(i)[j] as f64 - mean[j]);
+    // symmetric product: compute the lower triangle only (half the flops), then mirror it
     let mut cov = Mat::<f64>::zeros(d, d);
-    matmul(
+    triangular::matmul(
         cov.as_mut(),
+        BlockStructure::TriangularLower,
         Accum::Replace,
         centered.transpose(),
+        BlockStructure::Rectangular,
         centered.as_ref(),
+        BlockStructure::Rectangular,
         1.0 / (n as f64 - 1.0),
         Par::rayon(0),
     );
+    for j in 0..d {
+        for i in 0..j {
+            cov[(i, j)] = cov[(j, i)];
+        }
+    }
     (mean, cov)
 }
 
