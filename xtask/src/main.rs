@@ -44,6 +44,8 @@ enum BenchTarget {
     Data(bench_data::BenchDataArgs),
     /// GAN training-step time (burn flex / ndarray) vs the same networks in torch (CPU).
     Models(bench_cargo::BenchExampleArgs),
+    /// Embedding throughput (images/s) of inception-fid and effnet-lite0 vs torch (CPU).
+    Embed(bench_cargo::BenchExampleArgs),
 }
 
 /// An error caused by the user's input (exit code 2).
@@ -88,6 +90,7 @@ fn main() -> ExitCode {
             BenchTarget::Metrics(a) => bench_metrics::run(&a),
             BenchTarget::Data(a) => bench_data::run(&a),
             BenchTarget::Models(a) => bench_cargo::run("mr-models", "ndarray", "step_bench", &a),
+            BenchTarget::Embed(a) => bench_cargo::run("mr-embed", "", "bench_embed", &a),
         },
     };
     match result {

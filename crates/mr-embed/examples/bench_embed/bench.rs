@@ -41,7 +41,8 @@ fn bench_images(n: usize, h: usize, w: usize) -> Vec<u8> {
         for y in 0..h {
             for x in 0..w {
                 for c in 0..3 {
-                    let smooth = (phase + 255.0 * (y as f32 / h as f32) * (c as f32 + 1.0) / 3.0
+                    let smooth = (phase
+                        + 255.0 * (y as f32 / h as f32) * (c as f32 + 1.0) / 3.0
                         + 128.0 * (x as f32 / w as f32))
                         % 256.0;
                     let noise = (next() % 64) as f32 - 32.0;
@@ -72,7 +73,15 @@ struct RustResult {
 fn time_rust<E: Embedder<B>>(model: &E, imgs: &[u8], n: usize, batch: usize) -> Result<RustResult> {
     let device = Default::default();
     let warm = batch.min(n);
-    embed_u8_images(model, &imgs[..warm * 32 * 32 * 3], warm, 32, 32, batch, &device)?;
+    embed_u8_images(
+        model,
+        &imgs[..warm * 32 * 32 * 3],
+        warm,
+        32,
+        32,
+        batch,
+        &device,
+    )?;
     let t = Instant::now();
     let feats = embed_u8_images(model, imgs, n, 32, 32, batch, &device)?;
     Ok(RustResult {
@@ -105,18 +114,29 @@ pub fn run(out_dir: &Path) -> Result<()> {
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let imgs = bench_images(n, 32, 32);
     let img_path = out_dir.join("embed_bench_images.npy");
-    write_npy(&img_path, &NpyArray::new(vec![n, 32, 32, 3], NpyData::U8(imgs.clone())))?;
+    write_npy(
+        &img_path,
+        &NpyArray::new(vec![n, 32, 32, 3], NpyData::U8(imgs.clone())),
+    )?;
 
     let root = paths::data_root();
     let device = Default::default();
     let mut notes: Vec<String> = Vec::new();
     let mut rust: Vec<(String, PathBuf, RustResult)> = Vec::new();
 
-    let inc_path = paths::weight_file(mr_embed::inception::NAME, mr_embed::inception::FID_HELPER_FILE, &root);
+    let inc_path = paths::weight_file(
+        mr_embed::inception::NAME,
+        mr_embed::inception::FID_HELPER_FILE,
+        &root,
+    );
     if inc_path.is_file() {
         let model = mr_embed::InceptionFid::<B>::from_fid_helper(&inc_path, &device)?;
         eprintln!("bench: inception-fid (burn flex, {threads} threads), {n} images");
-        rust.push(("inception-fid".into(), inc_path, time_rust(&model, &imgs, n, batch)?));
+        rust.push((
+            "inception-fid".into(),
+            inc_path,
+            time_rust(&model, &imgs, n, batch)?,
+        ));
     } else {
         notes.push(format!(
             "inception-fid skipped: {} absent ({})",
@@ -124,11 +144,19 @@ pub fn run(out_dir: &Path) -> Result<()> {
             paths::fetch_hint("inception-fid")
         ));
     }
-    let eff_path = paths::weight_file(mr_embed::effnet::NAME, mr_embed::effnet::WEIGHTS_FILE, &root);
+    let eff_path = paths::weight_file(
+        mr_embed::effnet::NAME,
+        mr_embed::effnet::WEIGHTS_FILE,
+        &root,
+    );
     if eff_path.is_file() {
         let model = mr_embed::effnet::EffNetLite0::<B>::from_file(&eff_path, &device)?;
         eprintln!("bench: effnet-lite0 (burn flex, {threads} threads), {n} images");
-        rust.push(("effnet-lite0".into(), eff_path, time_rust(&model, &imgs, n, batch)?));
+        rust.push((
+            "effnet-lite0".into(),
+            eff_path,
+            time_rust(&model, &imgs, n, batch)?,
+        ));
     } else {
         notes.push(format!(
             "effnet-lite0 skipped: {} absent ({})",
@@ -137,7 +165,11 @@ pub fn run(out_dir: &Path) -> Result<()> {
         ));
     }
     if rust.is_empty() {
-        bail!("no embedder weights found under {}; {}", root.display(), notes.join("; "));
+        bail!(
+            "no embedder weights found under {}; {}",
+            root.display(),
+            notes.join("; ")
+        );
     }
 
     // torch side, same images, same batch, same thread count
@@ -157,7 +189,11 @@ pub fn run(out_dir: &Path) -> Result<()> {
                 .arg("--save-prefix")
                 .arg(out_dir.join("torch_feats_"));
             for (name, path, _) in &rust {
-                let flag = if name == "inception-fid" { "--inception" } else { "--effnet" };
+                let flag = if name == "inception-fid" {
+                    "--inception"
+                } else {
+                    "--effnet"
+                };
                 cmd.arg(flag).arg(path);
             }
             eprintln!("bench: torch ({python})");
@@ -165,11 +201,15 @@ pub fn run(out_dir: &Path) -> Result<()> {
                 Ok(o) if o.status.success() => {
                     let stdout = String::from_utf8_lossy(&o.stdout);
                     let line = stdout.lines().last().unwrap_or_default();
-                    torch = Some(serde_json::from_str(line).context("parsing the torch bench output")?);
+                    torch =
+                        Some(serde_json::from_str(line).context("parsing the torch bench output")?);
                 }
                 Ok(o) => notes.push(format!(
                     "torch side failed: {}",
-                    String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or_default()
+                    String::from_utf8_lossy(&o.stderr)
+                        .lines()
+                        .last()
+                        .unwrap_or_default()
                 )),
                 Err(e) => notes.push(format!("torch side not run: {python}: {e}")),
             }
@@ -236,7 +276,10 @@ pub fn run(out_dir: &Path) -> Result<()> {
             "arch": std::env::consts::ARCH,
         },
     });
-    std::fs::write(out_dir.join("embed.json"), serde_json::to_string_pretty(&report)? + "\n")?;
+    std::fs::write(
+        out_dir.join("embed.json"),
+        serde_json::to_string_pretty(&report)? + "\n",
+    )?;
     std::fs::write(out_dir.join("embed.md"), &md)?;
     let _ = std::fs::remove_file(&img_path);
     for (name, _, _) in &rust {

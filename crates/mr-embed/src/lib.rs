@@ -1,0 +1,70 @@
+//! Feature extractors for the memorization-rejection toolkit, generic over the burn backend.
+//!
+//! - [`inception::InceptionFid`] (`inception-fid`): the FID Inception-v3 with the TF
+//!   inception-2015-12-05 weights, 2048-d pool3 features.
+//! - [`effnet::EffNetLite0`] (`effnet-lite0`): EfficientNet-Lite0 with ImageNet weights,
+//!   1280-d penultimate features.
+//! - [`Embedder`]: the common interface (name, weights, preprocessing, feature dimension,
+//!   batch forward).
+//! - [`pipeline`]: batched extraction from uint8 images with a progress bar, parallel image
+//!   decoding and an on-disk feature cache.
+//!
+//! Library code never names a concrete backend: binaries, examples and tests pick one
+//! (`burn::backend::Flex` on CPU by default, `burn::backend::Cuda` with the `cuda` feature).
+
+pub mod effnet;
+pub mod error;
+pub mod inception;
+pub mod layers;
+pub mod paths;
+pub mod pickle;
+pub mod pipeline;
+pub mod preprocess;
+pub mod store;
+pub mod torch_archive;
+
+use burn::tensor::{backend::Backend, Tensor};
+
+pub use effnet::EffNetLite0;
+pub use error::EmbedError;
+pub use inception::InceptionFid;
+pub use preprocess::{Preprocess, Resize, Scale};
+
+/// A network that maps images to feature vectors.
+pub trait Embedder<B: Backend> {
+    /// Short model name, e.g. `inception-fid`.
+    fn name(&self) -> &str;
+
+    /// Which weights are loaded, e.g. `tf2015`.
+    fn weights_tag(&self) -> &str;
+
+    /// The preprocessing applied by [`Embedder::embed`].
+    fn preprocess(&self) -> &Preprocess;
+
+    /// Length of one feature vector.
+    fn feature_dim(&self) -> usize;
+
+    /// Square input side expected by [`Embedder::forward`].
+    fn input_size(&self) -> usize {
+        self.preprocess().size
+    }
+
+    /// Identifies model, weights and preprocessing, e.g. `inception-fid+tf2015+bilinear299-div128`;
+    /// feature caches and result files record it.
+    fn id(&self) -> String {
+        format!(
+            "{}+{}+{}",
+            self.name(),
+            self.weights_tag(),
+            self.preprocess().id()
+        )
+    }
+
+    /// Preprocessed `[N, 3, S, S]` → features `[N, D]`.
+    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2>;
+
+    /// Raw pixels `[N, 3, H, W]` in [0, 255] → features `[N, D]` (preprocess, then forward).
+    fn embed(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
+        self.forward(self.preprocess().apply(x))
+    }
+}

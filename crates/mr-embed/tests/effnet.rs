@@ -1,0 +1,85 @@
+//! `effnet-lite0` parity with the published torch definition (`efficientnet-lite-pytorch==0.1.0`)
+//! on the first 4 CIFAR-10 fixture PNGs; references from `scripts/gen_effnet_parity.py`
+//! (bilinear to 224, `(x − 127)/128` → `feats_lite`, `logits_lite`). Skips without the weights.
+
+use std::path::{Path, PathBuf};
+
+use burn::backend::Flex;
+use burn::tensor::{Tensor, TensorData};
+use mr_embed::pipeline::{decode_images, embed_u8_images};
+use mr_embed::{effnet, EffNetLite0, Embedder};
+
+type B = Flex;
+
+fn weights() -> Option<PathBuf> {
+    let root = match std::env::var_os("MR_DATA_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/cache"),
+    };
+    let p = mr_embed::paths::weight_file(effnet::NAME, effnet::WEIGHTS_FILE, &root);
+    if p.is_file() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIPPED: {} not found; {}",
+            p.display(),
+            mr_embed::paths::fetch_hint(effnet::NAME)
+        );
+        None
+    }
+}
+
+#[test]
+fn effnet_lite0_matches_torch() {
+    let Some(w) = weights() else { return };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/inception-fid");
+    if !dir.is_dir() {
+        eprintln!("SKIPPED: {} not found", dir.display());
+        return;
+    }
+    let device = Default::default();
+    let model = EffNetLite0::<B>::from_file(&w, &device).unwrap();
+    assert_eq!(
+        model.id(),
+        "effnet-lite0+imagenet-57934424+bilinear224-lite127-128"
+    );
+    let pngs: Vec<PathBuf> = (0..4)
+        .map(|i| {
+            let name = [
+                "cifar10_00_3.png",
+                "cifar10_01_8.png",
+                "cifar10_02_8.png",
+                "cifar10_03_0.png",
+            ][i];
+            dir.join(name)
+        })
+        .collect();
+    let imgs = decode_images(&pngs).unwrap();
+    let feats = embed_u8_images(&model, &imgs.data, 4, 32, 32, 4, &device).unwrap();
+    let reference = mr_data::npy::read_npz(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/effnet_lite0_parity.npz"),
+    )
+    .unwrap();
+    let want = reference["feats_lite"].to_f32();
+    let max_abs = feats
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    let logits = model.logits(Tensor::from_data(
+        TensorData::new(feats.clone(), [4, 1280]),
+        &device,
+    ));
+    let logits = logits.into_data().to_vec::<f32>().unwrap();
+    let want_l = reference["logits_lite"].to_f32();
+    let max_abs_l = logits
+        .iter()
+        .zip(&want_l)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    eprintln!(
+        "effnet-lite0 parity: features max-abs {max_abs:.3e}, logits max-abs {max_abs_l:.3e}"
+    );
+    assert!(max_abs <= 1e-3, "features max-abs {max_abs}");
+    assert!(max_abs_l <= 1e-2, "logits max-abs {max_abs_l}");
+}

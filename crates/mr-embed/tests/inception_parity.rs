@@ -1,0 +1,106 @@
+//! Parity of `inception-fid` with torch on the 20 CIFAR-10 fixture PNGs.
+//!
+//! Reference: `../shared/fixtures/inception-fid/fid_inception_pool3_feats_torch_bilinear.npy`,
+//! produced with torch 1.13 on CPU (see that folder's README):
+//!
+//! ```python
+//! model = torch.jit.load("default_1.pt").eval()
+//! x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float()       # uint8 HWC → NCHW
+//! x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False) / 128.0 - 1.0
+//! feats = model(x)                                                         # [20, 2048]
+//! ```
+//!
+//! Skips (with a printed reason) when the weights are not fetched.
+
+use std::path::{Path, PathBuf};
+
+use burn::backend::Flex;
+use mr_embed::pipeline::{decode_images, embed_u8_images};
+use mr_embed::{inception, Embedder, InceptionFid};
+
+type B = Flex;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn weights() -> Option<PathBuf> {
+    let root = match std::env::var_os("MR_DATA_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => workspace_root().join("datasets/cache"),
+    };
+    let p = mr_embed::paths::weight_file(inception::NAME, inception::FID_HELPER_FILE, &root);
+    if p.is_file() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIPPED: {} not found; {}",
+            p.display(),
+            mr_embed::paths::fetch_hint(inception::NAME)
+        );
+        None
+    }
+}
+
+fn fixture_dir() -> Option<PathBuf> {
+    let d = workspace_root().join("../shared/fixtures/inception-fid");
+    if d.is_dir() {
+        Some(d)
+    } else {
+        eprintln!("SKIPPED: fixture folder {} not found", d.display());
+        None
+    }
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
+    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+#[test]
+fn fid_helper_weights_match_torch_on_cifar10_fixture() {
+    let (Some(wpath), Some(dir)) = (weights(), fixture_dir()) else {
+        return;
+    };
+    let device = Default::default();
+    let t0 = std::time::Instant::now();
+    let model = InceptionFid::<B>::from_fid_helper(&wpath, &device).expect("load weights");
+    eprintln!("loaded {} in {:.2?}", model.id(), t0.elapsed());
+    assert_eq!(model.id(), "inception-fid+tf2015+bilinear299-div128");
+
+    let mut pngs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    pngs.sort();
+    assert_eq!(pngs.len(), 20);
+    let imgs = decode_images(&pngs).unwrap();
+    assert_eq!((imgs.h, imgs.w), (32, 32));
+
+    let t0 = std::time::Instant::now();
+    let feats = embed_u8_images(&model, &imgs.data, imgs.n, imgs.h, imgs.w, 10, &device).unwrap();
+    eprintln!("embedded 20 images in {:.2?}", t0.elapsed());
+
+    let reference =
+        mr_data::npy::read_npy(&dir.join("fid_inception_pool3_feats_torch_bilinear.npy")).unwrap();
+    assert_eq!(reference.shape, vec![20, 2048]);
+    let reference = reference.to_f32();
+    let mut max_abs = 0.0f32;
+    let mut min_cos = 1.0f64;
+    for (got, want) in feats.chunks(2048).zip(reference.chunks(2048)) {
+        for (g, w) in got.iter().zip(want) {
+            max_abs = max_abs.max((g - w).abs());
+        }
+        min_cos = min_cos.min(cosine(got, want));
+    }
+    eprintln!("parity: max-abs {max_abs:.3e}, min cosine {min_cos:.8}");
+    assert!(max_abs <= 1e-3, "max-abs {max_abs}");
+    assert!(min_cos >= 0.99999, "min cosine {min_cos}");
+}
