@@ -27,6 +27,9 @@ pub fn run(package: &str, features: &str, example: &str, args: &BenchExampleArgs
     let status = cmd
         .status()
         .with_context(|| format!("cannot run the {example} example of {package}"))?;
-    ensure!(status.success(), "{package} example {example} failed ({status})");
+    ensure!(
+        status.success(),
+        "{package} example {example} failed ({status})"
+    );
     Ok(())
 }

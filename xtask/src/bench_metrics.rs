@@ -97,14 +97,22 @@ fn gemm_gflops_faer(n: usize, repeats: usize) -> Result<f64> {
     let a = Mat::<f32>::from_fn(n, n, |i, j| ((i * 7 + j * 3) % 13) as f32 * 0.1);
     let mut c = Mat::<f32>::zeros(n, n);
     let (s, _, _) = time(repeats, || {
-        matmul(c.as_mut(), Accum::Replace, a.as_ref(), a.as_ref(), 1.0f32, Par::rayon(0));
+        matmul(
+            c.as_mut(),
+            Accum::Replace,
+            a.as_ref(),
+            a.as_ref(),
+            1.0f32,
+            Par::rayon(0),
+        );
         Ok(())
     })?;
     Ok(2.0 * (n as f64).powi(3) / s / 1e9)
 }
 
 fn gemm_gflops_ndarray(n: usize, repeats: usize) -> Result<f64> {
-    let a = ndarray::Array2::<f32>::from_shape_fn((n, n), |(i, j)| ((i * 7 + j * 3) % 13) as f32 * 0.1);
+    let a =
+        ndarray::Array2::<f32>::from_shape_fn((n, n), |(i, j)| ((i * 7 + j * 3) % 13) as f32 * 0.1);
     let (s, _, _) = time(repeats, || Ok(a.dot(&a)))?;
     Ok(2.0 * (n as f64).powi(3) / s / 1e9)
 }
@@ -129,7 +137,10 @@ pub fn run(args: &BenchMetricsArgs) -> Result<()> {
     };
     let dir = PathBuf::from("target/bench-metrics").join(if args.quick { "quick" } else { "full" });
     std::fs::create_dir_all(&dir)?;
-    eprintln!("bench metrics: generating seeded features in {}", dir.display());
+    eprintln!(
+        "bench metrics: generating seeded features in {}",
+        dir.display()
+    );
     let d = sz.d;
     let train = ensure(&dir, "ct_train.npy", sz.train, d, 1)?;
     let gen = ensure(&dir, "ct_gen.npy", sz.gen, d, 2)?;
@@ -142,9 +153,15 @@ pub fn run(args: &BenchMetricsArgs) -> Result<()> {
 
     eprintln!("FID {}x{d} vs {}x{d} ...", sz.fid, sz.fid);
     let (s, t, v) = time(r, || Ok(fid_features(&fa, &fb)?.fid))?;
-    ours.insert("fid".into(), json!({"median_s": s, "times_s": t, "value": v}));
+    ours.insert(
+        "fid".into(),
+        json!({"median_s": s, "times_s": t, "value": v}),
+    );
 
-    eprintln!("C_T train {} test {} gen {}, 10 cells ...", sz.train, sz.test, sz.gen);
+    eprintln!(
+        "C_T train {} test {} gen {}, 10 cells ...",
+        sz.train, sz.test, sz.gen
+    );
     let p = CtParams {
         cells: 10,
         metric: Metric::L2,
@@ -152,7 +169,10 @@ pub fn run(args: &BenchMetricsArgs) -> Result<()> {
         ..CtParams::default()
     };
     let (s, t, v) = time(r, || Ok(ct(&train, &test, &gen, &p)?.ct))?;
-    ours.insert("ct".into(), json!({"median_s": s, "times_s": t, "value": v, "metric": "l2"}));
+    ours.insert(
+        "ct".into(),
+        json!({"median_s": s, "times_s": t, "value": v, "metric": "l2"}),
+    );
 
     eprintln!("exact cosine 1-NN {} x {} ...", sz.gen, sz.train);
     let (s, t, v) = time(r, || {
@@ -160,7 +180,10 @@ pub fn run(args: &BenchMetricsArgs) -> Result<()> {
         let nn = idx.search(gen.view(), 1)?;
         Ok(nn.distances.iter().sum::<f64>() / nn.distances.len() as f64)
     })?;
-    ours.insert("nn".into(), json!({"median_s": s, "times_s": t, "value": v}));
+    ours.insert(
+        "nn".into(),
+        json!({"median_s": s, "times_s": t, "value": v}),
+    );
 
     // the machine's GEMM speed on the same product (10k x 50k x 2048 in 4096-row blocks)
     eprintln!("plain GEMM of the same size ...");
@@ -170,7 +193,11 @@ pub fn run(args: &BenchMetricsArgs) -> Result<()> {
         let mut start = 0;
         while start < sz.train {
             let end = (start + 4096).min(sz.train);
-            let x = faer::MatRef::from_row_major_slice(&train.data()[start * d..end * d], end - start, d);
+            let x = faer::MatRef::from_row_major_slice(
+                &train.data()[start * d..end * d],
+                end - start,
+                d,
+            );
             matmul(
                 out.as_mut().subcols_mut(0, end - start),
                 Accum::Replace,
@@ -195,20 +222,33 @@ pub fn run(args: &BenchMetricsArgs) -> Result<()> {
 
     eprintln!("k-d tree vs GEMM scan at low dimension ...");
     let mut kd = vec![];
-    let (kn, kq) = if args.quick { (5000, 1000) } else { (50_000, 10_000) };
+    let (kn, kq) = if args.quick {
+        (5000, 1000)
+    } else {
+        (50_000, 10_000)
+    };
     for dim in [4usize, 8, 16, 32, 64] {
         let x = features(kn, dim, 11);
         let q = features(kq, dim, 12);
         let (xv, qv) = (View::new(&x, dim)?, View::new(&q, dim)?);
         let (ts, _, a) = time(r, || Ok(KdIndex::new(xv, Metric::L2)?.search(qv, 1)?))?;
         let (es, _, b) = time(r, || Ok(ExactIndex::new(xv, Metric::L2)?.search(qv, 1)?))?;
-        anyhow::ensure!(a.distances == b.distances, "k-d tree and exact disagree at {dim} dims");
+        anyhow::ensure!(
+            a.distances == b.distances,
+            "k-d tree and exact disagree at {dim} dims"
+        );
         kd.push(json!({"dim": dim, "kdtree_s": ts, "exact_gemm_s": es, "kdtree_speedup": es / ts}));
     }
     ours.insert("kdtree_vs_exact".into(), Value::Array(kd));
 
     eprintln!("IVF approximate index ...");
-    let (bs, _, ivf) = time(1, || Ok(IvfIndex::new(train.view(), Metric::Cosine, &IvfParams::default())?))?;
+    let (bs, _, ivf) = time(1, || {
+        Ok(IvfIndex::new(
+            train.view(),
+            Metric::Cosine,
+            &IvfParams::default(),
+        )?)
+    })?;
     let (ss, _, _) = time(r, || Ok(ivf.search(gen.view(), 1)?))?;
     let recall = ivf.recall(gen.view().rows(0, 1000.min(sz.gen)), 1)?;
     ours.insert(
@@ -260,7 +300,11 @@ pub fn run(args: &BenchMetricsArgs) -> Result<()> {
         "speedup": speedups,
     });
     std::fs::create_dir_all(&args.out)?;
-    let name = if args.quick { "metrics-quick" } else { "metrics" };
+    let name = if args.quick {
+        "metrics-quick"
+    } else {
+        "metrics"
+    };
     write_bytes_atomic(
         &args.out.join(format!("{name}.json")),
         serde_json::to_string_pretty(&report)?.as_bytes(),
@@ -292,8 +336,16 @@ fn markdown(r: &Value) -> String {
         d = r["sizes"]["dim"],
     );
     for (k, name, reference) in [
-        ("fid", "FID from features", "pytorch-fid formula (numpy cov + scipy sqrtm)"),
-        ("ct", "C_T, 10 k-means cells (L2)", "data-copying on scikit-learn"),
+        (
+            "fid",
+            "FID from features",
+            "pytorch-fid formula (numpy cov + scipy sqrtm)",
+        ),
+        (
+            "ct",
+            "C_T, 10 k-means cells (L2)",
+            "data-copying on scikit-learn",
+        ),
         ("nn", "exact cosine 1-NN", "faiss-cpu IndexFlatIP"),
     ] {
         let key = match k {
