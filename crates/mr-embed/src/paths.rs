@@ -22,6 +22,17 @@ pub fn feature_cache_dir(root: &Path) -> PathBuf {
     root.join("features")
 }
 
+/// The fetched weight file `<data root>/weights/<name>/<file>`, or the message saying it is
+/// missing and how to fetch it (tests print it when they skip).
+pub fn fetched_weights(name: &str, file: &str) -> Result<PathBuf, String> {
+    let p = weight_file(name, file, &data_root());
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(format!("{} not found; {}", p.display(), fetch_hint(name)))
+    }
+}
+
 /// The command that fetches the weights of embedder `name`, for error messages.
 pub fn fetch_hint(name: &str) -> String {
     format!("run `cargo xtask fetch {name}` (or set MR_DATA_DIR to the folder that holds weights/{name}/)")

@@ -12,21 +12,9 @@ use mr_embed::{inception, Embedder, InceptionFid, Preprocess, Resize, Scale};
 type B = Flex;
 
 fn weights() -> Option<PathBuf> {
-    let root = match std::env::var_os("MR_DATA_DIR") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/cache"),
-    };
-    let p = mr_embed::paths::weight_file(inception::NAME, inception::FID_HELPER_FILE, &root);
-    if p.is_file() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED: {} not found; {}",
-            p.display(),
-            mr_embed::paths::fetch_hint(inception::NAME)
-        );
-        None
-    }
+    mr_embed::paths::fetched_weights(inception::NAME, inception::FID_HELPER_FILE)
+        .map_err(|why| eprintln!("SKIPPED: {why}"))
+        .ok()
 }
 
 fn compare(name: &str, got: &[f32], want: &[f32]) -> (f32, f64) {
