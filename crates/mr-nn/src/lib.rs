@@ -8,12 +8,17 @@
 //!   recall against the exact search.
 //! * [`KMeans`] (seeded k-means++ with restarts) and [`Pca`], shared with the metrics crate.
 //!
+//! * `DeviceIndex` (feature `burn`): exact cosine 1-NN with the reference set kept on a burn
+//!   device (batched matmul + max), for rejection during training.
+//!
 //! Every index implements [`NnIndex`], so callers (C_T, the τ guideline, training-time
 //! memorization rejection) can swap the search without changing code.
 //!
 //! Distances are "smaller is nearer": cosine distance `1 - cos`, Euclidean distance (not
 //! squared), and for the inner product the negated dot product `-<q, x>`.
 
+#[cfg(feature = "burn")]
+mod device;
 mod exact;
 mod ivf;
 mod kd;
@@ -21,6 +26,8 @@ mod kmeans;
 mod pca;
 mod topk;
 
+#[cfg(feature = "burn")]
+pub use device::{DeviceIndex, DeviceNearest};
 pub use exact::{ExactIndex, ExactParams};
 pub use ivf::{IvfIndex, IvfParams};
 pub use kd::KdIndex;
