@@ -23,6 +23,11 @@ impl SeededRng {
         Self::new(self.0.random())
     }
 
+    /// A uniform 64-bit value (e.g. the seed of a derived stream).
+    pub fn next_u64(&mut self) -> u64 {
+        self.0.random::<u64>()
+    }
+
     /// Uniform in `[0, 1)`.
     pub fn uniform(&mut self) -> f64 {
         self.0.random::<f64>()
