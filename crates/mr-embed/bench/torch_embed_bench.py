@@ -7,9 +7,12 @@ features so that the caller can also compare them.
 
     /usr/bin/python3 crates/mr-embed/bench/torch_embed_bench.py --images imgs.npy \
         --inception default_1.pt [--effnet efficientnet-lite0-57934424.pth] \
+        [--small-cnn small_cnn_weights.npz] \
         --threads 2 --batch 32 [--save-prefix out/torch_]
 
 inception-fid: torch.jit.load(default_1.pt); bilinear (align_corners=False) to 299, x/128 - 1.
+small-cnn: the bundled burn weights (as .npz) in the same 4-conv network written here; no
+resize (F.interpolate to the same size is the identity), x/127.5 - 1; 128-d pooled features.
 effnet-lite0: the state_dict loaded into a minimal EfficientNet-Lite0 written here (no
 torchvision needed); bilinear to 224, (x - 127) / 128; 1280-d features after global pooling.
 """
@@ -107,11 +110,48 @@ def effnet_lite0(state_dict):
     return net.eval()
 
 
+def small_cnn(npz):
+    """small-cnn: [conv3x3 (no bias) -> BN -> ReLU] x 4 (3->32->64->128->128), max-pool 2 after
+    the first three, global average pool -> 128-d features (the burn weights, exported as .npz
+    with torch names by the Rust side)."""
+    w = np.load(npz)
+    widths = [w[f"b{i}.conv.weight"].shape[0] for i in range(4)]
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            cin = 3
+            self.b = nn.ModuleList()
+            for c in widths:
+                blk = nn.Module()
+                blk.conv = nn.Conv2d(cin, c, 3, padding=1, bias=False)
+                blk.bn = nn.BatchNorm2d(c, eps=1e-5)
+                self.b.append(blk)
+                cin = c
+            self.fc = nn.Linear(cin, 10)
+
+        def forward(self, x):
+            for i, blk in enumerate(self.b):
+                x = F.relu(blk.bn(blk.conv(x)))
+                if i < len(self.b) - 1:
+                    x = F.max_pool2d(x, 2)
+            return x.mean(dim=(2, 3))
+
+    net = Net()
+    sd = {k.replace("b", "b.", 1) if k[0] == "b" else k: torch.from_numpy(w[k]) for k in w.files}
+    missing, unexpected = net.load_state_dict(sd, strict=False)
+    missing = [m for m in missing if not m.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise SystemExit(f"small-cnn weights: missing {missing}, unexpected {unexpected}")
+    return net.eval()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", required=True)
     ap.add_argument("--inception")
     ap.add_argument("--effnet")
+    ap.add_argument("--small-cnn")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--save-prefix")
@@ -127,6 +167,8 @@ def main():
     if a.effnet:
         sd = torch.load(a.effnet, map_location="cpu")
         jobs.append(("effnet-lite0", effnet_lite0(sd), 224, lambda x: (x - 127.0) / 128.0))
+    if a.small_cnn:
+        jobs.append(("small-cnn", small_cnn(a.small_cnn), 32, lambda x: x / 127.5 - 1.0))
     for name, model, size, scale in jobs:
         feats, dt = timed(model, imgs, size, scale, a.batch)
         out["models"][name] = {"seconds": dt, "images_per_s": len(imgs) / dt}

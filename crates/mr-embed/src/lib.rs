@@ -4,6 +4,8 @@
 //!   inception-2015-12-05 weights, 2048-d pool3 features.
 //! - [`effnet::EffNetLite0`] (`effnet-lite0`): EfficientNet-Lite0 with ImageNet weights,
 //!   1280-d penultimate features.
+//! - [`small_cnn::SmallCnnEmbedder`] (`small-cnn`): a small CIFAR-10 classifier trained in this
+//!   project (weights ship in the crate), 128-d pooled features — the cheap CPU embedder.
 //! - [`Embedder`]: the common interface (name, weights, preprocessing, feature dimension,
 //!   batch forward).
 //! - [`pipeline`]: batched extraction from uint8 images with a progress bar, parallel image
@@ -20,8 +22,10 @@ pub mod paths;
 pub mod pickle;
 pub mod pipeline;
 pub mod preprocess;
+pub mod small_cnn;
 pub mod store;
 pub mod torch_archive;
+pub mod zoo;
 
 use burn::tensor::{backend::Backend, Tensor};
 
@@ -29,6 +33,8 @@ pub use effnet::EffNetLite0;
 pub use error::EmbedError;
 pub use inception::InceptionFid;
 pub use preprocess::{Preprocess, Resize, Scale};
+pub use small_cnn::{SmallCnn, SmallCnnConfig, SmallCnnEmbedder};
+pub use zoo::{load_embedder, EMBEDDERS};
 
 /// A network that maps images to feature vectors.
 pub trait Embedder<B: Backend> {

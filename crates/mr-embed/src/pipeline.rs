@@ -74,6 +74,14 @@ pub fn embed_u8_images<B: Backend, E: Embedder<B> + ?Sized>(
     device: &B::Device,
 ) -> Result<Vec<f32>, EmbedError> {
     check_dims(images, n, h, w)?;
+    let pre = embedder.preprocess();
+    if pre.resize == crate::Resize::None && (h != pre.size || w != pre.size) {
+        return Err(EmbedError::Input(format!(
+            "{} takes {s}x{s} images (it does not resize), got {h}x{w}",
+            embedder.id(),
+            s = pre.size
+        )));
+    }
     let batch = batch.max(1);
     let d = embedder.feature_dim();
     let mut out = Vec::with_capacity(n * d);

@@ -16,6 +16,10 @@ pub enum Resize {
     /// PIL `Image.resize(BICUBIC)` on float32 channels (antialiased when shrinking, a = −0.5), as
     /// clean-fid does.
     BicubicAntialias,
+    /// No resizing: the input must already be `size`×`size` (networks trained at the data's own
+    /// resolution, e.g. `small-cnn` at 32). [`crate::pipeline::embed_u8_images`] rejects other
+    /// sizes with an error; [`Preprocess::apply`] panics on them.
+    None,
 }
 
 /// How resized pixel values in [0, 255] are mapped to the network's input range.
@@ -44,11 +48,13 @@ const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 impl Preprocess {
-    /// A stable, human-readable id such as `bilinear299-div128`.
+    /// A stable, human-readable id such as `bilinear299-div128` (`native32-div127.5` without
+    /// resizing).
     pub fn id(&self) -> String {
         let r = match self.resize {
             Resize::Bilinear => "bilinear",
             Resize::BicubicAntialias => "bicubic-aa",
+            Resize::None => "native",
         };
         let s = match self.scale {
             Scale::Div128 => "div128",
@@ -59,10 +65,12 @@ impl Preprocess {
         format!("{r}{}-{s}", self.size)
     }
 
-    /// Parse a resize name: `bilinear` or `bicubic-aa` (also `bicubic`, `clean`).
+    /// Parse a resize name: `bilinear`, `bicubic-aa` (also `bicubic`, `clean`) or `native`
+    /// (also `none`).
     pub fn parse_resize(s: &str) -> Option<Resize> {
         match s {
             "bilinear" => Some(Resize::Bilinear),
+            "native" | "none" => Some(Resize::None),
             "bicubic-aa" | "bicubic" | "clean" => Some(Resize::BicubicAntialias),
             _ => None,
         }
@@ -88,9 +96,20 @@ impl Preprocess {
     }
 
     /// Only the resize step: `[N, C, H, W]` → `[N, C, size, size]` (values unchanged in range).
+    ///
+    /// # Panics
+    /// With [`Resize::None`] when the input is not `size`×`size`.
     pub fn resize_only<B: Backend>(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [n, c, h, w] = x.dims();
         let s = self.size;
+        if self.resize == Resize::None {
+            assert!(
+                h == s && w == s,
+                "preprocessing {} takes {s}x{s} images, got {h}x{w}",
+                self.id()
+            );
+            return x;
+        }
         let device = x.device();
         let mut x = x;
         if w != s {
@@ -156,7 +175,17 @@ pub fn resize_matrix(kind: Resize, input: usize, output: usize) -> Vec<f32> {
     match kind {
         Resize::Bilinear => bilinear_matrix(input, output),
         Resize::BicubicAntialias => pil_bicubic_matrix(input, output),
+        Resize::None => identity_matrix(input, output),
     }
+}
+
+/// `[out, in]` with ones on the diagonal (the identity when `in == out`).
+fn identity_matrix(input: usize, output: usize) -> Vec<f32> {
+    let mut m = vec![0.0f32; output * input];
+    for i in 0..output.min(input) {
+        m[i * input + i] = 1.0;
+    }
+    m
 }
 
 /// torch's `upsample_bilinear2d` with `align_corners=False` and no scale factor, along one axis:
@@ -284,6 +313,12 @@ mod tests {
             ..a
         };
         assert_eq!(a.id(), "bilinear299-div128");
+        let d = Preprocess {
+            size: 32,
+            resize: Resize::None,
+            scale: Scale::Div127_5,
+        };
+        assert_eq!(d.id(), "native32-div127.5");
         assert_ne!(a.id(), b.id());
         assert_ne!(a.id(), c.id());
     }

@@ -8,7 +8,8 @@
 //! shows. Writes `<out_dir>/embed.json` and `<out_dir>/embed.md`.
 //!
 //! Needs: the weights (`cargo xtask fetch inception-fid`, `cargo xtask fetch effnet-lite0`;
-//! models whose weights are absent are skipped with a note), and `/usr/bin/python3` with torch
+//! models whose weights are absent are skipped with a note; `small-cnn`'s are bundled and
+//! handed to torch as an `.npz`), and `/usr/bin/python3` with torch
 //! (or `MR_TORCH_PYTHON`); without torch only the Rust side is measured.
 
 use std::path::{Path, PathBuf};
@@ -17,9 +18,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use burn::backend::Flex;
-use mr_data::npy::{read_npy, write_npy, NpyArray, NpyData};
+use burn::tensor::Tensor;
+use mr_data::npy::{read_npy, write_npy, write_npz, NpyArray, NpyData};
 use mr_embed::pipeline::embed_u8_images;
-use mr_embed::{paths, Embedder};
+use mr_embed::{paths, Embedder, SmallCnn};
 use serde_json::{json, Value};
 
 type B = Flex;
@@ -90,6 +92,39 @@ fn time_rust<E: Embedder<B>>(model: &E, imgs: &[u8], n: usize, batch: usize) -> 
         feats,
         dim: model.feature_dim(),
     })
+}
+
+fn host<const D: usize>(t: Tensor<B, D>) -> Result<NpyArray> {
+    let shape = t.dims().to_vec();
+    let v = t
+        .into_data()
+        .to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("reading weights: {e:?}"))?;
+    Ok(NpyArray::new(shape, NpyData::F32(v)))
+}
+
+/// The small-cnn weights under torch names (`b<i>.conv.weight`, `b<i>.bn.*`, `fc.weight` as
+/// `[classes, features]`, `fc.bias`) for the torch side.
+fn export_small_cnn(net: &SmallCnn<B>, path: &Path) -> Result<()> {
+    let mut arrays: Vec<(String, NpyArray)> = Vec::new();
+    for (i, b) in net.blocks.iter().enumerate() {
+        arrays.push((format!("b{i}.conv.weight"), host(b.conv.weight.val())?));
+        arrays.push((format!("b{i}.bn.weight"), host(b.bn.gamma.val())?));
+        arrays.push((format!("b{i}.bn.bias"), host(b.bn.beta.val())?));
+        arrays.push((
+            format!("b{i}.bn.running_mean"),
+            host(b.bn.running_mean.value())?,
+        ));
+        arrays.push((
+            format!("b{i}.bn.running_var"),
+            host(b.bn.running_var.value())?,
+        ));
+    }
+    arrays.push(("fc.weight".into(), host(net.fc_weight.val().transpose())?));
+    arrays.push(("fc.bias".into(), host(net.fc_bias.val())?));
+    let refs: Vec<(&str, &NpyArray)> = arrays.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    write_npz(path, &refs)?;
+    Ok(())
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
@@ -164,6 +199,16 @@ pub fn run(out_dir: &Path) -> Result<()> {
             paths::fetch_hint("effnet-lite0")
         ));
     }
+    // small-cnn: bundled weights, always present; torch gets them as an .npz.
+    let scnn = mr_embed::SmallCnnEmbedder::<B>::bundled(&device)?;
+    let scnn_npz = out_dir.join("small_cnn_weights.npz");
+    export_small_cnn(scnn.net(), &scnn_npz)?;
+    eprintln!("bench: small-cnn (burn flex, {threads} threads), {n} images");
+    rust.push((
+        "small-cnn".into(),
+        scnn_npz.clone(),
+        time_rust(&scnn, &imgs, n, batch)?,
+    ));
     if rust.is_empty() {
         bail!(
             "no embedder weights found under {}; {}",
@@ -189,10 +234,10 @@ pub fn run(out_dir: &Path) -> Result<()> {
                 .arg("--save-prefix")
                 .arg(out_dir.join("torch_feats_"));
             for (name, path, _) in &rust {
-                let flag = if name == "inception-fid" {
-                    "--inception"
-                } else {
-                    "--effnet"
+                let flag = match name.as_str() {
+                    "inception-fid" => "--inception",
+                    "effnet-lite0" => "--effnet",
+                    _ => "--small-cnn",
                 };
                 cmd.arg(flag).arg(path);
             }
@@ -282,6 +327,7 @@ pub fn run(out_dir: &Path) -> Result<()> {
     )?;
     std::fs::write(out_dir.join("embed.md"), &md)?;
     let _ = std::fs::remove_file(&img_path);
+    let _ = std::fs::remove_file(&scnn_npz);
     for (name, _, _) in &rust {
         let _ = std::fs::remove_file(out_dir.join(format!("torch_feats_{name}.npy")));
     }

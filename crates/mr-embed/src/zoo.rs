@@ -1,0 +1,62 @@
+//! Embedders by name: the one place binaries turn `--embed <name>` into a loaded network.
+//!
+//! `inception-fid` and `effnet-lite0` load their weights from the data root (`cargo xtask
+//! fetch <name>` puts them there); a missing file is an [`EmbedError::WeightsNotFound`] that
+//! says how to fetch it. `small-cnn` is trained in this project and its weights ship inside the
+//! crate ([`small_cnn::BUNDLED_WEIGHTS`]); a file at `<root>/weights/small-cnn/small-cnn-cifar10.mpk`
+//! overrides them (tag `file`).
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::backend::Backend;
+
+use crate::error::EmbedError;
+use crate::paths::{fetch_hint, weight_file};
+use crate::small_cnn::{self, SmallCnnConfig, SmallCnnEmbedder};
+use crate::{EffNetLite0, Embedder, InceptionFid};
+
+/// Names accepted by [`load_embedder`].
+pub const EMBEDDERS: &[&str] = &["inception-fid", "effnet-lite0", "small-cnn"];
+
+/// The weight file of embedder `name` under data root `root` (for `small-cnn`, the optional
+/// override of the bundled weights).
+pub fn embedder_weights(name: &str, root: &Path) -> Result<PathBuf, EmbedError> {
+    let file = match name {
+        "inception-fid" => "default_1.pt",
+        "effnet-lite0" => "efficientnet-lite0-57934424.pth",
+        small_cnn::NAME => small_cnn::WEIGHTS_FILE,
+        _ => return Err(EmbedError::UnknownEmbedder(name.to_string())),
+    };
+    Ok(weight_file(name, file, root))
+}
+
+/// Loads embedder `name` with its default preprocessing, weights from data root `root`
+/// (`small-cnn`: the bundled weights unless `root` holds an override file).
+pub fn load_embedder<B: Backend + 'static>(
+    name: &str,
+    root: &Path,
+    device: &B::Device,
+) -> Result<Box<dyn Embedder<B>>, EmbedError> {
+    let path = embedder_weights(name, root)?;
+    if name == small_cnn::NAME {
+        return Ok(Box::new(if path.is_file() {
+            let bytes = std::fs::read(&path).map_err(|e| EmbedError::io(&path, e))?;
+            let tag = format!("file-{}", &mr_data::imageset::sha256_bytes(&bytes)[..8]);
+            SmallCnnEmbedder::<B>::from_bytes(&bytes, &SmallCnnConfig::new(), &tag, device)
+                .map_err(|e| EmbedError::Input(format!("{}: {e}", path.display())))?
+        } else {
+            SmallCnnEmbedder::<B>::bundled(device)?
+        }));
+    }
+    if !path.is_file() {
+        return Err(EmbedError::WeightsNotFound {
+            path,
+            hint: fetch_hint(name),
+        });
+    }
+    Ok(match name {
+        "inception-fid" => Box::new(InceptionFid::<B>::from_fid_helper(&path, device)?),
+        "effnet-lite0" => Box::new(EffNetLite0::<B>::from_file(&path, device)?),
+        _ => return Err(EmbedError::UnknownEmbedder(name.to_string())),
+    })
+}
