@@ -1,14 +1,22 @@
 //! `mr-metrics`: FID, KID, C_T, NN distances and the τ guideline from the command line.
 //!
-//! Inputs are `.npy` feature arrays `[N, D]` (float32/float64) or, for FID, pytorch-fid `.npz`
-//! statistics. Bad input prints one `error: …` line on stderr and exits 2; other failures exit 1.
+//! Inputs are `.npy` feature arrays `[N, D]` (float32/float64), for FID pytorch-fid `.npz`
+//! statistics, or images — a uint8 `.npy` `[N, H, W, 3]`, an image folder (class subfolders give
+//! labels) or a named dataset — embedded with `--embed <model>` through the feature cache (see
+//! [`cli::inputs`]). Bad input prints one `error: …` line on stderr and exits 2; other failures
+//! exit 1.
 
+mod cli;
+
+use std::collections::BTreeSet;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
+use cli::inputs::{align_labels, EmbedOpts, Inputs, Labels, Ready, ReadyData};
 use indicatif::{ProgressBar, ProgressStyle};
 use mr_data::npy::{write_npy, NpyArray, NpyData};
 use mr_metrics::ct::{ct, ct_classwise, ct_mrgan, CtParams};
@@ -18,7 +26,10 @@ use mr_metrics::kid::{kid_with_progress, KidParams};
 use mr_metrics::nnd::{distribution, tau_guide};
 use mr_metrics::{Features, MetricsError};
 use mr_nn::{ExactIndex, IvfIndex, IvfParams, Metric, NnIndex};
-use serde_json::json;
+use serde_json::{json, Map, Value};
+
+/// The training set `ct` compares against when its other inputs are images.
+const DEFAULT_TRAIN: &str = "cifar10-train";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -43,25 +54,32 @@ enum Cmd {
     Nnd(NndArgs),
     /// The τ guideline: mean leave-one-out NN distance of the training set.
     Tau(TauArgs),
+    /// Embed images (dataset name, folder or uint8 `.npy`) into a features `.npy`.
+    Embed(EmbedArgs),
 }
 
 #[derive(Args, Debug)]
 struct FidArgs {
-    /// First set: features `.npy` [N, D] or stats `.npz` (mu, sigma).
-    a: PathBuf,
+    /// First set: features `.npy` [N, D], stats `.npz` (mu, sigma), or images (uint8 `.npy`,
+    /// folder, dataset name).
+    a: String,
     /// Second set (optional with --save-stats).
-    b: Option<PathBuf>,
+    b: Option<String>,
     /// Write the first set's statistics as a pytorch-fid compatible `.npz`.
     #[arg(long, value_name = "OUT.npz")]
     save_stats: Option<PathBuf>,
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    embed: EmbedOpts,
 }
 
 #[derive(Args, Debug)]
 struct KidArgs {
-    a: PathBuf,
-    b: PathBuf,
+    /// First set: features `.npy` or images (uint8 `.npy`, folder, dataset name).
+    a: String,
+    /// Second set.
+    b: String,
     #[arg(long, default_value_t = 100)]
     subsets: usize,
     #[arg(long, default_value_t = 1000)]
@@ -70,19 +88,22 @@ struct KidArgs {
     seed: u64,
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    embed: EmbedOpts,
 }
 
 #[derive(Args, Debug)]
 struct CtArgs {
-    /// Training features `.npy`.
+    /// Training set: features `.npy`, or images (uint8 `.npy`, folder, dataset name)
+    /// [default with image inputs: cifar10-train].
     #[arg(long)]
-    train: PathBuf,
-    /// Held-out test features `.npy` (the reference P_n).
+    train: Option<String>,
+    /// Held-out test set, the reference P_n (features or images, e.g. `cifar10.1`).
     #[arg(long)]
-    test: PathBuf,
-    /// Generated features `.npy` (Q_m).
+    test: String,
+    /// Generated set Q_m (features or images; class subfolders give labels).
     #[arg(long)]
-    gen: PathBuf,
+    gen: String,
     /// Number of k-means cells (1 = one global Mann-Whitney test).
     #[arg(long, default_value_t = 10)]
     cells: usize,
@@ -97,28 +118,35 @@ struct CtArgs {
     /// Generated-fraction threshold of Π_τ (default 20 / m).
     #[arg(long)]
     tau_c: Option<f64>,
-    /// Integer class labels of the training rows (`.npy`): enables class-wise C_T.
-    #[arg(long, requires_all = ["labels_test", "labels_gen"])]
+    /// Integer class labels of the training rows (`.npy`; overrides a dataset's labels).
+    /// Class-wise C_T runs when all three sets have labels (files, labelled datasets, or
+    /// folders with one subfolder per class).
+    #[arg(long)]
     labels_train: Option<PathBuf>,
-    #[arg(long, requires = "labels_train")]
+    #[arg(long)]
     labels_test: Option<PathBuf>,
-    #[arg(long, requires = "labels_train")]
+    #[arg(long)]
     labels_gen: Option<PathBuf>,
+    /// Skip class-wise C_T even where labels are known.
+    #[arg(long, conflicts_with = "mrgan")]
+    no_classwise: bool,
     /// With labels: also MRGAN's per-class variant (PCA-64 + k-means cells, cosine).
-    #[arg(long, requires = "labels_train")]
+    #[arg(long)]
     mrgan: bool,
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    embed: EmbedOpts,
 }
 
 #[derive(Args, Debug)]
 struct NndArgs {
-    /// Query features `.npy` (omit for leave-one-out distances within --index).
+    /// Query set: features `.npy` or images (omit for leave-one-out distances within --index).
     #[arg(long)]
-    query: Option<PathBuf>,
-    /// Index (reference) features `.npy`.
+    query: Option<String>,
+    /// Index (reference) set: features `.npy` or images.
     #[arg(long)]
-    index: PathBuf,
+    index: String,
     #[arg(long, default_value_t = 1)]
     k: usize,
     #[arg(long, default_value = "cosine")]
@@ -138,19 +166,40 @@ struct NndArgs {
     bins: usize,
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    embed: EmbedOpts,
 }
 
 #[derive(Args, Debug)]
 struct TauArgs {
+    /// Training set: features `.npy` or images (uint8 `.npy`, folder, dataset name).
     #[arg(long)]
-    train: PathBuf,
-    /// Integer class labels `.npy` for per-class guidelines.
+    train: String,
+    /// Integer class labels `.npy` for per-class guidelines (a labelled image input gives its
+    /// own).
     #[arg(long)]
     labels: Option<PathBuf>,
     #[arg(long, default_value = "cosine")]
     distance: Metric,
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    embed: EmbedOpts,
+}
+
+#[derive(Args, Debug)]
+struct EmbedArgs {
+    /// Images: a dataset name (`cifar10-test`, `cifar10-train[cat]:500`), a folder or a uint8 `.npy`.
+    #[arg(long)]
+    input: String,
+    /// Features `[N, D]` float32 are written here.
+    #[arg(long, value_name = "F.npy")]
+    out: PathBuf,
+    /// Class labels `[N]` int64 are written here (the input needs labels).
+    #[arg(long, value_name = "L.npy")]
+    labels_out: Option<PathBuf>,
+    #[command(flatten)]
+    embed: EmbedOpts,
 }
 
 fn progress(len: u64, what: &str) -> ProgressBar {
@@ -166,46 +215,56 @@ fn progress(len: u64, what: &str) -> ProgressBar {
     pb
 }
 
-fn load(path: &Path) -> Result<Features> {
-    Ok(Features::load(path)?)
-}
-
-fn print_json(v: &serde_json::Value) -> Result<()> {
+fn print_json(v: &Value) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
-fn load_stats(path: &Path) -> Result<(Stats, Option<usize>)> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    if ext.eq_ignore_ascii_case("npz") {
-        Ok((Stats::load_npz(path)?, None))
-    } else {
-        let f = load(path)?;
-        let n = f.n();
-        Ok((Stats::from_features(&f)?, Some(n)))
-    }
+/// Record where every input came from and, for image inputs, the embedder id.
+fn add_provenance(v: &mut Value, inputs: &[&Ready], embedder: &Option<String>) {
+    let m: Map<String, Value> = inputs
+        .iter()
+        .map(|r| (r.role.to_string(), r.info.clone()))
+        .collect();
+    v["inputs"] = Value::Object(m);
+    v["embedder"] = json!(embedder);
+}
+
+/// FID statistics of an input (features are reduced to μ, Σ) and its sample count when known.
+fn stats_of(r: &Ready) -> Result<(Stats, Option<usize>)> {
+    Ok(match &r.data {
+        ReadyData::Stats(s) => (s.clone(), s.n),
+        ReadyData::Features(f) => (Stats::from_features(f)?, Some(f.n())),
+    })
 }
 
 fn cmd_fid(a: FidArgs) -> Result<()> {
-    let (sa, na) = load_stats(&a.a)?;
+    let mut inputs = Inputs::new(&a.embed)?;
+    inputs.load("a", &a.a, true)?;
+    if let Some(b) = &a.b {
+        inputs.load("b", b, true)?;
+    } else if a.save_stats.is_none() {
+        bail!(MetricsError::Input(
+            "fid needs two inputs (or one input and --save-stats)".into()
+        ));
+    }
+    let (ready, embedder) = inputs.finish()?;
+    let (sa, na) = stats_of(&ready[0])?;
     if let Some(out) = &a.save_stats {
         sa.save_npz(out)?;
         if !a.json {
-            eprintln!("saved statistics of {} to {}", a.a.display(), out.display());
+            eprintln!("saved statistics of {} to {}", a.a, out.display());
         }
     }
-    let Some(b) = &a.b else {
-        if a.save_stats.is_none() {
-            bail!(MetricsError::Input(
-                "fid needs two inputs (or one input and --save-stats)".into()
-            ));
-        }
+    let Some(rb) = ready.get(1) else {
         if a.json {
-            print_json(&json!({"saved_stats": a.save_stats, "dim": sa.d, "n": na}))?;
+            let mut v = json!({"saved_stats": a.save_stats, "dim": sa.d, "n": na});
+            add_provenance(&mut v, &[&ready[0]], &embedder);
+            print_json(&v)?;
         }
         return Ok(());
     };
-    let (sb, nb) = load_stats(b)?;
+    let (sb, nb) = stats_of(rb)?;
     let r = fid(&sa, &sb)?;
     for w in &r.warnings {
         eprintln!("warning: {w}");
@@ -214,6 +273,7 @@ fn cmd_fid(a: FidArgs) -> Result<()> {
         let mut v = serde_json::to_value(&r)?;
         v["n_a"] = json!(na);
         v["n_b"] = json!(nb);
+        add_provenance(&mut v, &[&ready[0], rb], &embedder);
         print_json(&v)?;
     } else {
         println!("FID: {:.6}", r.fid);
@@ -222,7 +282,11 @@ fn cmd_fid(a: FidArgs) -> Result<()> {
 }
 
 fn cmd_kid(a: KidArgs) -> Result<()> {
-    let (x, y) = (load(&a.a)?, load(&a.b)?);
+    let mut inputs = Inputs::new(&a.embed)?;
+    inputs.load("a", &a.a, false)?;
+    inputs.load("b", &a.b, false)?;
+    let (ready, embedder) = inputs.finish()?;
+    let (x, y) = (ready[0].features(), ready[1].features());
     let p = KidParams {
         subsets: a.subsets,
         subset_size: a.subset_size,
@@ -230,18 +294,116 @@ fn cmd_kid(a: KidArgs) -> Result<()> {
         ..Default::default()
     };
     let pb = progress(p.subsets as u64, "KID subsets");
-    let r = kid_with_progress(&x, &y, &p, || pb.inc(1))?;
+    let r = kid_with_progress(x, y, &p, || pb.inc(1))?;
     pb.finish_and_clear();
     if a.json {
-        print_json(&serde_json::to_value(&r)?)?;
+        let mut v = serde_json::to_value(&r)?;
+        add_provenance(&mut v, &[&ready[0], &ready[1]], &embedder);
+        print_json(&v)?;
     } else {
         println!("KID: {:.6e} ± {:.6e}", r.kid_mean, r.kid_std);
     }
     Ok(())
 }
 
+/// Labels of one `ct` input: its label file if given, else the image set's own labels.
+fn labels_of(file: Option<&PathBuf>, r: &Ready) -> Result<Option<Labels>> {
+    Ok(match file {
+        Some(p) => Some(Labels {
+            ids: load_labels(p, r.features().n())?,
+            names: Vec::new(),
+        }),
+        None => r.labels.clone(),
+    })
+}
+
+/// Rows of `f` (and their labels) whose label is in `keep`.
+fn keep_classes(f: &Features, labels: &[i64], keep: &BTreeSet<i64>) -> (Features, Vec<i64>) {
+    let idx: Vec<usize> = (0..labels.len())
+        .filter(|&i| keep.contains(&labels[i]))
+        .collect();
+    (f.select(&idx), idx.iter().map(|&i| labels[i]).collect())
+}
+
+/// Class-wise C_T (and MRGAN's variant with `mrgan`) into `v["classes"]` / `v["mrgan"]`; test and
+/// generated labels are aligned to the training classes by name. A generated set of some classes
+/// is compared on those classes only. Returns (class, C_T) for the text output.
+fn classwise_ct(
+    (train, test, gen): (&Features, &Features, &Features),
+    (lt, lp, lg): (&Labels, &Labels, &Labels),
+    params: &CtParams,
+    mrgan: bool,
+    v: &mut Value,
+) -> Result<Vec<(String, f64)>> {
+    let (tr_ids, te_ids, ge_ids) = (
+        lt.ids.clone(),
+        align_labels(lt, lp, "test")?,
+        align_labels(lt, lg, "gen")?,
+    );
+    let train_classes: BTreeSet<i64> = tr_ids.iter().copied().collect();
+    let gen_classes: BTreeSet<i64> = ge_ids.iter().copied().collect();
+    if let Some(c) = gen_classes.difference(&train_classes).next() {
+        bail!(MetricsError::Input(format!(
+            "generated class {c} has no training samples (training classes: {train_classes:?})"
+        )));
+    }
+    let (train_c, tr_ids) = keep_classes(train, &tr_ids, &gen_classes);
+    let (test_c, te_ids) = keep_classes(test, &te_ids, &gen_classes);
+    if gen_classes.len() < train_classes.len() {
+        eprintln!(
+            "class-wise C_T on the {} classes of the generated set (of {})",
+            gen_classes.len(),
+            train_classes.len()
+        );
+    }
+    let classes = ct_classwise(&train_c, &tr_ids, &test_c, &te_ids, gen, &ge_ids, params)?;
+    v["classes"] = serde_json::to_value(&classes)?;
+    if !lt.names.is_empty() {
+        v["class_names"] = json!(lt.names);
+    }
+    if mrgan {
+        let m = ct_mrgan(
+            &train_c,
+            &tr_ids,
+            &test_c,
+            &te_ids,
+            gen,
+            &ge_ids,
+            64,
+            params.seed,
+        )?;
+        let mean = m.iter().map(|c| c.result.ct).sum::<f64>() / m.len() as f64;
+        v["mrgan"] = json!({"mean_ct": mean, "classes": m});
+    }
+    let name = |c: i64| {
+        usize::try_from(c)
+            .ok()
+            .and_then(|i| lt.names.get(i))
+            .map_or(String::new(), |n| format!(" ({n})"))
+    };
+    Ok(classes
+        .iter()
+        .map(|c| (format!("{}{}", c.class, name(c.class)), c.result.ct))
+        .collect())
+}
+
 fn cmd_ct(a: CtArgs) -> Result<()> {
-    let (train, test, gen) = (load(&a.train)?, load(&a.test)?, load(&a.gen)?);
+    let mut inputs = Inputs::new(&a.embed)?;
+    inputs.load("test", &a.test, false)?;
+    inputs.load("gen", &a.gen, false)?;
+    inputs.load_embedder()?;
+    let train_spec = match &a.train {
+        Some(t) => t.clone(),
+        None if inputs.has_images() => DEFAULT_TRAIN.to_string(),
+        None => bail!(MetricsError::Input(format!(
+            "--train is required when --test and --gen are feature files (it defaults to \
+             {DEFAULT_TRAIN} only for image inputs)"
+        ))),
+    };
+    inputs.load("train", &train_spec, false)?;
+    let (ready, embedder) = inputs.finish()?;
+    let [test_r, gen_r, train_r] = <[Ready; 3]>::try_from(ready).expect("three inputs");
+    let (train, test, gen) = (train_r.features(), test_r.features(), gen_r.features());
     let params = CtParams {
         cells: a.cells,
         metric: a.distance,
@@ -249,26 +411,44 @@ fn cmd_ct(a: CtArgs) -> Result<()> {
         n_init: a.n_init,
         tau_c: a.tau_c,
     };
-    let r = ct(&train, &test, &gen, &params)?;
+    let r = ct(train, test, gen, &params)?;
     let mut v = serde_json::to_value(&r)?;
+    add_provenance(&mut v, &[&train_r, &test_r, &gen_r], &embedder);
     let mut per_class = None;
-    if let (Some(lt), Some(lp), Some(lg)) = (&a.labels_train, &a.labels_test, &a.labels_gen) {
-        let lt = load_labels(lt, train.n())?;
-        let lp = load_labels(lp, test.n())?;
-        let lg = load_labels(lg, gen.n())?;
-        let classes = ct_classwise(&train, &lt, &test, &lp, &gen, &lg, &params)?;
-        v["classes"] = serde_json::to_value(&classes)?;
-        per_class = Some(
-            classes
-                .iter()
-                .map(|c| (c.class, c.result.ct))
-                .collect::<Vec<_>>(),
-        );
-        if a.mrgan {
-            let m = ct_mrgan(&train, &lt, &test, &lp, &gen, &lg, 64, a.seed)?;
-            let mean = m.iter().map(|c| c.result.ct).sum::<f64>() / m.len() as f64;
-            v["mrgan"] = json!({"mean_ct": mean, "classes": m});
+    let labels = (
+        labels_of(a.labels_train.as_ref(), &train_r)?,
+        labels_of(a.labels_test.as_ref(), &test_r)?,
+        labels_of(a.labels_gen.as_ref(), &gen_r)?,
+    );
+    let asked =
+        a.labels_train.is_some() || a.labels_test.is_some() || a.labels_gen.is_some() || a.mrgan;
+    match labels {
+        (Some(lt), Some(lp), Some(lg)) if !a.no_classwise => {
+            let sets = (train, test, gen);
+            match classwise_ct(sets, (&lt, &lp, &lg), &params, a.mrgan, &mut v) {
+                Ok(pc) => per_class = Some(pc),
+                // labels that came with the images, not asked for: the global C_T still stands
+                Err(e) if !asked => {
+                    eprintln!("warning: class-wise C_T skipped: {e:#}");
+                    v["classes_skipped"] = json!(format!("{e:#}"));
+                }
+                Err(e) => return Err(e),
+            }
         }
+        (lt, lp, lg) if asked && !a.no_classwise => {
+            let missing: Vec<&str> = [("train", &lt), ("test", &lp), ("gen", &lg)]
+                .iter()
+                .filter(|(_, l)| l.is_none())
+                .map(|(n, _)| *n)
+                .collect();
+            bail!(MetricsError::Input(format!(
+                "class-wise C_T needs labels for train, test and gen; none for {} (give \
+                 --labels-{}, a labelled dataset, or a folder with one subfolder per class)",
+                missing.join(", "),
+                missing[0]
+            )));
+        }
+        _ => {}
     }
     if a.json {
         print_json(&v)?;
@@ -309,12 +489,20 @@ fn cmd_ct(a: CtArgs) -> Result<()> {
 }
 
 fn cmd_nnd(a: NndArgs) -> Result<()> {
-    let index = load(&a.index)?;
-    let query = a.query.as_deref().map(load).transpose()?;
-    if let Some(q) = &query {
-        q.same_dim(&index, "query", "index")?;
+    let mut inputs = Inputs::new(&a.embed)?;
+    if let Some(q) = &a.query {
+        inputs.load("query", q, false)?;
     }
-    let (nn, recall) = match (&query, a.approx) {
+    inputs.load("index", &a.index, false)?;
+    let (mut ready, embedder) = inputs.finish()?;
+    let index_r = ready.pop().expect("index loaded");
+    let query_r = ready.pop();
+    let index = index_r.features();
+    let query = query_r.as_ref().map(|r| r.features());
+    if let Some(q) = query {
+        q.same_dim(index, "query", "index")?;
+    }
+    let (nn, recall) = match (query, a.approx) {
         (None, true) => bail!(MetricsError::Input(
             "--approx needs --query (leave-one-out search is exact only)".into()
         )),
@@ -353,7 +541,7 @@ fn cmd_nnd(a: NndArgs) -> Result<()> {
     }
     let dist = distribution(&nn.nearest_distances(), a.bins)?;
     if a.json {
-        print_json(&json!({
+        let mut v = json!({
             "n_query": nq,
             "n_index": index.n(),
             "k": a.k,
@@ -362,7 +550,11 @@ fn cmd_nnd(a: NndArgs) -> Result<()> {
             "approx": a.approx,
             "recall_at_1": recall,
             "nearest": dist,
-        }))?;
+        });
+        let mut rs = vec![&index_r];
+        rs.extend(query_r.as_ref());
+        add_provenance(&mut v, &rs, &embedder);
+        print_json(&v)?;
     } else {
         println!(
             "{} queries vs {} points ({}{}): nearest distance mean {:.6}, median {:.6}",
@@ -388,24 +580,79 @@ fn cmd_nnd(a: NndArgs) -> Result<()> {
 }
 
 fn cmd_tau(a: TauArgs) -> Result<()> {
-    let train = load(&a.train)?;
-    let labels = a
-        .labels
-        .as_deref()
-        .map(|p| load_labels(p, train.n()))
-        .transpose()?;
-    let g = tau_guide(&train, labels.as_deref(), a.distance)?;
+    let mut inputs = Inputs::new(&a.embed)?;
+    inputs.load("train", &a.train, false)?;
+    let (ready, embedder) = inputs.finish()?;
+    let train_r = &ready[0];
+    let train = train_r.features();
+    let labels = match &a.labels {
+        Some(p) => Some(load_labels(p, train.n())?),
+        None => train_r.labels.as_ref().map(|l| l.ids.clone()),
+    };
+    let g = tau_guide(train, labels.as_deref(), a.distance)?;
     if a.json {
-        print_json(&serde_json::to_value(&g)?)?;
+        let mut v = serde_json::to_value(&g)?;
+        if let Some(l) = train_r.labels.as_ref().filter(|_| a.labels.is_none()) {
+            v["class_names"] = json!(l.names);
+        }
+        add_provenance(&mut v, &[train_r], &embedder);
+        print_json(&v)?;
     } else {
         println!(
             "τ guideline ({} distance, {} training samples): {:.6}",
             g.distance, g.n_train, g.tau
         );
+        let names = match (&a.labels, &train_r.labels) {
+            (None, Some(l)) => l.names.as_slice(),
+            _ => &[],
+        };
         for c in &g.per_class {
-            println!("class {}: {:.6} ({} samples)", c.class, c.tau, c.n);
+            let name = usize::try_from(c.class)
+                .ok()
+                .and_then(|i| names.get(i))
+                .map_or(String::new(), |n| format!(" ({n})"));
+            println!("class {}{name}: {:.6} ({} samples)", c.class, c.tau, c.n);
         }
     }
+    Ok(())
+}
+
+fn cmd_embed(a: EmbedArgs) -> Result<()> {
+    let t0 = Instant::now();
+    let mut inputs = Inputs::new(&a.embed)?;
+    inputs.load("input", &a.input, false)?;
+    if !inputs.has_images() {
+        bail!(MetricsError::Input(format!(
+            "{}: embed takes images (a dataset name, an image folder or a uint8 .npy), not features",
+            a.input
+        )));
+    }
+    if a.labels_out.is_some() && !inputs.labelled("input") {
+        bail!(MetricsError::Input(format!(
+            "--labels-out: {} has no class labels (a labelled dataset or a folder with one \
+             subfolder per class has)",
+            a.input
+        )));
+    }
+    let (ready, embedder) = inputs.finish()?;
+    let r = &ready[0];
+    let f = r.features();
+    write_npy(
+        &a.out,
+        &NpyArray::new(vec![f.n(), f.dim()], NpyData::F32(f.data().to_vec())),
+    )?;
+    if let (Some(out), Some(l)) = (&a.labels_out, &r.labels) {
+        write_npy(
+            out,
+            &NpyArray::new(vec![l.ids.len()], NpyData::I64(l.ids.clone())),
+        )?;
+    }
+    let mut v = r.info.clone();
+    v["embedder"] = json!(embedder);
+    v["out"] = json!(a.out);
+    v["labels_out"] = json!(a.labels_out);
+    v["seconds"] = json!(t0.elapsed().as_secs_f64());
+    println!("{}", serde_json::to_string(&v)?);
     Ok(())
 }
 
@@ -417,6 +664,7 @@ fn main() -> ExitCode {
         Cmd::Ct(a) => cmd_ct(a),
         Cmd::Nnd(a) => cmd_nnd(a),
         Cmd::Tau(a) => cmd_tau(a),
+        Cmd::Embed(a) => cmd_embed(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

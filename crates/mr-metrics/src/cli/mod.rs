@@ -1,0 +1,3 @@
+//! Binary-only modules of `mr-metrics` (behind the `cli` feature; the library never sees them).
+
+pub mod inputs;
