@@ -12,11 +12,12 @@ mod bench_data;
 mod bench_metrics;
 mod datasets;
 mod fetch;
+mod train_small_cnn;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "xtask",
-    about = "Workspace automation: fetch data and weights, list datasets, benchmarks"
+    about = "Workspace automation: fetch data and weights, list datasets, benchmarks, train the small-cnn embedder"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -34,6 +35,8 @@ enum Command {
         #[command(subcommand)]
         target: BenchTarget,
     },
+    /// Train the small-cnn embedder on CIFAR-10 (weights + run record; bundled by mr-embed).
+    TrainSmallCnn(train_small_cnn::TrainSmallCnnArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -44,8 +47,10 @@ enum BenchTarget {
     Data(bench_data::BenchDataArgs),
     /// GAN training-step time (burn flex / ndarray) vs the same networks in torch (CPU).
     Models(bench_cargo::BenchExampleArgs),
-    /// Embedding throughput (images/s) of inception-fid and effnet-lite0 vs torch (CPU).
+    /// Embedding throughput (images/s) of inception-fid, effnet-lite0 and small-cnn vs torch (CPU).
     Embed(bench_cargo::BenchExampleArgs),
+    /// Training step time with memorization rejection vs without (small-cnn, CPU).
+    Train(bench_cargo::BenchExampleArgs),
 }
 
 /// An error caused by the user's input (exit code 2).
@@ -91,7 +96,9 @@ fn main() -> ExitCode {
             BenchTarget::Data(a) => bench_data::run(&a),
             BenchTarget::Models(a) => bench_cargo::run("mr-models", "ndarray", "step_bench", &a),
             BenchTarget::Embed(a) => bench_cargo::run("mr-embed", "", "bench_embed", &a),
+            BenchTarget::Train(a) => bench_cargo::run("mr-train", "", "mr_cost", &a),
         },
+        Command::TrainSmallCnn(a) => train_small_cnn::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,529 @@
+//! Training configuration: one TOML file (every field has a default), overridable from the CLI.
+//!
+//! ```toml
+//! seed = 0
+//! [model]
+//! preset = "dcgan-small"      # dcgan-small | dcgan-small-cond | sagan | biggan
+//! g_width = 32                # DCGAN-small overrides (optional)
+//! [data]
+//! train = "cifar10-train[automobile]:64@0"
+//! [train]
+//! steps = 2000
+//! n_dis = 1
+//! [mr]
+//! mode = "g"                  # none | g | gd
+//! tau = "guide"               # a number, "guide", "quantile:0.1" or "class-quantile:0.1"
+//! embedder = "small-cnn"
+//! [eval]
+//! every = 250
+//! test = "cifar10-test[automobile]"
+//! ```
+
+use std::fmt;
+use std::path::Path;
+
+use mr_models::{DcganConfig, DiffAugmentConfig, ModelConfig, Upsampling};
+use serde::{Deserialize, Serialize};
+
+use crate::BadInput;
+
+/// The whole run configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Seed of every random draw (weights, latents, batches, augmentation, evaluation latents).
+    pub seed: u64,
+    pub model: ModelSection,
+    pub data: DataSection,
+    pub train: TrainSection,
+    pub mr: MrSection,
+    pub eval: EvalSection,
+    pub log: LogSection,
+}
+
+/// Which GAN.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSection {
+    /// `dcgan-small`, `dcgan-small-cond`, `sagan` or `biggan`.
+    pub preset: String,
+    /// DCGAN-small: latent size.
+    pub z_dim: Option<usize>,
+    /// DCGAN-small: G base width.
+    pub g_width: Option<usize>,
+    /// DCGAN-small: D base width.
+    pub d_width: Option<usize>,
+    /// DCGAN-small: spectral norm in D.
+    pub d_spectral_norm: Option<bool>,
+    /// DCGAN-small: `nearest-conv` or `transposed-conv`.
+    pub upsampling: Option<String>,
+}
+
+/// Training data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataSection {
+    /// A dataset spec of the registry (`name[classes]:count@seed`), a folder or a uint8 `.npy`.
+    pub train: String,
+}
+
+/// Optimisation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSection {
+    /// Generator steps.
+    pub steps: usize,
+    /// Batch size (real and generated).
+    pub batch: usize,
+    /// Discriminator steps per generator step.
+    pub n_dis: usize,
+    pub lr_g: f64,
+    pub lr_d: f64,
+    pub beta1: f32,
+    pub beta2: f32,
+    /// Adam epsilon (StudioGAN: 1e-6).
+    pub adam_eps: f32,
+    /// `hinge` or `ns` (non-saturating).
+    pub loss: String,
+    /// DiffAugment policy applied to D's inputs, e.g. `color,translation,cutout` (empty = off).
+    pub diffaug: String,
+    /// Keep an EMA of G (used for evaluation and sampling).
+    pub ema: bool,
+    pub ema_decay: f64,
+    pub ema_start: usize,
+}
+
+/// Memorization rejection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MrSection {
+    /// `none`, `g` (the paper's default) or `gd`.
+    pub mode: String,
+    /// Rejection threshold: a number, `guide`, `quantile:Q` or `class-quantile:Q`.
+    pub tau: TauSpec,
+    /// `refill` (draw more until the batch is full) or `shrink` (MRGAN: keep the accepted
+    /// samples; draw again only when none was accepted).
+    pub policy: String,
+    /// Most draws of a candidate batch per step.
+    pub max_draws: usize,
+    /// Embedder of the rejection test (`small-cnn`, `inception-fid`, `effnet-lite0`).
+    pub embedder: String,
+    /// Images per embedder forward when embedding the training set.
+    pub embed_batch: usize,
+}
+
+/// In-training evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalSection {
+    /// Evaluate every this many steps (0 = only at the end; evaluation needs `test`).
+    pub every: usize,
+    /// Generated samples per evaluation (fixed latents).
+    pub samples: usize,
+    /// Evaluation embedder (FID and C_T).
+    pub embedder: String,
+    /// Held-out reference set for C_T (empty = no evaluation).
+    pub test: String,
+    /// Reference of FID: `train` or `test`.
+    pub fid_ref: String,
+    /// k-means cells of C_T.
+    pub cells: usize,
+    /// Also report C_T in the rejection embedder's space.
+    pub ct_in_mr_space: bool,
+    /// Images per embedder forward.
+    pub batch: usize,
+}
+
+/// Logging and checkpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// A log row every this many steps.
+    pub every: usize,
+    /// A checkpoint every this many steps (and always at the end).
+    pub checkpoint_every: usize,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        Self {
+            preset: "dcgan-small".into(),
+            z_dim: None,
+            g_width: None,
+            d_width: None,
+            d_spectral_norm: None,
+            upsampling: None,
+        }
+    }
+}
+
+impl Default for DataSection {
+    fn default() -> Self {
+        Self {
+            train: "cifar10-train".into(),
+        }
+    }
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        Self {
+            steps: 100_000,
+            batch: 64,
+            n_dis: 5,
+            lr_g: 2e-4,
+            lr_d: 2e-4,
+            beta1: 0.5,
+            beta2: 0.999,
+            adam_eps: 1e-6,
+            loss: "hinge".into(),
+            diffaug: String::new(),
+            ema: true,
+            ema_decay: 0.9999,
+            ema_start: 1000,
+        }
+    }
+}
+
+impl Default for MrSection {
+    fn default() -> Self {
+        Self {
+            mode: "none".into(),
+            tau: TauSpec::Value(0.0),
+            policy: "refill".into(),
+            max_draws: 8,
+            embedder: "inception-fid".into(),
+            embed_batch: 64,
+        }
+    }
+}
+
+impl Default for EvalSection {
+    fn default() -> Self {
+        Self {
+            every: 5000,
+            samples: 10_000,
+            embedder: "inception-fid".into(),
+            test: String::new(),
+            fid_ref: "train".into(),
+            cells: 10,
+            ct_in_mr_space: true,
+            batch: 64,
+        }
+    }
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self {
+            every: 50,
+            checkpoint_every: 1000,
+        }
+    }
+}
+
+/// The rejection threshold as configured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TauSpec {
+    /// A fixed cosine distance.
+    Value(f64),
+    /// `guide`, `quantile:Q`, `class-quantile:Q`.
+    Named(String),
+}
+
+/// The parsed threshold rule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TauRule {
+    /// Fixed τ; `0` turns rejection off (every sample is kept, as in plain training).
+    Value(f64),
+    /// The paper's guideline: the mean leave-one-out NN distance of the training set.
+    Guide,
+    /// The `q`-quantile of the training set's leave-one-out NN distances.
+    Quantile(f64),
+    /// Per class: the `q`-quantile of that class's leave-one-out NN distances.
+    ClassQuantile(f64),
+}
+
+impl fmt::Display for TauSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TauSpec::Value(v) => write!(f, "{v}"),
+            TauSpec::Named(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+impl TauSpec {
+    /// Parses a CLI value: a number or one of the names.
+    pub fn parse_cli(s: &str) -> Self {
+        match s.trim().parse::<f64>() {
+            Ok(v) => TauSpec::Value(v),
+            Err(_) => TauSpec::Named(s.trim().to_string()),
+        }
+    }
+
+    /// The rule, or a bad-input error naming the accepted forms.
+    pub fn rule(&self) -> Result<TauRule, BadInput> {
+        let quantile = |q: &str, what: &str| -> Result<f64, BadInput> {
+            match q.parse::<f64>() {
+                Ok(q) if (0.0..=1.0).contains(&q) => Ok(q),
+                _ => Err(BadInput(format!(
+                    "mr.tau = \"{what}\": the quantile must be a number in [0, 1]"
+                ))),
+            }
+        };
+        match self {
+            TauSpec::Value(v) if v.is_finite() && *v >= 0.0 => Ok(TauRule::Value(*v)),
+            TauSpec::Value(v) => Err(BadInput(format!(
+                "mr.tau = {v}: a threshold must be a finite cosine distance ≥ 0"
+            ))),
+            TauSpec::Named(s) if s == "guide" => Ok(TauRule::Guide),
+            TauSpec::Named(s) => {
+                if let Some(q) = s.strip_prefix("class-quantile:") {
+                    Ok(TauRule::ClassQuantile(quantile(q, s)?))
+                } else if let Some(q) = s.strip_prefix("quantile:") {
+                    Ok(TauRule::Quantile(quantile(q, s)?))
+                } else {
+                    Err(BadInput(format!(
+                        "mr.tau = \"{s}\": expected a number, \"guide\", \"quantile:Q\" or \"class-quantile:Q\""
+                    )))
+                }
+            }
+        }
+    }
+}
+
+/// Rejection mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MrMode {
+    /// Plain training.
+    None,
+    /// Reject in the generator step (the paper's default).
+    G,
+    /// Reject in generator and discriminator steps (the real batch is cut to the same count).
+    Gd,
+}
+
+/// What to do with a partly rejected batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchPolicy {
+    /// Draw more candidates until the batch is full (up to `max_draws` draws).
+    Refill,
+    /// Keep only the accepted samples; draw again only when none was accepted (MRGAN).
+    Shrink,
+}
+
+/// GAN loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loss {
+    Hinge,
+    NonSaturating,
+}
+
+impl TrainConfig {
+    /// Reads a TOML file (unknown keys are errors).
+    pub fn from_file(path: &Path) -> Result<Self, BadInput> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
+        Self::from_toml(&text).map_err(|e| BadInput(format!("{}: {}", path.display(), e.0)))
+    }
+
+    /// Parses TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, BadInput> {
+        let cfg: TrainConfig =
+            toml::from_str(text).map_err(|e| BadInput(format!("invalid config: {e}")))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// TOML text of this configuration (what a run directory records).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("the configuration serialises")
+    }
+
+    /// Checks every field; the first problem is returned.
+    pub fn validate(&self) -> Result<(), BadInput> {
+        let bad = |s: String| Err(BadInput(s));
+        self.model_config()?;
+        let t = &self.train;
+        if t.batch == 0 {
+            return bad("train.batch must be ≥ 1".into());
+        }
+        if t.n_dis == 0 {
+            return bad("train.n_dis must be ≥ 1".into());
+        }
+        for (name, lr) in [("lr_g", t.lr_g), ("lr_d", t.lr_d)] {
+            if !(lr.is_finite() && lr > 0.0) {
+                return bad(format!("train.{name} must be a positive number, got {lr}"));
+            }
+        }
+        for (name, b) in [("beta1", t.beta1), ("beta2", t.beta2)] {
+            if !(0.0..1.0).contains(&b) {
+                return bad(format!("train.{name} must be in [0, 1), got {b}"));
+            }
+        }
+        if !(t.adam_eps.is_finite() && t.adam_eps > 0.0) {
+            return bad(format!(
+                "train.adam_eps must be positive, got {}",
+                t.adam_eps
+            ));
+        }
+        if !(0.0..1.0).contains(&t.ema_decay) {
+            return bad(format!(
+                "train.ema_decay must be in [0, 1), got {}",
+                t.ema_decay
+            ));
+        }
+        self.loss()?;
+        self.diffaug()?;
+        self.mr_mode()?;
+        self.batch_policy()?;
+        self.mr.tau.rule()?;
+        if self.mr.max_draws == 0 {
+            return bad("mr.max_draws must be ≥ 1".into());
+        }
+        if self.mr.embed_batch == 0 || self.eval.batch == 0 {
+            return bad("mr.embed_batch and eval.batch must be ≥ 1".into());
+        }
+        if !["train", "test"].contains(&self.eval.fid_ref.as_str()) {
+            return bad(format!(
+                "eval.fid_ref = \"{}\": expected \"train\" or \"test\"",
+                self.eval.fid_ref
+            ));
+        }
+        if !self.eval.test.is_empty() && self.eval.samples < 2 {
+            return bad("eval.samples must be ≥ 2".into());
+        }
+        if self.eval.cells == 0 {
+            return bad("eval.cells must be ≥ 1".into());
+        }
+        if self.log.every == 0 || self.log.checkpoint_every == 0 {
+            return bad("log.every and log.checkpoint_every must be ≥ 1".into());
+        }
+        Ok(())
+    }
+
+    /// The model, with the DCGAN-small overrides applied.
+    pub fn model_config(&self) -> Result<ModelConfig, BadInput> {
+        let m = &self.model;
+        let mut cfg = ModelConfig::preset(&m.preset).ok_or_else(|| {
+            BadInput(format!(
+                "model.preset = \"{}\": expected dcgan-small, dcgan-small-cond, sagan or biggan",
+                m.preset
+            ))
+        })?;
+        let overrides = m.z_dim.is_some()
+            || m.g_width.is_some()
+            || m.d_width.is_some()
+            || m.d_spectral_norm.is_some()
+            || m.upsampling.is_some();
+        match &mut cfg {
+            ModelConfig::DcganSmall(c) => apply_dcgan(c, m)?,
+            _ if overrides => {
+                return Err(BadInput(format!(
+                    "model: z_dim/g_width/d_width/d_spectral_norm/upsampling apply to dcgan-small only, not {}",
+                    m.preset
+                )))
+            }
+            _ => {}
+        }
+        Ok(cfg)
+    }
+
+    /// The loss.
+    pub fn loss(&self) -> Result<Loss, BadInput> {
+        match self.train.loss.as_str() {
+            "hinge" => Ok(Loss::Hinge),
+            "ns" | "non-saturating" => Ok(Loss::NonSaturating),
+            s => Err(BadInput(format!(
+                "train.loss = \"{s}\": expected \"hinge\" or \"ns\""
+            ))),
+        }
+    }
+
+    /// The DiffAugment configuration, `None` when off.
+    pub fn diffaug(&self) -> Result<Option<DiffAugmentConfig>, BadInput> {
+        if self.train.diffaug.trim().is_empty() {
+            return Ok(None);
+        }
+        DiffAugmentConfig::from_policy(&self.train.diffaug)
+            .map(Some)
+            .ok_or_else(|| {
+                BadInput(format!(
+                    "train.diffaug = \"{}\": expected a comma list of color, translation, cutout",
+                    self.train.diffaug
+                ))
+            })
+    }
+
+    /// The rejection mode.
+    pub fn mr_mode(&self) -> Result<MrMode, BadInput> {
+        match self.mr.mode.as_str() {
+            "none" => Ok(MrMode::None),
+            "g" => Ok(MrMode::G),
+            "gd" => Ok(MrMode::Gd),
+            s => Err(BadInput(format!(
+                "mr.mode = \"{s}\": expected \"none\", \"g\" or \"gd\""
+            ))),
+        }
+    }
+
+    /// The batch policy.
+    pub fn batch_policy(&self) -> Result<BatchPolicy, BadInput> {
+        match self.mr.policy.as_str() {
+            "refill" => Ok(BatchPolicy::Refill),
+            "shrink" => Ok(BatchPolicy::Shrink),
+            s => Err(BadInput(format!(
+                "mr.policy = \"{s}\": expected \"refill\" or \"shrink\""
+            ))),
+        }
+    }
+
+    /// A hash of everything that determines the trained weights except the step count (a resumed
+    /// run must match it; extending `train.steps` is allowed).
+    pub fn resume_key(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut c = self.clone();
+        c.train.steps = 0;
+        c.log.checkpoint_every = 0;
+        let text = serde_json::to_string(&c).expect("the configuration serialises");
+        let digest = Sha256::digest(text.as_bytes());
+        digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+fn apply_dcgan(c: &mut DcganConfig, m: &ModelSection) -> Result<(), BadInput> {
+    if let Some(z) = m.z_dim {
+        if z == 0 {
+            return Err(BadInput("model.z_dim must be ≥ 1".into()));
+        }
+        c.z_dim = z;
+    }
+    for (name, v, slot) in [
+        ("g_width", m.g_width, &mut c.g_width),
+        ("d_width", m.d_width, &mut c.d_width),
+    ] {
+        if let Some(w) = v {
+            if w == 0 {
+                return Err(BadInput(format!("model.{name} must be ≥ 1")));
+            }
+            *slot = w;
+        }
+    }
+    if let Some(sn) = m.d_spectral_norm {
+        c.d_spectral_norm = sn;
+    }
+    if let Some(u) = &m.upsampling {
+        c.upsampling = match u.as_str() {
+            "nearest-conv" => Upsampling::NearestConv,
+            "transposed-conv" => Upsampling::TransposedConv,
+            s => {
+                return Err(BadInput(format!(
+                    "model.upsampling = \"{s}\": expected nearest-conv or transposed-conv"
+                )))
+            }
+        };
+    }
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! The `mr-train` command line: bad input gives one `error:` line and exit 2; a tiny run on real
+//! CIFAR-10 images trains with rejection, resumes, and samples PNGs and `.npy` files.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+
+fn mr_train() -> Command {
+    Command::cargo_bin("mr-train").unwrap()
+}
+
+fn one_error_line(out: &std::process::Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "stderr: {err}");
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    lines[0].to_string()
+}
+
+const TINY: &str = r#"
+seed = 3
+[model]
+preset = "dcgan-small"
+z_dim = 16
+g_width = 8
+d_width = 8
+[data]
+train = "cifar10-train[automobile]:24@0"
+[train]
+steps = 2
+batch = 8
+n_dis = 1
+[mr]
+mode = "g"
+tau = "guide"
+embedder = "small-cnn"
+[eval]
+every = 0
+[log]
+every = 1
+"#;
+
+#[test]
+fn bad_input_is_one_error_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, "[mr]\ntau = \"median\"\n").unwrap();
+    let out = mr_train()
+        .args(["--config", cfg.to_str().unwrap(), "--out"])
+        .arg(tmp.path().join("r"))
+        .output()
+        .unwrap();
+    assert!(one_error_line(&out).contains("mr.tau"));
+
+    let out = mr_train()
+        .args(["--config", "/nonexistent/c.toml", "--out", "x"])
+        .output()
+        .unwrap();
+    assert!(one_error_line(&out).contains("/nonexistent/c.toml"));
+
+    std::fs::write(&cfg, TINY).unwrap();
+    let out = mr_train()
+        .args(["--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(one_error_line(&out).contains("--out"));
+
+    let out = mr_train()
+        .args(["--config", cfg.to_str().unwrap(), "--train", "no-such-set"])
+        .arg("--out")
+        .arg(tmp.path().join("r"))
+        .output()
+        .unwrap();
+    assert!(one_error_line(&out).contains("no-such-set"));
+    assert!(
+        !tmp.path().join("r").exists(),
+        "no run folder for a failed start"
+    );
+
+    let out = mr_train()
+        .args(["sample", "--run"])
+        .arg(tmp.path())
+        .args(["--n", "2", "--out"])
+        .arg(tmp.path().join("s"))
+        .output()
+        .unwrap();
+    assert!(one_error_line(&out).contains("no checkpoint"));
+}
+
+#[test]
+fn default_config_round_trips() {
+    let out = mr_train().arg("default-config").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let cfg = mr_train::TrainConfig::from_toml(&text).unwrap();
+    assert_eq!(cfg, mr_train::TrainConfig::default());
+}
+
+fn cifar_present() -> bool {
+    let root = mr_data::registry::data_root(None);
+    if mr_data::registry::cifar10_variant(&root).is_none() {
+        eprintln!(
+            "skipping: CIFAR-10 not fetched under {} (run `cargo xtask fetch cifar10`)",
+            root.display()
+        );
+        return false;
+    }
+    true
+}
+
+#[test]
+fn trains_with_rejection_resumes_and_samples_on_cifar10() {
+    if !cifar_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("tiny.toml");
+    std::fs::write(&cfg, TINY).unwrap();
+    let run = tmp.path().join("run");
+    let cache = tmp.path().join("data");
+    let out = mr_train()
+        .args(["--config", cfg.to_str().unwrap(), "--out"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["steps"], 2);
+    assert!(summary["tau_guide"].as_f64().unwrap() > 0.0);
+    assert!(summary["mr_embedder"]
+        .as_str()
+        .unwrap()
+        .starts_with("small-cnn"));
+    for f in [
+        "config.toml",
+        "log.csv",
+        "summary.json",
+        "checkpoints/last/g.mpk",
+    ] {
+        assert!(run.join(f).is_file(), "{f}");
+    }
+    let _ = cache;
+
+    // the same folder again without --resume is refused; with it (and more steps) it continues
+    let out = mr_train()
+        .args(["--config", cfg.to_str().unwrap(), "--out"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(one_error_line(&out).contains("--resume"));
+    let out = mr_train()
+        .args(["--config"])
+        .arg(run.join("config.toml"))
+        .args(["--steps", "3", "--resume", "--out"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["steps"], 3);
+    let log = std::fs::read_to_string(run.join("log.csv")).unwrap();
+    assert_eq!(log.lines().count(), 4, "header + one row per step: {log}");
+
+    // samples: a PNG folder and a uint8 .npy with labels
+    let pngs = tmp.path().join("pngs");
+    let out = mr_train()
+        .args(["sample", "--run"])
+        .arg(&run)
+        .args(["--n", "5", "--out"])
+        .arg(&pngs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_dir(&pngs).unwrap().count(), 5);
+    let npy = tmp.path().join("gen.npy");
+    let out = mr_train()
+        .args(["sample", "--run"])
+        .arg(&run)
+        .args(["--n", "4", "--out"])
+        .arg(&npy)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let arr = mr_data::npy::read_npy(&npy).unwrap();
+    assert_eq!(arr.shape, vec![4, 32, 32, 3]);
+    assert!(Path::new(&tmp.path().join("gen_labels.npy")).is_file());
+    // an existing folder is not overwritten
+    let out = mr_train()
+        .args(["sample", "--run"])
+        .arg(&run)
+        .args(["--n", "5", "--out"])
+        .arg(&pngs)
+        .output()
+        .unwrap();
+    assert!(one_error_line(&out).contains("exists"));
+}

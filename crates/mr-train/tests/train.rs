@@ -1,0 +1,380 @@
+//! Training-loop guarantees: τ = 0 is plain training bit for bit, a killed and resumed run ends
+//! with the same weights and logs as an uninterrupted one, rejection really rejects, and the
+//! device search equals the exact host search.
+
+mod common;
+
+use common::{synthetic, tiny_config, Inner, Pool, B};
+use mr_models::load_module;
+use mr_nn::{DeviceIndex, ExactIndex, Metric, NnIndex, View};
+use mr_train::config::TauRule;
+use mr_train::sample::{load_generator, Which};
+use mr_train::{flat_params, run, Rejector, RunOptions, TauSpec, Trainer};
+
+fn rejector(cfg: &mr_train::TrainConfig, set: &mr_data::ImageSet) -> Rejector<Inner> {
+    let labels: Vec<i64> = set
+        .labels
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|&l| i64::from(l))
+        .collect();
+    Rejector::new(
+        Pool::boxed(),
+        &set.pixels,
+        set.len,
+        32,
+        32,
+        Some(&labels),
+        cfg.mr.tau.rule().unwrap(),
+        16,
+        None,
+        &Default::default(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn tau_zero_reproduces_plain_training_bit_for_bit() {
+    let set = synthetic(16, 2, 1);
+    let device = Default::default();
+    let plain_cfg = tiny_config();
+    let mut plain = Trainer::<B>::new(plain_cfg.clone(), &set, None, &device).unwrap();
+    let mut mr_cfg = plain_cfg.clone();
+    mr_cfg.mr.mode = "g".into();
+    mr_cfg.mr.tau = TauSpec::Value(0.0);
+    let rej = rejector(&mr_cfg, &set);
+    assert!(rej.keeps_everything());
+    let mut with_mr = Trainer::<B>::new(mr_cfg, &set, Some(rej), &device).unwrap();
+    for _ in 0..4 {
+        let a = plain.train_step().unwrap();
+        let b = with_mr.train_step().unwrap();
+        assert_eq!(a.d_loss.to_bits(), b.d_loss.to_bits());
+        assert_eq!(a.g_loss.to_bits(), b.g_loss.to_bits());
+        assert_eq!(b.accepted, b.drawn);
+        assert_eq!(
+            b.nn.len(),
+            8,
+            "distances are still measured and logged at τ = 0"
+        );
+    }
+    assert_eq!(flat_params(&plain.g), flat_params(&with_mr.g));
+    assert_eq!(flat_params(&plain.d), flat_params(&with_mr.d));
+    assert_eq!(
+        flat_params(&plain.ema.as_ref().unwrap().model),
+        flat_params(&with_mr.ema.as_ref().unwrap().model)
+    );
+}
+
+#[test]
+fn rejection_rejects_and_policies_behave() {
+    let set = synthetic(16, 2, 2);
+    let device = Default::default();
+    // a τ above every possible cosine distance: nothing is accepted, the step is forced
+    let mut cfg = tiny_config();
+    cfg.mr.mode = "g".into();
+    cfg.mr.tau = TauSpec::Value(2.5);
+    cfg.mr.max_draws = 3;
+    let mut t = Trainer::<B>::new(cfg.clone(), &set, Some(rejector(&cfg, &set)), &device).unwrap();
+    let s = t.train_step().unwrap();
+    assert_eq!(s.accepted, 0);
+    assert_eq!(s.drawn, 3 * 8, "refill draws up to max_draws batches");
+    assert!(s.forced);
+    assert_eq!(s.g_batch, 8);
+
+    // the median of the candidates' distances as τ: about half survive
+    let mut cfg = tiny_config();
+    cfg.mr.mode = "g".into();
+    let probe = Trainer::<B>::new(
+        {
+            let mut c = cfg.clone();
+            c.mr.tau = TauSpec::Value(0.0);
+            c
+        },
+        &set,
+        Some(rejector(
+            &{
+                let mut c = cfg.clone();
+                c.mr.tau = TauSpec::Value(0.0);
+                c
+            },
+            &set,
+        )),
+        &device,
+    )
+    .unwrap();
+    let mut probe = probe;
+    let mut nn = probe.train_step().unwrap().nn;
+    nn.sort_by(f32::total_cmp);
+    let median = f64::from(nn[nn.len() / 2]);
+    for (policy, max_draws) in [("refill", 8), ("shrink", 8)] {
+        let mut c = cfg.clone();
+        c.mr.tau = TauSpec::Value(median);
+        c.mr.policy = policy.into();
+        c.mr.max_draws = max_draws;
+        let mut t = Trainer::<B>::new(c.clone(), &set, Some(rejector(&c, &set)), &device).unwrap();
+        let s = t.train_step().unwrap();
+        assert!(s.accepted > 0 && s.accepted < s.drawn, "{policy}: {s:?}");
+        assert!(s.nn.iter().filter(|&&d| f64::from(d) > median).count() > 0);
+        match policy {
+            "refill" => assert_eq!(s.g_batch, 8, "refill fills the batch"),
+            _ => {
+                assert_eq!(s.drawn, 8, "shrink draws once when something is accepted");
+                assert_eq!(s.g_batch, s.accepted);
+            }
+        }
+        assert!(!s.forced);
+    }
+
+    // mode gd trains with filtered D batches too
+    let mut c = cfg.clone();
+    c.mr.mode = "gd".into();
+    c.mr.tau = TauSpec::Value(median);
+    let mut t = Trainer::<B>::new(c.clone(), &set, Some(rejector(&c, &set)), &device).unwrap();
+    for _ in 0..2 {
+        let s = t.train_step().unwrap();
+        assert!(s.d_loss.is_finite() && s.g_loss.is_finite());
+    }
+}
+
+#[test]
+fn tau_rules_come_from_the_training_set() {
+    let set = synthetic(16, 2, 3);
+    let mut cfg = tiny_config();
+    cfg.mr.mode = "g".into();
+    cfg.mr.tau = TauSpec::Named("guide".into());
+    let r = rejector(&cfg, &set);
+    assert_eq!(r.taus(), &[r.guide]);
+    assert!(r.guide > 0.0 && r.guide < 1.0);
+    cfg.mr.tau = TauSpec::Named("class-quantile:0.5".into());
+    assert_eq!(cfg.mr.tau.rule().unwrap(), TauRule::ClassQuantile(0.5));
+    let r = rejector(&cfg, &set);
+    assert_eq!(r.taus().len(), 2);
+    assert!(r.taus().iter().all(|&t| t > 0.0));
+    for bad in ["quantile:2", "median", "class-quantile:x"] {
+        assert!(TauSpec::Named(bad.into()).rule().is_err(), "{bad}");
+    }
+    assert!(TauSpec::Value(-0.1).rule().is_err());
+}
+
+fn run_dir(
+    cfg: &mr_train::TrainConfig,
+    out: &std::path::Path,
+    resume: bool,
+    stop_after: Option<usize>,
+) -> mr_train::RunSummary {
+    let set = synthetic(16, 2, 4);
+    let test = synthetic(24, 2, 5);
+    run::<B>(
+        cfg.clone(),
+        out,
+        RunOptions {
+            train: set,
+            test: Some(test),
+            mr_embedder: Some(Pool::boxed()),
+            eval_embedder: Some(Pool::boxed()),
+            cache_dir: None,
+            resume,
+            stop_after,
+            verbose: false,
+        },
+        &Default::default(),
+    )
+    .unwrap()
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+/// The deterministic columns of log.csv (timings dropped).
+fn log_columns(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| l.split(',').take(10).collect::<Vec<_>>().join(","))
+        .collect()
+}
+
+fn eval_columns(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| l.split(',').take(6).collect::<Vec<_>>().join(","))
+        .collect()
+}
+
+#[test]
+fn killed_and_resumed_run_equals_uninterrupted_run() {
+    let mut cfg = tiny_config();
+    cfg.mr.mode = "g".into();
+    cfg.mr.tau = TauSpec::Named("quantile:0.3".into());
+    cfg.train.diffaug = "color,translation,cutout".into();
+    cfg.eval.every = 2;
+    cfg.log.checkpoint_every = 2;
+    let tmp = tempfile::tempdir().unwrap();
+    let whole = tmp.path().join("whole");
+    let parts = tmp.path().join("parts");
+    let s = run_dir(&cfg, &whole, false, None);
+    assert_eq!(s.steps, 6);
+    assert_eq!(s.evals.len(), 3);
+    assert!(
+        s.acceptance_rate.unwrap() < 1.0,
+        "τ at the 30% quantile rejects something"
+    );
+    // Interrupted twice: a graceful stop after 2 steps, then a "kill" — the run goes on to
+    // step 4 (log and eval rows written), but its checkpoint is rolled back to step 2 as if
+    // the process died before the step-4 checkpoint landed. Resuming redoes steps 3-4.
+    let s1 = run_dir(&cfg, &parts, false, Some(2));
+    assert_eq!(s1.steps, 2);
+    let ck2 = tmp.path().join("ck2");
+    copy_dir(&parts.join("checkpoints/last"), &ck2);
+    let s2 = run_dir(&cfg, &parts, true, Some(2));
+    assert_eq!(s2.steps, 4);
+    assert!(!parts.join("summary.json").exists());
+    std::fs::remove_dir_all(parts.join("checkpoints/last")).unwrap();
+    copy_dir(&ck2, &parts.join("checkpoints/last"));
+    let s3 = run_dir(&cfg, &parts, true, None);
+    assert_eq!(s3.steps, 6);
+    assert!(parts.join("summary.json").is_file());
+
+    let device = Default::default();
+    for ema in [false, true] {
+        let (a, ..) = load_generator::<Inner>(&whole, Which::Last, ema, &device).unwrap();
+        let (b, ..) = load_generator::<Inner>(&parts, Which::Last, ema, &device).unwrap();
+        assert_eq!(flat_params(&a), flat_params(&b), "G (ema = {ema})");
+    }
+    let model = cfg.model_config().unwrap();
+    let (_, d0) = model.init::<Inner>(0, &device);
+    let da = load_module(d0.clone(), &whole.join("checkpoints/last/d"), &device).unwrap();
+    let db = load_module(d0, &parts.join("checkpoints/last/d"), &device).unwrap();
+    assert_eq!(flat_params(&da), flat_params(&db), "D");
+    assert_eq!(
+        log_columns(&whole.join("log.csv")),
+        log_columns(&parts.join("log.csv"))
+    );
+    assert_eq!(log_columns(&whole.join("log.csv")).len(), 7);
+    assert_eq!(
+        eval_columns(&whole.join("eval.csv")),
+        eval_columns(&parts.join("eval.csv"))
+    );
+    assert!(whole.join("checkpoints/best/g.mpk").is_file());
+
+    // a run directory is not silently overwritten, and resume checks the configuration
+    let err = run::<B>(
+        cfg.clone(),
+        &whole,
+        RunOptions {
+            train: synthetic(16, 2, 4),
+            test: None,
+            mr_embedder: Some(Pool::boxed()),
+            eval_embedder: None,
+            cache_dir: None,
+            resume: false,
+            stop_after: None,
+            verbose: false,
+        },
+        &device,
+    )
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("--resume"), "{err:#}");
+    let mut other = cfg.clone();
+    other.seed += 1;
+    let err = run::<B>(
+        other,
+        &whole,
+        RunOptions {
+            train: synthetic(16, 2, 4),
+            test: None,
+            mr_embedder: Some(Pool::boxed()),
+            eval_embedder: None,
+            cache_dir: None,
+            resume: true,
+            stop_after: None,
+            verbose: false,
+        },
+        &device,
+    )
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("another configuration"),
+        "{err:#}"
+    );
+}
+
+#[test]
+fn device_search_equals_exact_search() {
+    let mut rng = mr_models::SeededRng::new(11);
+    let (n, q, d) = (300, 40, 24);
+    let mut train = rng.uniform_vec(n * d, -1.0, 1.0);
+    // a zero row, and a query that duplicates a training row
+    for v in &mut train[..d] {
+        *v = 0.0;
+    }
+    let mut queries = rng.uniform_vec(q * d, -1.0, 1.0);
+    queries[..d].copy_from_slice(&train[5 * d..6 * d]);
+    let device = Default::default();
+    let idx = DeviceIndex::<Inner>::new(&train, d, &device)
+        .unwrap()
+        .with_chunk(64);
+    let qt = burn::tensor::Tensor::<Inner, 2>::from_data(
+        burn::tensor::TensorData::new(queries.clone(), [q, d]),
+        &device,
+    );
+    let got = idx.nearest(qt).unwrap();
+    let exact = ExactIndex::new(View::new(&train, d).unwrap(), Metric::Cosine).unwrap();
+    let want = exact.search(View::new(&queries, d).unwrap(), 1).unwrap();
+    for i in 0..q {
+        assert_eq!(got.indices[i], want.indices_of(i)[0], "query {i}");
+        assert!((f64::from(got.distances[i]) - want.distances_of(i)[0]).abs() < 1e-5);
+    }
+    assert!(
+        got.distances[0].abs() < 1e-5,
+        "an exact copy has distance 0"
+    );
+    // bad input is an error, not a panic
+    assert!(DeviceIndex::<Inner>::new(&[], d, &device).is_err());
+    assert!(DeviceIndex::<Inner>::new(&[f32::NAN; 4], 2, &device).is_err());
+    let wrong = burn::tensor::Tensor::<Inner, 2>::zeros([2, d + 1], &device);
+    assert!(idx.nearest(wrong).is_err());
+}
+
+#[test]
+fn config_errors_are_clear() {
+    use mr_train::TrainConfig;
+    let cases = [
+        ("[train]\nbatch = 0", "train.batch"),
+        ("[mr]\nmode = \"both\"", "mr.mode"),
+        ("[mr]\ntau = \"median\"", "mr.tau"),
+        ("[model]\npreset = \"stylegan\"", "model.preset"),
+        ("[train]\nloss = \"wgan\"", "train.loss"),
+        ("[train]\ndiffaug = \"rotate\"", "train.diffaug"),
+        (
+            "[model]\npreset = \"biggan\"\ng_width = 8",
+            "dcgan-small only",
+        ),
+        ("[train]\nbogus = 1", "unknown field"),
+    ];
+    for (text, want) in cases {
+        let err = TrainConfig::from_toml(text).unwrap_err();
+        assert!(err.0.contains(want), "{text}: {}", err.0);
+    }
+    // every shipped configuration parses
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            TrainConfig::from_file(&p).unwrap_or_else(|e| panic!("{}: {}", p.display(), e.0));
+            n += 1;
+        }
+    }
+    assert!(n >= 2);
+    // the default configuration round-trips through its TOML
+    let d = TrainConfig::default();
+    assert_eq!(TrainConfig::from_toml(&d.to_toml()).unwrap(), d);
+}
