@@ -182,7 +182,12 @@ fn write(
     n_train: usize,
 ) -> Result<()> {
     std::fs::create_dir_all(out)?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // the thread count the CPU backend uses: RAYON_NUM_THREADS when set, else every core
+    let threads = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&t| t > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let mut rows = Vec::new();
     let mut md = format!(
         "# Cost of memorization rejection (CPU, burn-flex)\n\n\
