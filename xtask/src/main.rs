@@ -12,6 +12,7 @@ mod bench_data;
 mod bench_metrics;
 mod datasets;
 mod fetch;
+mod gpu_check;
 mod train_small_cnn;
 
 #[derive(Debug, Parser)]
@@ -37,6 +38,8 @@ enum Command {
     },
     /// Train the small-cnn embedder on CIFAR-10 (weights + run record; bundled by mr-embed).
     TrainSmallCnn(train_small_cnn::TrainSmallCnnArgs),
+    /// Build the device check (parity, images/s, MR step cost) with --features cuda into target-gpu/.
+    GpuCheck(gpu_check::GpuCheckArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +102,7 @@ fn main() -> ExitCode {
             BenchTarget::Train(a) => bench_cargo::run("mr-train", "", "mr_cost", &a),
         },
         Command::TrainSmallCnn(a) => train_small_cnn::run(&a),
+        Command::GpuCheck(a) => gpu_check::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
