@@ -96,6 +96,16 @@ fn default_config_round_trips() {
     assert_eq!(cfg, mr_train::TrainConfig::default());
 }
 
+fn sample(run: &Path, n: usize, out: &Path) -> std::process::Output {
+    mr_train()
+        .args(["sample", "--run"])
+        .arg(run)
+        .args(["--n", &n.to_string(), "--out"])
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
 fn cifar_present() -> bool {
     let root = mr_data::registry::data_root(None);
     if mr_data::registry::cifar10_variant(&root).is_none() {
@@ -168,13 +178,7 @@ fn trains_with_rejection_resumes_and_samples_on_cifar10() {
 
     // samples: a PNG folder and a uint8 .npy with labels
     let pngs = tmp.path().join("pngs");
-    let out = mr_train()
-        .args(["sample", "--run"])
-        .arg(&run)
-        .args(["--n", "5", "--out"])
-        .arg(&pngs)
-        .output()
-        .unwrap();
+    let out = sample(&run, 5, &pngs);
     assert!(
         out.status.success(),
         "{}",
@@ -182,24 +186,12 @@ fn trains_with_rejection_resumes_and_samples_on_cifar10() {
     );
     assert_eq!(std::fs::read_dir(&pngs).unwrap().count(), 5);
     let npy = tmp.path().join("gen.npy");
-    let out = mr_train()
-        .args(["sample", "--run"])
-        .arg(&run)
-        .args(["--n", "4", "--out"])
-        .arg(&npy)
-        .output()
-        .unwrap();
+    let out = sample(&run, 4, &npy);
     assert!(out.status.success());
     let arr = mr_data::npy::read_npy(&npy).unwrap();
     assert_eq!(arr.shape, vec![4, 32, 32, 3]);
     assert!(Path::new(&tmp.path().join("gen_labels.npy")).is_file());
     // an existing folder is not overwritten
-    let out = mr_train()
-        .args(["sample", "--run"])
-        .arg(&run)
-        .args(["--n", "5", "--out"])
-        .arg(&pngs)
-        .output()
-        .unwrap();
+    let out = sample(&run, 5, &pngs);
     assert!(one_error_line(&out).contains("exists"));
 }

@@ -183,6 +183,20 @@ fn run_dir(
     .unwrap()
 }
 
+/// Options of a run without evaluation (for the refusal checks).
+fn no_eval(resume: bool) -> RunOptions<B> {
+    RunOptions {
+        train: synthetic(16, 2, 4),
+        test: None,
+        mr_embedder: Some(Pool::boxed()),
+        eval_embedder: None,
+        cache_dir: None,
+        resume,
+        stop_after: None,
+        verbose: false,
+    }
+}
+
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
@@ -265,41 +279,11 @@ fn killed_and_resumed_run_equals_uninterrupted_run() {
     assert!(whole.join("checkpoints/best/g.mpk").is_file());
 
     // a run directory is not silently overwritten, and resume checks the configuration
-    let err = run::<B>(
-        cfg.clone(),
-        &whole,
-        RunOptions {
-            train: synthetic(16, 2, 4),
-            test: None,
-            mr_embedder: Some(Pool::boxed()),
-            eval_embedder: None,
-            cache_dir: None,
-            resume: false,
-            stop_after: None,
-            verbose: false,
-        },
-        &device,
-    )
-    .unwrap_err();
+    let err = run::<B>(cfg.clone(), &whole, no_eval(false), &device).unwrap_err();
     assert!(format!("{err:#}").contains("--resume"), "{err:#}");
     let mut other = cfg.clone();
     other.seed += 1;
-    let err = run::<B>(
-        other,
-        &whole,
-        RunOptions {
-            train: synthetic(16, 2, 4),
-            test: None,
-            mr_embedder: Some(Pool::boxed()),
-            eval_embedder: None,
-            cache_dir: None,
-            resume: true,
-            stop_after: None,
-            verbose: false,
-        },
-        &device,
-    )
-    .unwrap_err();
+    let err = run::<B>(other, &whole, no_eval(true), &device).unwrap_err();
     assert!(
         format!("{err:#}").contains("another configuration"),
         "{err:#}"
