@@ -1,8 +1,9 @@
 //! The `mr-metrics` CLI as a user runs it: exit codes, JSON on stdout, one-line errors.
 
+mod common;
+use common::{bad_input, bin, json_of};
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use mr_data::npy::{to_npy_bytes, write_npy, NpyArray, NpyData};
 use predicates::prelude::*;
 use rand::{RngExt, SeedableRng};
@@ -15,36 +16,12 @@ fn fx(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn bin() -> Command {
-    Command::cargo_bin("mr-metrics").unwrap()
-}
-
 fn write_f32(dir: &Path, name: &str, n: usize, d: usize, seed: u64) -> PathBuf {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let v = (0..n * d).map(|_| rng.random::<f32>()).collect();
     let p = dir.join(name);
     write_npy(&p, &NpyArray::new(vec![n, d], NpyData::F32(v))).unwrap();
     p
-}
-
-fn json_of(cmd: &mut Command) -> Value {
-    let out = cmd.assert().success().get_output().stdout.clone();
-    serde_json::from_slice(&out).expect("stdout is JSON")
-}
-
-/// Runs `cmd`, expects exit 2 and exactly one stderr line starting with `error:` that contains
-/// `needle`, and nothing on stdout.
-fn bad_input(cmd: &mut Command, needle: &str) {
-    let out = cmd.assert().code(2).get_output().clone();
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "one line expected: {err}"
-    );
-    assert!(err.starts_with("error: "), "{err}");
-    assert!(err.contains(needle), "expected '{needle}' in: {err}");
-    assert!(out.stdout.is_empty());
 }
 
 #[test]

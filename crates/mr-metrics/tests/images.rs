@@ -4,17 +4,14 @@
 
 #![cfg(feature = "cli")]
 
+mod common;
+use common::{bad_input, bin, json_of};
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use mr_data::npy::{read_npy, write_npy, NpyArray, NpyData};
 use serde_json::Value;
 
 const MODEL: &str = "effnet-lite0";
-
-fn bin() -> Command {
-    Command::cargo_bin("mr-metrics").unwrap()
-}
 
 /// The weights' path, or the skip reason.
 fn weights() -> Result<PathBuf, String> {
@@ -63,25 +60,6 @@ fn class_folder(dir: &Path, classes: &[(&str, &[u32])]) -> Vec<u8> {
         }
     }
     all
-}
-
-fn json_of(cmd: &mut Command) -> Value {
-    let out = cmd.assert().success().get_output().stdout.clone();
-    serde_json::from_slice(&out).expect("stdout is JSON")
-}
-
-/// Exit 2, exactly one stderr line `error: …` containing `needle`, nothing on stdout.
-fn bad_input(cmd: &mut Command, needle: &str) {
-    let out = cmd.assert().code(2).get_output().clone();
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "one line expected: {err}"
-    );
-    assert!(err.starts_with("error: "), "{err}");
-    assert!(err.contains(needle), "expected '{needle}' in: {err}");
-    assert!(out.stdout.is_empty());
 }
 
 #[test]

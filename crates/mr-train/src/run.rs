@@ -20,6 +20,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mr_data::atomic::write_bytes_atomic;
 use mr_data::ImageSet;
 use mr_embed::Embedder;
+use mr_metrics::nnd::quantile_sorted;
 use serde::Serialize;
 
 use crate::config::{MrMode, TrainConfig};
@@ -80,17 +81,6 @@ pub struct TimeSplit {
 const LOG_HEADER: &str = "step,d_loss,g_loss,accept_rate,g_batch,forced,nn_mean,nn_q10,nn_q50,nn_q90,d_s,g_s,embed_s,nn_s,wall_s";
 const EVAL_HEADER: &str = "step,fid,ct,ct_mr,nn_mean_mr,within_guide_mr,seconds";
 
-fn quantile(sorted: &[f32], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let pos = q * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    let f = pos - lo as f64;
-    f64::from(sorted[lo]) * (1.0 - f) + f64::from(sorted[hi]) * f
-}
-
 fn opt(v: Option<f64>) -> String {
     v.map(|x| format!("{x}")).unwrap_or_default()
 }
@@ -101,17 +91,20 @@ fn log_row(window: &[StepStats], wall: f64) -> String {
     let sum = |f: &dyn Fn(&StepStats) -> f64| window.iter().map(f).sum::<f64>();
     let drawn: usize = window.iter().map(|s| s.drawn).sum();
     let accepted: usize = window.iter().map(|s| s.accepted).sum();
-    let mut nn: Vec<f32> = window.iter().flat_map(|s| s.nn.iter().copied()).collect();
-    nn.sort_by(f32::total_cmp);
+    let mut nn: Vec<f64> = window
+        .iter()
+        .flat_map(|s| s.nn.iter().map(|&d| f64::from(d)))
+        .collect();
+    nn.sort_by(f64::total_cmp);
     let (mean, q10, q50, q90) = if nn.is_empty() {
         (String::new(), String::new(), String::new(), String::new())
     } else {
-        let m = nn.iter().map(|&x| f64::from(x)).sum::<f64>() / nn.len() as f64;
+        let m = nn.iter().sum::<f64>() / nn.len() as f64;
         (
             format!("{m}"),
-            format!("{}", quantile(&nn, 0.1)),
-            format!("{}", quantile(&nn, 0.5)),
-            format!("{}", quantile(&nn, 0.9)),
+            format!("{}", quantile_sorted(&nn, 0.1)),
+            format!("{}", quantile_sorted(&nn, 0.5)),
+            format!("{}", quantile_sorted(&nn, 0.9)),
         )
     };
     let last = window.last().map(|s| s.step).unwrap_or(0);
@@ -278,14 +271,7 @@ where
     let mut eval_rows_csv = Vec::new();
     let mut evals: Vec<EvalRow> = Vec::new();
     if opts.resume {
-        let saved = TrainConfig::from_file(&config_path)?;
-        if saved.resume_key() != cfg.resume_key() {
-            bail!(BadInput(format!(
-                "{} was trained with another configuration; resume with `--config {}` (only train.steps may change)",
-                out.display(),
-                config_path.display()
-            )));
-        }
+        // the checkpoint records the configuration's resume key and refuses another one
         trainer.load_checkpoint(&ckpt_last)?;
         log_rows = kept_rows(&out.join("log.csv"), trainer.step)?;
         eval_rows_csv = kept_rows(&out.join("eval.csv"), trainer.step)?;
@@ -305,7 +291,6 @@ where
     let mut split = TimeSplit::default();
     let (mut drawn, mut accepted) = (0usize, 0usize);
     let run_steps_start = trainer.step;
-    let mut last_eval_step = None;
     while trainer.step < end {
         let s = trainer.train_step()?;
         if !(s.d_loss.is_finite() && s.g_loss.is_finite()) {
@@ -367,7 +352,6 @@ where
                     trainer.save_checkpoint(&ckpt_best)?;
                 }
                 evals.push(r);
-                last_eval_step = Some(step);
             }
         }
         if step % cfg.log.checkpoint_every == 0 || step == end {
@@ -375,7 +359,6 @@ where
         }
     }
     pb.finish_and_clear();
-    let _ = last_eval_step;
     let steps_run = trainer.step - run_steps_start;
     let seconds = t_run.elapsed().as_secs_f64();
     let summary = RunSummary {

@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use burn::tensor::backend::Backend;
-use mr_data::atomic::write_atomic;
-use mr_data::npy::{to_npy_bytes, NpyArray, NpyData};
+use mr_data::npy::{write_npy, NpyArray, NpyData};
 use mr_models::{load_module, Generator, ModelConfig};
 
 use crate::eval::generate_u8_labels;
@@ -88,15 +87,13 @@ pub fn write_samples<B: Backend>(
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
     if is_npy {
-        let arr = NpyArray::new(vec![n, 32, 32, 3], NpyData::U8(pixels));
-        write_atomic(out, |w| std::io::Write::write_all(w, &to_npy_bytes(&arr)))
+        write_npy(out, &NpyArray::new(vec![n, 32, 32, 3], NpyData::U8(pixels)))
             .with_context(|| format!("writing {}", out.display()))?;
         let lab = out.with_file_name(format!(
             "{}_labels.npy",
             out.file_stem().unwrap_or_default().to_string_lossy()
         ));
-        let arr = NpyArray::new(vec![n], NpyData::I64(labels));
-        write_atomic(&lab, |w| std::io::Write::write_all(w, &to_npy_bytes(&arr)))
+        write_npy(&lab, &NpyArray::new(vec![n], NpyData::I64(labels)))
             .with_context(|| format!("writing {}", lab.display()))?;
         return Ok(n);
     }

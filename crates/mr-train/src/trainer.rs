@@ -129,6 +129,12 @@ fn int_tensor<B: Backend>(v: &[i64], device: &B::Device) -> Tensor<B, 1, Int> {
     Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
 }
 
+/// Rows `keep` of `x` (`[N, …]`), in order.
+fn select_rows<B: Backend>(x: Tensor<B, 4>, keep: &[usize], device: &B::Device) -> Tensor<B, 4> {
+    let idx: Vec<i64> = keep.iter().map(|&i| i as i64).collect();
+    x.select(0, int_tensor::<B>(&idx, device))
+}
+
 fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
     let v: f32 = t.into_scalar().elem();
     f64::from(v)
@@ -302,8 +308,7 @@ impl<B: AutodiffBackend> Trainer<B> {
                 stats.nn_s += dist.nn_s;
                 let keep = rej.accept(&dist.d, &labels);
                 if !keep.is_empty() && keep.len() < n {
-                    let idx: Vec<i64> = keep.iter().map(|&i| i as i64).collect();
-                    fake = fake.select(0, int_tensor::<B>(&idx, &self.device));
+                    fake = select_rows(fake, &keep, &self.device);
                     labels = keep.iter().map(|&i| labels[i]).collect();
                     real_idx.truncate(keep.len());
                 }
@@ -366,8 +371,7 @@ impl<B: AutodiffBackend> Trainer<B> {
                         total += n;
                     } else {
                         if !keep.is_empty() {
-                            let idx: Vec<i64> = keep.iter().map(|&i| i as i64).collect();
-                            let sel = fake.clone().select(0, int_tensor::<B>(&idx, &self.device));
+                            let sel = select_rows(fake.clone(), &keep, &self.device);
                             parts.push((sel, keep.iter().map(|&i| labels[i]).collect()));
                             total += keep.len();
                         }
