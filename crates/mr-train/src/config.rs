@@ -4,6 +4,7 @@
 //! seed = 0
 //! [model]
 //! preset = "dcgan-small"      # dcgan-small | dcgan-small-cond | sagan | biggan
+//! num_classes = 2             # conditional on 2 classes (optional; 0 = unconditional)
 //! g_width = 32                # DCGAN-small overrides (optional)
 //! [data]
 //! train = "cifar10-train[automobile]:64@0"
@@ -47,6 +48,10 @@ pub struct TrainConfig {
 pub struct ModelSection {
     /// `dcgan-small`, `dcgan-small-cond`, `sagan` or `biggan`.
     pub preset: String,
+    /// Number of classes of a conditional model (0 = unconditional); default: the preset's
+    /// (dcgan-small 0, the others 10). Set it to the training set's class count, e.g. 2 for
+    /// `cifar10-train[automobile,horse]`, so that sampling per class covers exactly those.
+    pub num_classes: Option<usize>,
     /// DCGAN-small: latent size.
     pub z_dim: Option<usize>,
     /// DCGAN-small: G base width.
@@ -148,6 +153,7 @@ impl Default for ModelSection {
     fn default() -> Self {
         Self {
             preset: "dcgan-small".into(),
+            num_classes: None,
             z_dim: None,
             g_width: None,
             d_width: None,
@@ -418,6 +424,19 @@ impl TrainConfig {
             || m.d_width.is_some()
             || m.d_spectral_norm.is_some()
             || m.upsampling.is_some();
+        if let Some(k) = m.num_classes {
+            match &mut cfg {
+                ModelConfig::DcganSmall(c) => c.num_classes = k,
+                ModelConfig::Sagan(c) if k > 0 => c.num_classes = k,
+                ModelConfig::Biggan(c) if k > 0 => c.num_classes = k,
+                _ => {
+                    return Err(BadInput(format!(
+                        "model.num_classes = 0: {} is class-conditional only",
+                        m.preset
+                    )))
+                }
+            }
+        }
         match &mut cfg {
             ModelConfig::DcganSmall(c) => apply_dcgan(c, m)?,
             _ if overrides => {
