@@ -13,12 +13,13 @@ mod bench_metrics;
 mod datasets;
 mod fetch;
 mod gpu_check;
+mod reproduce;
 mod train_small_cnn;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "xtask",
-    about = "Workspace automation: fetch data and weights, list datasets, benchmarks, train the small-cnn embedder"
+    about = "Workspace automation: reproduce the paper's figures, fetch data and weights, list datasets, benchmarks, train the small-cnn embedder"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -38,6 +39,9 @@ enum Command {
     },
     /// Train the small-cnn embedder on CIFAR-10 (weights + run record; bundled by mr-embed).
     TrainSmallCnn(train_small_cnn::TrainSmallCnnArgs),
+    /// Reproduce the paper's figures (train the τ sweep, sample, embed, measure, draw) at the
+    /// smoke, cpu or paper scale; results in results/<profile>/<fig>/.
+    Reproduce(reproduce::ReproduceArgs),
     /// Build the device check (parity, images/s, MR step cost) with --features cuda into target-gpu/.
     GpuCheck(gpu_check::GpuCheckArgs),
 }
@@ -103,6 +107,7 @@ fn main() -> ExitCode {
         },
         Command::TrainSmallCnn(a) => train_small_cnn::run(&a),
         Command::GpuCheck(a) => gpu_check::run(&a),
+        Command::Reproduce(a) => reproduce::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

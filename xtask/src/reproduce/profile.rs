@@ -1,0 +1,352 @@
+//! The three scales of `cargo xtask reproduce`: the same pipeline with different data, models,
+//! τ grids and sample counts. Every number here is recorded in each figure's provenance.
+
+use clap::ValueEnum;
+
+/// A named scale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProfileName {
+    /// End to end in minutes on 2 CPU cores: a tiny conditional DCGAN, the cheap embedder.
+    Smoke,
+    /// The honest CPU-scale reproduction (≤ 2 h on 2 cores, resumable).
+    Cpu,
+    /// The paper's settings (BigGAN / SAGAN on full CIFAR-10, 100k steps) for CUDA machines.
+    Paper,
+}
+
+impl ProfileName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProfileName::Smoke => "smoke",
+            ProfileName::Cpu => "cpu",
+            ProfileName::Paper => "paper",
+        }
+    }
+}
+
+/// The τ values of a sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TauGrid {
+    /// Multiples of the guideline τ (mean leave-one-out NN distance of the training set in the
+    /// MR embedding), which is measured first.
+    GuideFactors(Vec<f64>),
+    /// Absolute thresholds (the paper's, in Inception space).
+    Absolute(Vec<f64>),
+}
+
+/// One GAN configuration of the sweep (an `mr-train` TOML, without τ / mode / seed, which the
+/// command line sets per run).
+#[derive(Debug, Clone)]
+pub struct ModelVariant {
+    /// Folder-safe name.
+    pub name: &'static str,
+    /// Legend label.
+    pub label: &'static str,
+    /// The `mr-train` configuration text.
+    pub config: String,
+    /// Runs per τ when fewer than the profile's (cost control for the figure-9-only variants).
+    pub max_seeds: Option<usize>,
+}
+
+/// A reference ("test") set for C_T.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RefSet {
+    /// A registered dataset spec (e.g. `cifar10-test[automobile,horse]:500@0`).
+    Named { label: &'static str, spec: String },
+    /// Training-split images of the same classes that are not in the training subset.
+    HeldOutTrain { label: &'static str, k: usize },
+}
+
+/// Everything a reproduction at one scale needs.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: ProfileName,
+    /// Training set spec (also fixes the classes).
+    pub train: String,
+    /// Reference sets; the first is the main one (figures 6, 7, 8, 9, 10, 12, the table).
+    pub refs: Vec<RefSet>,
+    /// GAN variants; the first is the main model, the others appear in figure 9 only.
+    pub models: Vec<ModelVariant>,
+    pub taus: TauGrid,
+    /// Seeds (runs) per τ, unless `--runs` says otherwise.
+    pub seeds: usize,
+    /// Embedder of memorization rejection.
+    pub mr_embedder: &'static str,
+    /// Evaluation embedders; the first is the main one, the others appear in figure 10.
+    pub eval_embedders: Vec<&'static str>,
+    /// Generated samples per class for the main model with the main embedder.
+    pub gen_per_class: usize,
+    /// Generated samples per class for the other embedders and models (cost control).
+    pub gen_per_class_other: usize,
+    /// k-means cells of C_T.
+    pub ct_cells: usize,
+    /// Checkpoint to sample: `best` (lowest in-training FID) or `last`.
+    pub which: &'static str,
+    /// Training processes run side by side, and threads each.
+    pub parallel: usize,
+    pub threads_per_run: usize,
+    /// Generated points in the t-SNE map (figure 12).
+    pub tsne_points: usize,
+    /// Samples per τ row in the grid (figure 7).
+    pub grid_per_tau: usize,
+    /// Measured seconds per training run on 2 CPU cores (for the time estimate).
+    pub est_run_seconds: f64,
+}
+
+/// Images per second of each embedder on the 2-core CPU machine (measured, `results/bench/`),
+/// for the up-front time estimate.
+pub fn embed_rate(embedder: &str, gpu: bool) -> f64 {
+    let cpu = match embedder {
+        "small-cnn" => 240.0,
+        "effnet-lite0" => 12.0,
+        "inception-fid" => 3.4,
+        _ => 5.0,
+    };
+    if gpu {
+        cpu * 300.0
+    } else {
+        cpu
+    }
+}
+
+/// The DCGAN used at the smoke and cpu scales: small enough to copy a few dozen images in minutes,
+/// with a spectrally normalised D so that D does not win outright on a tiny set; conditional on
+/// the two classes of the training spec.
+fn dcgan_config(
+    comment: &str,
+    train: &str,
+    test: &str,
+    width: usize,
+    steps: usize,
+    diffaug: &str,
+    eval_every: usize,
+) -> String {
+    format!(
+        r#"# {comment}
+seed = 0
+
+[model]
+preset = "dcgan-small"
+num_classes = 2
+g_width = {width}
+d_width = {width}
+d_spectral_norm = true
+upsampling = "transposed-conv"
+
+[data]
+train = "{train}"
+
+[train]
+steps = {steps}
+batch = 16
+n_dis = 1
+diffaug = "{diffaug}"
+ema = false
+
+[mr]
+mode = "g"
+tau = 0.0
+policy = "refill"
+max_draws = 8
+embedder = "small-cnn"
+
+[eval]
+every = {eval_every}
+samples = 256
+embedder = "small-cnn"
+test = "{test}"
+fid_ref = "test"
+cells = 1
+
+[log]
+every = 50
+checkpoint_every = {eval_every}
+"#
+    )
+}
+
+pub fn profile(name: ProfileName) -> Profile {
+    match name {
+        ProfileName::Smoke => {
+            let train = "cifar10-train[automobile,horse]:8@0";
+            let test = "cifar10-test[automobile,horse]:128@0";
+            let base = |c: &str, da: &str| dcgan_config(c, train, test, 16, 200, da, 100);
+            Profile {
+                name,
+                train: train.into(),
+                refs: vec![
+                    RefSet::Named {
+                        label: "cifar10-test",
+                        spec: test.into(),
+                    },
+                    RefSet::HeldOutTrain {
+                        label: "cifar10-train held out",
+                        k: 128,
+                    },
+                    RefSet::Named {
+                        label: "cifar10-test-dedup",
+                        spec: "cifar10-test-dedup[automobile,horse]:128@0".into(),
+                    },
+                    RefSet::Named {
+                        label: "cifar10.1",
+                        spec: "cifar10.1[automobile,horse]:128@0".into(),
+                    },
+                ],
+                models: vec![
+                    ModelVariant {
+                        name: "dcgan",
+                        label: "DCGAN (SN D)",
+                        config: base("smoke: tiny conditional DCGAN on 8 images", ""),
+                        max_seeds: None,
+                    },
+                    ModelVariant {
+                        name: "dcgan-da",
+                        label: "DCGAN + DiffAugment",
+                        config: base(
+                            "smoke: tiny conditional DCGAN + DiffAugment on 8 images",
+                            "color,translation,cutout",
+                        ),
+                        max_seeds: Some(1),
+                    },
+                ],
+                // A 200-step model is still far from every training image (median NN distance
+                // ≈ 4× the guideline), so only large multiples make rejection act at this scale.
+                taus: TauGrid::GuideFactors(vec![0.0, 3.0, 4.0]),
+                seeds: 1,
+                mr_embedder: "small-cnn",
+                eval_embedders: vec!["small-cnn", "effnet-lite0", "inception-fid"],
+                gen_per_class: 64,
+                gen_per_class_other: 16,
+                ct_cells: 1,
+                which: "last",
+                parallel: 2,
+                threads_per_run: 1,
+                tsne_points: 128,
+                grid_per_tau: 12,
+                est_run_seconds: 80.0,
+            }
+        }
+        ProfileName::Cpu => {
+            let train = "cifar10-train[automobile,horse]:8@0";
+            let test = "cifar10-test[automobile,horse]:500@0";
+            // The in-training evaluation (small-cnn, every 300 steps) uses 500 test images; the
+            // figures use 300 per reference set in Inception space (cost).
+            let base = |c: &str, da: &str| dcgan_config(c, train, test, 32, 1200, da, 300);
+            Profile {
+                name,
+                train: train.into(),
+                refs: vec![
+                    RefSet::Named {
+                        label: "cifar10-test",
+                        spec: "cifar10-test[automobile,horse]:300@0".into(),
+                    },
+                    RefSet::HeldOutTrain {
+                        label: "cifar10-train held out",
+                        k: 300,
+                    },
+                    RefSet::Named {
+                        label: "cifar10-test-dedup",
+                        spec: "cifar10-test-dedup[automobile,horse]:300@0".into(),
+                    },
+                    RefSet::Named {
+                        label: "cifar10.1",
+                        spec: "cifar10.1[automobile,horse]".into(),
+                    },
+                ],
+                models: vec![
+                    ModelVariant {
+                        name: "dcgan",
+                        label: "DCGAN (SN D)",
+                        config: base(
+                            "cpu: conditional DCGAN (SN D) on 8 images (4 per class), which it copies within ~1k steps",
+                            "",
+                        ),
+                        max_seeds: None,
+                    },
+                    // The same run with MRGAN's `shrink` batches: a G step trains on the
+                    // accepted samples only (none accepted: no G update), where `refill` falls
+                    // back to the last candidate batch when every draw is rejected.
+                    ModelVariant {
+                        name: "dcgan-shrink",
+                        label: "DCGAN (SN D), shrink",
+                        config: base(
+                            "cpu: conditional DCGAN (SN D) on 8 images (4 per class), which it copies within ~1k steps",
+                            "",
+                        )
+                        .replace("policy = \"refill\"", "policy = \"shrink\""),
+                        max_seeds: None,
+                    },
+                ],
+                taus: TauGrid::GuideFactors(vec![0.0, 0.5, 1.0, 1.5]),
+                seeds: 2,
+                mr_embedder: "small-cnn",
+                eval_embedders: vec!["inception-fid", "small-cnn", "effnet-lite0"],
+                gen_per_class: 100,
+                gen_per_class_other: 100,
+                ct_cells: 1,
+                which: "last",
+                parallel: 2,
+                threads_per_run: 1,
+                tsne_points: 200,
+                grid_per_tau: 16,
+                est_run_seconds: 330.0,
+            }
+        }
+        ProfileName::Paper => {
+            let config = include_str!("../../../crates/mr-train/configs/paper-biggan-diffaug.toml");
+            let biggan = config.replace("diffaug = \"color,translation,cutout\"", "diffaug = \"\"");
+            let sagan = biggan.replace("preset = \"biggan\"", "preset = \"sagan\"");
+            Profile {
+                name,
+                train: "cifar10-train".into(),
+                refs: vec![
+                    RefSet::Named {
+                        label: "cifar10.1",
+                        spec: "cifar10.1".into(),
+                    },
+                    RefSet::Named {
+                        label: "cifar10-test",
+                        spec: "cifar10-test".into(),
+                    },
+                    RefSet::Named {
+                        label: "cifar10-test-dedup",
+                        spec: "cifar10-test-dedup".into(),
+                    },
+                ],
+                models: vec![
+                    ModelVariant {
+                        name: "biggan-da",
+                        label: "BigGAN + DiffAugment",
+                        config: config.to_string(),
+                        max_seeds: None,
+                    },
+                    ModelVariant {
+                        name: "biggan",
+                        label: "BigGAN",
+                        config: biggan,
+                        max_seeds: None,
+                    },
+                    ModelVariant {
+                        name: "sagan",
+                        label: "SAGAN",
+                        config: sagan,
+                        max_seeds: None,
+                    },
+                ],
+                taus: TauGrid::Absolute(vec![0.0, 0.10, 0.12, 0.13, 0.14, 0.15, 0.16]),
+                seeds: 4,
+                mr_embedder: "inception-fid",
+                eval_embedders: vec!["inception-fid", "effnet-lite0", "small-cnn"],
+                gen_per_class: 1000,
+                gen_per_class_other: 1000,
+                ct_cells: 10,
+                which: "best",
+                parallel: 1,
+                threads_per_run: 0,
+                tsne_points: 5000,
+                grid_per_tau: 20,
+                est_run_seconds: 12.0 * 3600.0,
+            }
+        }
+    }
+}
