@@ -342,11 +342,20 @@ fn config_errors_are_clear() {
             "dcgan-small only",
         ),
         ("[train]\nbogus = 1", "unknown field"),
+        (
+            "[model]\npreset = \"biggan\"\nnum_classes = 0",
+            "class-conditional only",
+        ),
     ];
     for (text, want) in cases {
         let err = TrainConfig::from_toml(text).unwrap_err();
         assert!(err.0.contains(want), "{text}: {}", err.0);
     }
+    // num_classes makes dcgan-small conditional on exactly that many classes
+    let two = TrainConfig::from_toml("[model]\npreset = \"dcgan-small\"\nnum_classes = 2").unwrap();
+    assert_eq!(two.model_config().unwrap().num_classes(), 2);
+    let plain = TrainConfig::from_toml("[model]\npreset = \"dcgan-small\"").unwrap();
+    assert_eq!(plain.model_config().unwrap().num_classes(), 0);
     // every shipped configuration parses
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
     let mut n = 0;
