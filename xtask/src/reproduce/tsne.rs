@@ -157,7 +157,8 @@ pub fn tsne(x: &[f32], n: usize, d: usize, params: &TsneParams) -> Result<Vec<[f
                 };
             }
         });
-        let z: f64 = num.par_iter().sum::<f64>().max(1e-300);
+        // A sequential sum: the map must not depend on how rayon splits the work.
+        let z: f64 = num.iter().sum::<f64>().max(1e-300);
         grad.par_chunks_mut(2).enumerate().for_each(|(i, g)| {
             let (mut gx, mut gy) = (0.0, 0.0);
             for j in 0..n {
