@@ -786,18 +786,24 @@ fn grouped(keys: &[String], xs: &[f64], ys: &[f64]) -> BTreeMap<String, Vec<(f64
         .collect()
 }
 
-/// FID vs C_T series from a table with columns `key`, `tau`, `ct`, `fid`.
-fn fid_ct_series(t: &Table, key: &str) -> Result<Vec<Series>> {
-    let keys = t.str(key)?;
-    let tau = t.f64("tau")?;
-    let ct = grouped(keys, tau, t.f64("ct")?);
-    let fid = grouped(keys, tau, t.f64("fid")?);
+/// The distinct values of `keys`, in order of first appearance (the legend order).
+fn first_seen(keys: &[String]) -> Vec<String> {
     let mut order: Vec<String> = Vec::new();
     for k in keys {
         if !order.contains(k) {
             order.push(k.clone());
         }
     }
+    order
+}
+
+/// FID vs C_T series from a table with columns `key`, `tau`, `ct`, `fid`.
+fn fid_ct_series(t: &Table, key: &str) -> Result<Vec<Series>> {
+    let keys = t.str(key)?;
+    let tau = t.f64("tau")?;
+    let ct = grouped(keys, tau, t.f64("ct")?);
+    let fid = grouped(keys, tau, t.f64("fid")?);
+    let order = first_seen(keys);
     Ok(order
         .into_iter()
         .map(|k| Series {
@@ -821,12 +827,7 @@ fn fid_ct_series(t: &Table, key: &str) -> Result<Vec<Series>> {
 fn ct_tau_series(t: &Table, key: &str) -> Result<Vec<Series>> {
     let keys = t.str(key)?;
     let g = grouped(keys, t.f64("tau")?, t.f64("ct")?);
-    let mut order: Vec<String> = Vec::new();
-    for k in keys {
-        if !order.contains(k) {
-            order.push(k.clone());
-        }
-    }
+    let order = first_seen(keys);
     Ok(order
         .into_iter()
         .map(|k| Series {
@@ -855,12 +856,7 @@ fn draw(fig: Fig, dir: &Path, profile: &str) -> Result<()> {
             let series_col = t.str("series")?;
             let d = t.f64("distance")?;
             let guide = t.f64("guide")?.first().copied().unwrap_or(f64::NAN);
-            let mut order: Vec<String> = Vec::new();
-            for s in series_col {
-                if !order.contains(s) {
-                    order.push(s.clone());
-                }
-            }
+            let order = first_seen(series_col);
             let series: Vec<(String, Vec<f64>)> = order
                 .iter()
                 .map(|s| {
