@@ -111,6 +111,10 @@ pub struct MrSection {
     pub policy: String,
     /// Most draws of a candidate batch per step.
     pub max_draws: usize,
+    /// When nothing was accepted within `max_draws`: `force` trains G on the last (rejected)
+    /// candidate batch, `skip` leaves G untouched for that step (a rejected sample never trains
+    /// G, as in the paper's unbounded rejection loop).
+    pub exhausted: String,
     /// Embedder of the rejection test (`small-cnn`, `inception-fid`, `effnet-lite0`).
     pub embedder: String,
     /// Images per embedder forward when embedding the training set.
@@ -198,6 +202,7 @@ impl Default for MrSection {
             tau: TauSpec::Value(0.0),
             policy: "refill".into(),
             max_draws: 8,
+            exhausted: "skip".into(),
             embedder: "inception-fid".into(),
             embed_batch: 64,
         }
@@ -320,6 +325,15 @@ pub enum BatchPolicy {
     Shrink,
 }
 
+/// What a G step does when every candidate within `max_draws` was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exhausted {
+    /// Train G on the last candidate batch anyway (counted as `forced`).
+    Force,
+    /// No G update this step (counted as `skipped`).
+    Skip,
+}
+
 /// GAN loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Loss {
@@ -385,6 +399,7 @@ impl TrainConfig {
         self.diffaug()?;
         self.mr_mode()?;
         self.batch_policy()?;
+        self.exhausted_policy()?;
         self.mr.tau.rule()?;
         if self.mr.max_draws == 0 {
             return bad("mr.max_draws must be ≥ 1".into());
@@ -484,6 +499,17 @@ impl TrainConfig {
             "gd" => Ok(MrMode::Gd),
             s => Err(BadInput(format!(
                 "mr.mode = \"{s}\": expected \"none\", \"g\" or \"gd\""
+            ))),
+        }
+    }
+
+    /// What a G step does when nothing was accepted.
+    pub fn exhausted_policy(&self) -> Result<Exhausted, BadInput> {
+        match self.mr.exhausted.as_str() {
+            "force" => Ok(Exhausted::Force),
+            "skip" => Ok(Exhausted::Skip),
+            s => Err(BadInput(format!(
+                "mr.exhausted = \"{s}\": expected \"force\" or \"skip\""
             ))),
         }
     }

@@ -72,10 +72,14 @@ pub fn step_seed(seed: u64, step: u64, sub: u64, stream: Stream) -> u64 {
 
 struct Flatten {
     values: Vec<f32>,
+    trainable_only: bool,
 }
 
 impl<B: Backend> ModuleVisitor<B> for Flatten {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if self.trainable_only && !param.is_require_grad() {
+            return;
+        }
         let v = param
             .val()
             .into_data()
@@ -89,7 +93,20 @@ impl<B: Backend> ModuleVisitor<B> for Flatten {
 /// Every float tensor of a module (weights and running state), concatenated in visit order: what
 /// the equality tests compare bit for bit.
 pub fn flat_params<B: Backend, M: Module<B>>(module: &M) -> Vec<f32> {
-    let mut f = Flatten { values: Vec::new() };
+    let mut f = Flatten {
+        values: Vec::new(),
+        trainable_only: false,
+    };
+    module.visit(&mut f);
+    f.values
+}
+
+/// The trainable tensors only (no running statistics), in visit order.
+pub fn flat_trainable<B: Backend, M: Module<B>>(module: &M) -> Vec<f32> {
+    let mut f = Flatten {
+        values: Vec::new(),
+        trainable_only: true,
+    };
     module.visit(&mut f);
     f.values
 }

@@ -78,7 +78,7 @@ pub struct TimeSplit {
     pub nn_s: f64,
 }
 
-const LOG_HEADER: &str = "step,d_loss,g_loss,accept_rate,g_batch,forced,nn_mean,nn_q10,nn_q50,nn_q90,d_s,g_s,embed_s,nn_s,wall_s";
+const LOG_HEADER: &str = "step,d_loss,g_loss,accept_rate,g_batch,forced,skipped,nn_mean,nn_q10,nn_q50,nn_q90,d_s,g_s,embed_s,nn_s,wall_s";
 const EVAL_HEADER: &str = "step,fid,ct,ct_mr,nn_mean_mr,within_guide_mr,seconds";
 
 fn opt(v: Option<f64>) -> String {
@@ -109,9 +109,17 @@ fn log_row(window: &[StepStats], wall: f64) -> String {
     };
     let last = window.last().map(|s| s.step).unwrap_or(0);
     format!(
-        "{last},{},{},{},{},{},{mean},{q10},{q50},{q90},{},{},{},{},{wall:.3}",
+        "{last},{},{},{},{},{},{},{mean},{q10},{q50},{q90},{},{},{},{},{wall:.3}",
         sum(&|s| s.d_loss) / k,
-        sum(&|s| s.g_loss) / k,
+        {
+            // G loss over the steps that updated G
+            let updated = window.iter().filter(|s| !s.skipped).count();
+            if updated > 0 {
+                sum(&|s| if s.skipped { 0.0 } else { s.g_loss }) / updated as f64
+            } else {
+                f64::NAN
+            }
+        },
         if drawn > 0 {
             accepted as f64 / drawn as f64
         } else {
@@ -119,6 +127,7 @@ fn log_row(window: &[StepStats], wall: f64) -> String {
         },
         sum(&|s| s.g_batch as f64) / k,
         window.iter().filter(|s| s.forced).count(),
+        window.iter().filter(|s| s.skipped).count(),
         sum(&|s| s.d_s),
         sum(&|s| s.g_s),
         sum(&|s| s.embed_s),

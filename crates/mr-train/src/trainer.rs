@@ -19,7 +19,7 @@ use mr_models::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::config::{BatchPolicy, Loss, MrMode, TrainConfig};
+use crate::config::{BatchPolicy, Exhausted, Loss, MrMode, TrainConfig};
 use crate::reject::Rejector;
 use crate::{step_seed, BadInput, Stream};
 
@@ -38,6 +38,8 @@ pub struct StepStats {
     pub g_batch: usize,
     /// The G step used rejected samples because nothing was accepted within `max_draws`.
     pub forced: bool,
+    /// No G update: nothing was accepted within `max_draws` and `mr.exhausted = "skip"`.
+    pub skipped: bool,
     /// NN distances of the first G candidate batch (empty when rejection is off).
     pub nn: Vec<f32>,
     pub d_s: f64,
@@ -170,6 +172,7 @@ pub struct Trainer<B: AutodiffBackend> {
     pub best_fid: Option<(usize, f64)>,
     mode: MrMode,
     policy: BatchPolicy,
+    exhausted: Exhausted,
     loss: Loss,
     diffaug: Option<DiffAugmentConfig>,
     num_classes: usize,
@@ -220,6 +223,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             .then(|| Ema::new(g.valid(), cfg.train.ema_decay, cfg.train.ema_start));
         Ok(Self {
             policy: cfg.batch_policy()?,
+            exhausted: cfg.exhausted_policy()?,
             loss: cfg.loss()?,
             diffaug: cfg.diffaug()?,
             z_dim: model_cfg.z_dim(),
@@ -392,6 +396,17 @@ impl<B: AutodiffBackend> Trainer<B> {
             if done || draws >= self.cfg.mr.max_draws {
                 break;
             }
+        }
+        if total == 0 && self.exhausted == Exhausted::Skip {
+            // every candidate was rejected: G is not updated (its optimiser state neither)
+            stats.skipped = true;
+            stats.g_batch = 0;
+            if let Some(ema) = &mut self.ema {
+                ema.update(&self.g.valid(), self.step);
+            }
+            stats.g_s = t1.elapsed().as_secs_f64() - (stats.embed_s - e0) - (stats.nn_s - n0);
+            self.step += 1;
+            return Ok(stats);
         }
         if total == 0 {
             let (fake, labels) = last.context("no candidate batch was drawn")?;

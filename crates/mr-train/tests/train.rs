@@ -9,7 +9,7 @@ use mr_models::load_module;
 use mr_nn::{DeviceIndex, ExactIndex, Metric, NnIndex, View};
 use mr_train::config::TauRule;
 use mr_train::sample::{load_generator, Which};
-use mr_train::{flat_params, run, Rejector, RunOptions, TauSpec, Trainer};
+use mr_train::{flat_params, flat_trainable, run, Rejector, RunOptions, TauSpec, Trainer};
 
 fn rejector(cfg: &mr_train::TrainConfig, set: &mr_data::ImageSet) -> Rejector<Inner> {
     let labels: Vec<i64> = set
@@ -75,12 +75,40 @@ fn rejection_rejects_and_policies_behave() {
     cfg.mr.mode = "g".into();
     cfg.mr.tau = TauSpec::Value(2.5);
     cfg.mr.max_draws = 3;
+    cfg.mr.exhausted = "force".into();
     let mut t = Trainer::<B>::new(cfg.clone(), &set, Some(rejector(&cfg, &set)), &device).unwrap();
     let s = t.train_step().unwrap();
     assert_eq!(s.accepted, 0);
     assert_eq!(s.drawn, 3 * 8, "refill draws up to max_draws batches");
     assert!(s.forced);
+    assert!(!s.skipped);
     assert_eq!(s.g_batch, 8);
+    let forced_d = flat_trainable(&t.d);
+
+    // the same step with `exhausted = "skip"`: D trains as before, G is left untouched
+    cfg.mr.exhausted = "skip".into();
+    let mut t = Trainer::<B>::new(cfg.clone(), &set, Some(rejector(&cfg, &set)), &device).unwrap();
+    let g0 = flat_trainable(&t.g);
+    let s = t.train_step().unwrap();
+    assert_eq!((s.accepted, s.drawn), (0, 3 * 8));
+    assert!(s.skipped && !s.forced);
+    assert_eq!(s.g_batch, 0);
+    // (BatchNorm running statistics do move: the candidates were drawn in training mode)
+    assert_eq!(flat_trainable(&t.g), g0, "a skipped step does not train G");
+    // (D's trainable weights; its spectral-norm power-iteration vectors also advance in the G
+    // step's D forward, which a skipped step does not run)
+    assert_eq!(
+        flat_trainable(&t.d),
+        forced_d,
+        "the D step does not depend on the G policy"
+    );
+    assert_eq!(t.step, 1);
+    cfg.mr.exhausted = "never".into();
+    let err = Trainer::<B>::new(cfg.clone(), &set, None, &device)
+        .err()
+        .expect("an unknown exhausted policy is refused")
+        .to_string();
+    assert!(err.contains("mr.exhausted"), "{err}");
 
     // the median of the candidates' distances as τ: about half survive
     let mut cfg = tiny_config();
