@@ -259,6 +259,49 @@ fn run_logged(cmd: &mut Command, log: &Path, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// The `[mr]` keys that change nothing at τ = 0 (every candidate is accepted).
+const MR_INERT_AT_ZERO: [&str; 3] = ["policy", "max_draws", "exhausted"];
+
+/// The configuration text a run is identified by: at τ = 0 rejection never fires, so the batch
+/// policy keys are dropped and every policy variant shares its τ = 0 runs.
+fn canonical_config(config: &str, tau: f64) -> String {
+    if tau != 0.0 {
+        return config.to_string();
+    }
+    let mut section = String::new();
+    let mut out = String::new();
+    for line in config.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            section = t.to_string();
+        }
+        let key = t.split('=').next().unwrap_or("").trim();
+        if section == "[mr]" && MR_INERT_AT_ZERO.contains(&key) {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// What determines a run's result: its canonical configuration, τ and seed (hashed).
+fn run_key(config: &str, tau: f64, seed: u64) -> String {
+    let key = format!(
+        "{}\n# reproduce: tau={tau:.4} mr=g seed={seed}\n",
+        canonical_config(config, tau)
+    );
+    sha256_hex(key.as_bytes())[..10].to_string()
+}
+
+/// Folder name of one run: model, τ, seed and the hash of what determines the result.
+fn run_name(model: &str, config: &str, tau: f64, seed: u64) -> String {
+    format!(
+        "{model}-tau-{tau:.4}-seed-{seed}-{}",
+        run_key(config, tau, seed)
+    )
+}
+
 /// One training run of the sweep.
 #[derive(Debug, Clone)]
 struct RunSpec {
@@ -322,6 +365,13 @@ impl Ctx<'_> {
         Features::load(&out).with_context(|| format!("reading {}", out.display()))
     }
 
+    /// Whether `embed` would read the cache (no binary needed).
+    fn has_features(&self, embedder: &str, slug: &str) -> bool {
+        let dir = self.work.join("features").join(embedder);
+        dir.join(format!("{slug}.npy")).is_file()
+            && dir.join(format!("{slug}_labels.npy")).is_file()
+    }
+
     fn labels_of(&self, embedder: &str, slug: &str) -> Result<Vec<i64>> {
         let path = self
             .work
@@ -341,7 +391,10 @@ fn read_labels(path: &Path) -> Result<Vec<i64>> {
 
 /// Train the runs that are not done yet, `parallel` at a time.
 fn train_all(ctx: &Ctx, runs: &[RunSpec]) -> Result<()> {
-    let todo: Vec<&RunSpec> = runs.iter().filter(|r| !r.done()).collect();
+    let mut todo: Vec<&RunSpec> = runs.iter().filter(|r| !r.done()).collect();
+    // a run shared by several variants is trained once
+    let mut dirs = std::collections::BTreeSet::new();
+    todo.retain(|r| dirs.insert(r.dir.clone()));
     if todo.is_empty() {
         return Ok(());
     }
@@ -1116,8 +1169,9 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         ctx.bins = Some(build_bins(args.release, gpu && name == ProfileName::Paper)?);
     }
 
-    // The guideline τ in the MR embedding (τ grid = multiples of it).
-    let guide_mr = if ctx.bins.is_some() {
+    // The guideline τ in the MR embedding (τ grid = multiples of it); `--plan` uses it when the
+    // training set's features are already cached.
+    let guide_mr = if ctx.bins.is_some() || ctx.has_features(p.mr_embedder, &slug(&p.train)) {
         let f = ctx.embed(&p.train, p.mr_embedder, &slug(&p.train), true)?;
         mr_metrics::nnd::tau_guide(&f, None, Metric::Cosine)?.tau
     } else {
@@ -1139,27 +1193,40 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         );
     }
 
-    // The runs.
+    // The runs; variants whose run would be identical (τ = 0 of every batch policy) share it,
+    // in the folder of the first variant that has it.
     let mut runs = Vec::new();
+    let mut seen: BTreeMap<String, (PathBuf, String)> = BTreeMap::new();
     for (mi, m) in p.models.iter().enumerate().take(need_models) {
         let model_seeds = m.max_seeds.map_or(seeds, |k| k.min(seeds));
-        for (ti, &tau) in taus.iter().enumerate() {
+        for (ti, &tau) in taus
+            .iter()
+            .enumerate()
+            .take(m.max_taus.unwrap_or(usize::MAX))
+        {
             for seed in 0..model_seeds as u64 {
-                let key = format!("{}\n# reproduce: tau={tau:.4} mr=g seed={seed}\n", m.config);
-                let hash = &sha256_hex(key.as_bytes())[..10];
-                let name = format!("{}-tau-{tau:.4}-seed-{seed}-{hash}", m.name);
+                let name = run_name(m.name, &m.config, tau, seed);
+                let (dir, name) = seen
+                    .entry(run_key(&m.config, tau, seed))
+                    .or_insert_with(|| (work.join("runs").join(m.name).join(&name), name))
+                    .clone();
                 runs.push(RunSpec {
                     model: mi,
                     tau_i: ti,
                     tau,
                     seed,
-                    dir: work.join("runs").join(m.name).join(&name),
+                    dir,
                     name,
                 });
             }
         }
     }
-    let todo = runs.iter().filter(|r| !r.done()).count();
+    let todo = runs
+        .iter()
+        .filter(|r| !r.done())
+        .map(|r| &r.dir)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     let classes = ctx.class_names.len().max(1);
     let mut images = 0.0;
     for e in &need_embedders {
@@ -1180,6 +1247,16 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     );
     if args.plan {
         for r in &runs {
+            if r.tau.is_nan() {
+                eprintln!(
+                    "  todo {} τ = {} × guideline, seed {}: mr-train --config {} (τ and run folder once the guideline is measured)",
+                    p.models[r.model].name,
+                    factors[r.tau_i],
+                    r.seed,
+                    ctx.configs[r.model].display(),
+                );
+                continue;
+            }
             eprintln!(
                 "  {} {}: mr-train --config {} --tau {:.4} --mr g --seed {} --out {}",
                 if r.done() { "done" } else { "todo" },
@@ -1190,9 +1267,12 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
                 r.dir.display()
             );
         }
-        eprintln!(
-            "  (τ values are shown before the guideline is measured when they are multiples of it)"
-        );
+        if guide_mr.is_nan() {
+            eprintln!(
+                "  (the guideline τ is measured on the first run without --plan: the training set is embedded with {})",
+                p.mr_embedder
+            );
+        }
         return Ok(());
     }
 
@@ -1517,4 +1597,34 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     }
     eprintln!("done in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_variants_share_their_tau_zero_runs_only() {
+        let p = profile(ProfileName::Cpu);
+        let refill = &p.models[0].config;
+        let shrink = refill.replace("policy = \"refill\"", "policy = \"shrink\"");
+        assert_ne!(refill, &shrink);
+        assert_eq!(
+            run_name("m", refill, 0.0, 1),
+            run_name("m", &shrink, 0.0, 1),
+            "at τ = 0 the batch policy changes nothing"
+        );
+        assert_ne!(
+            run_name("m", refill, 0.05, 1),
+            run_name("m", &shrink, 0.05, 1)
+        );
+        assert_ne!(run_name("m", refill, 0.0, 0), run_name("m", refill, 0.0, 1));
+        // only the [mr] section loses those keys
+        let other = "[x]\npolicy = 1\n[mr]\npolicy = \"shrink\"\nmode = \"g\"\n";
+        assert_eq!(
+            canonical_config(other, 0.0),
+            "[x]\npolicy = 1\n[mr]\nmode = \"g\"\n"
+        );
+        assert_eq!(canonical_config(other, 0.1), other);
+    }
 }

@@ -46,6 +46,8 @@ pub struct ModelVariant {
     pub config: String,
     /// Runs per τ when fewer than the profile's (cost control for the figure-9-only variants).
     pub max_seeds: Option<usize>,
+    /// The τ grid's values up to this index only (cost control for figure-9-only variants).
+    pub max_taus: Option<usize>,
 }
 
 /// A reference ("test") set for C_T.
@@ -147,7 +149,8 @@ ema = false
 mode = "g"
 tau = 0.0
 policy = "refill"
-max_draws = 8
+max_draws = 4
+exhausted = "skip"
 embedder = "small-cnn"
 
 [eval]
@@ -164,6 +167,10 @@ checkpoint_every = {eval_every}
 "#
     )
 }
+
+/// The cpu profile's training run: a model that copies its 8 training images within ~1k steps.
+const COPIER: &str =
+    "cpu: conditional DCGAN (SN D) on 8 images (4 per class), which it copies within ~1k steps";
 
 pub fn profile(name: ProfileName) -> Profile {
     match name {
@@ -198,6 +205,7 @@ pub fn profile(name: ProfileName) -> Profile {
                         label: "DCGAN (SN D)",
                         config: base("smoke: tiny conditional DCGAN on 8 images", ""),
                         max_seeds: None,
+                        max_taus: None,
                     },
                     ModelVariant {
                         name: "dcgan-da",
@@ -207,6 +215,7 @@ pub fn profile(name: ProfileName) -> Profile {
                             "color,translation,cutout",
                         ),
                         max_seeds: Some(1),
+                        max_taus: None,
                     },
                 ],
                 // A 200-step model is still far from every training image (median NN distance
@@ -256,25 +265,31 @@ pub fn profile(name: ProfileName) -> Profile {
                 models: vec![
                     ModelVariant {
                         name: "dcgan",
-                        label: "DCGAN (SN D)",
-                        config: base(
-                            "cpu: conditional DCGAN (SN D) on 8 images (4 per class), which it copies within ~1k steps",
-                            "",
-                        ),
+                        label: "DCGAN (SN D), refill",
+                        config: base(COPIER, ""),
                         max_seeds: None,
+                        max_taus: None,
                     },
-                    // The same run with MRGAN's `shrink` batches: a G step trains on the
-                    // accepted samples only (none accepted: no G update), where `refill` falls
-                    // back to the last candidate batch when every draw is rejected.
+                    // MRGAN's batches: a G step trains on the accepted samples only.
                     ModelVariant {
                         name: "dcgan-shrink",
                         label: "DCGAN (SN D), shrink",
-                        config: base(
-                            "cpu: conditional DCGAN (SN D) on 8 images (4 per class), which it copies within ~1k steps",
-                            "",
-                        )
-                        .replace("policy = \"refill\"", "policy = \"shrink\""),
+                        config: base(COPIER, "")
+                            .replace("policy = \"refill\"", "policy = \"shrink\""),
+                        max_seeds: Some(1),
+                        max_taus: None,
+                    },
+                    // The first cpu sweep's policy: when 8 draws find nothing acceptable, G
+                    // trains on the last (rejected) batch anyway — which keeps training G on the
+                    // copies once it has collapsed onto them.
+                    ModelVariant {
+                        name: "dcgan-force",
+                        label: "DCGAN (SN D), refill + forced G step",
+                        config: base(COPIER, "")
+                            .replace("max_draws = 4\n", "max_draws = 8\n")
+                            .replace("exhausted = \"skip\"", "exhausted = \"force\""),
                         max_seeds: None,
+                        max_taus: Some(3),
                     },
                 ],
                 taus: TauGrid::GuideFactors(vec![0.0, 0.5, 1.0, 1.5]),
@@ -319,18 +334,21 @@ pub fn profile(name: ProfileName) -> Profile {
                         label: "BigGAN + DiffAugment",
                         config: config.to_string(),
                         max_seeds: None,
+                        max_taus: None,
                     },
                     ModelVariant {
                         name: "biggan",
                         label: "BigGAN",
                         config: biggan,
                         max_seeds: None,
+                        max_taus: None,
                     },
                     ModelVariant {
                         name: "sagan",
                         label: "SAGAN",
                         config: sagan,
                         max_seeds: None,
+                        max_taus: None,
                     },
                 ],
                 taus: TauGrid::Absolute(vec![0.0, 0.10, 0.12, 0.13, 0.14, 0.15, 0.16]),
