@@ -71,3 +71,53 @@ fn effnet_lite0_matches_torch() {
     assert!(max_abs <= 1e-3, "features max-abs {max_abs}");
     assert!(max_abs_l <= 1e-2, "logits max-abs {max_abs_l}");
 }
+
+/// The classifier sanity check of the issue: top-1 on foolbox's 20 labelled ImageNet JPEGs
+/// (`imagenet_<i>_<label>.jpg`, `cargo xtask fetch foolbox-data`), each image at its own size,
+/// resized by the embedder's own preprocessing. Skips without the weights or the images.
+#[test]
+fn effnet_lite0_classifies_foolbox_imagenet_samples() {
+    let Some(w) = weights() else { return };
+    let dir = mr_data::registry::data_root(None).join("foolbox-data");
+    let mut jpgs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    let n = p.file_name().unwrap().to_string_lossy();
+                    n.starts_with("imagenet_") && n.ends_with(".jpg")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if jpgs.len() != 20 {
+        eprintln!(
+            "SKIPPED: {} holds {} of foolbox's 20 ImageNet JPEGs (cargo xtask fetch foolbox-data)",
+            dir.display(),
+            jpgs.len()
+        );
+        return;
+    }
+    jpgs.sort();
+    let device = Default::default();
+    let model = EffNetLite0::<B>::from_file(&w, &device).unwrap();
+    let mut correct = Vec::new();
+    for p in &jpgs {
+        let name = p.file_stem().unwrap().to_string_lossy().to_string();
+        let label: usize = name.rsplit('_').next().unwrap().parse().unwrap();
+        let img = decode_images(std::slice::from_ref(p)).unwrap();
+        let feats = embed_u8_images(&model, &img.data, 1, img.h, img.w, 1, &device).unwrap();
+        let logits = model
+            .logits(Tensor::from_data(TensorData::new(feats, [1, 1280]), &device))
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        let top1 = (0..logits.len())
+            .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+            .unwrap();
+        if top1 == label {
+            correct.push(name);
+        }
+    }
+    eprintln!("effnet-lite0 top-1 on foolbox's ImageNet samples: {}/20", correct.len());
+    assert!(correct.len() >= 15, "top-1 {}/20: {correct:?}", correct.len());
+}
