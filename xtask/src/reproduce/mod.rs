@@ -1602,6 +1602,38 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ReproduceArgs,
+    }
+
+    fn args(extra: &[&str], tmp: &Path) -> ReproduceArgs {
+        let mut argv = vec!["reproduce".to_string()];
+        argv.extend(extra.iter().map(|s| s.to_string()));
+        for (flag, sub) in [("--results", "results"), ("--work", "work")] {
+            argv.push(flag.into());
+            argv.push(tmp.join(sub).display().to_string());
+        }
+        Cli::try_parse_from(argv).unwrap().args
+    }
+
+    #[test]
+    fn bad_requests_are_refused_before_any_work() {
+        let tmp = tempfile::tempdir().unwrap();
+        let e = run(&args(&["fig6", "--profile", "smoke", "--runs", "0"], tmp.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--runs must be at least 1"), "{e}");
+        // redrawing needs the figure's table
+        let e = run(&args(&["fig6", "--profile", "smoke", "--redraw"], tmp.path()))
+            .unwrap_err();
+        let e = format!("{e:#}");
+        assert!(e.contains("data.parquet"), "{e}");
+        assert!(!tmp.path().join("work").exists(), "nothing was started");
+    }
 
     #[test]
     fn policy_variants_share_their_tau_zero_runs_only() {

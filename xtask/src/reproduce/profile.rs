@@ -304,7 +304,8 @@ pub fn profile(name: ProfileName) -> Profile {
                 threads_per_run: 1,
                 tsne_points: 200,
                 grid_per_tau: 16,
-                est_run_seconds: 330.0,
+                // refill runs draw up to 4 candidate batches per step once G copies
+                est_run_seconds: 900.0,
             }
         }
         ProfileName::Paper => {
