@@ -107,7 +107,10 @@ fn effnet_lite0_classifies_foolbox_imagenet_samples() {
         let img = decode_images(std::slice::from_ref(p)).unwrap();
         let feats = embed_u8_images(&model, &img.data, 1, img.h, img.w, 1, &device).unwrap();
         let logits = model
-            .logits(Tensor::from_data(TensorData::new(feats, [1, 1280]), &device))
+            .logits(Tensor::from_data(
+                TensorData::new(feats, [1, 1280]),
+                &device,
+            ))
             .into_data()
             .to_vec::<f32>()
             .unwrap();
@@ -118,6 +121,13 @@ fn effnet_lite0_classifies_foolbox_imagenet_samples() {
             correct.push(name);
         }
     }
-    eprintln!("effnet-lite0 top-1 on foolbox's ImageNet samples: {}/20", correct.len());
-    assert!(correct.len() >= 15, "top-1 {}/20: {correct:?}", correct.len());
+    eprintln!(
+        "effnet-lite0 top-1 on foolbox's ImageNet samples: {}/20",
+        correct.len()
+    );
+    assert!(
+        correct.len() >= 15,
+        "top-1 {}/20: {correct:?}",
+        correct.len()
+    );
 }

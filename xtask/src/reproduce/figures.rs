@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
@@ -129,6 +130,52 @@ fn padded(lo: f64, hi: f64) -> (f64, f64) {
     (lo - 0.08 * span, hi + 0.08 * span)
 }
 
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The house style of a single-panel chart: caption, margins, mesh, axis descriptions.
+fn chart<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+    x_label: &str,
+    y_label: &str,
+) -> Result<Chart<'a, DB>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 22))
+        .margin(14)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(pe)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 17))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(pe)?;
+    Ok(chart)
+}
+
+/// The legend box of the series drawn so far.
+fn legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    font_size: u32,
+    position: SeriesLabelPosition,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(180, 180, 180))
+        .label_font(("sans-serif", font_size))
+        .position(position)
+        .draw()
+        .map_err(pe)
+}
+
 /// Lines with error bars (x and y), points annotated, a legend. `zero_line` draws a dashed
 /// vertical line at x = 0 (C_T = 0: no memorization) or horizontal at y = 0.
 pub fn xy_plot<DB: DrawingBackend>(
@@ -160,22 +207,7 @@ pub fn xy_plot<DB: DrawingBackend>(
     }
     let (x0, x1) = padded(x0, x1);
     let (y0, y1) = padded(y0, y1);
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 22))
-        .margin(14)
-        .x_label_area_size(44)
-        .y_label_area_size(64)
-        .build_cartesian_2d(x0..x1, y0..y1)
-        .map_err(pe)?;
-    chart
-        .configure_mesh()
-        .x_desc(x_label)
-        .y_desc(y_label)
-        .label_style(("sans-serif", 15))
-        .axis_desc_style(("sans-serif", 17))
-        .light_line_style(RGBColor(235, 235, 235))
-        .draw()
-        .map_err(pe)?;
+    let mut chart = chart(area, title, (x0, x1), (y0, y1), x_label, y_label)?;
     let dash = ShapeStyle::from(&RGBColor(150, 150, 150)).stroke_width(1);
     if zero_x {
         chart
@@ -235,15 +267,7 @@ pub fn xy_plot<DB: DrawingBackend>(
             }))
             .map_err(pe)?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(180, 180, 180))
-        .label_font(("sans-serif", 15))
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(pe)?;
-    Ok(())
+    legend(&mut chart, 15, SeriesLabelPosition::UpperRight)
 }
 
 /// Density histograms (as step lines over shared bins) of several samples, with an optional
@@ -281,22 +305,14 @@ pub fn hist_plot<DB: DrawingBackend>(
         curves.push((format!("{label} (n = {})", v.len()), pts));
     }
     let (x0, x1) = padded(lo, hi);
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 22))
-        .margin(14)
-        .x_label_area_size(44)
-        .y_label_area_size(64)
-        .build_cartesian_2d(x0..x1, 0.0..ymax * 1.1 + 1e-9)
-        .map_err(pe)?;
-    chart
-        .configure_mesh()
-        .x_desc(x_label)
-        .y_desc("density")
-        .label_style(("sans-serif", 15))
-        .axis_desc_style(("sans-serif", 17))
-        .light_line_style(RGBColor(235, 235, 235))
-        .draw()
-        .map_err(pe)?;
+    let mut chart = chart(
+        area,
+        title,
+        (x0, x1),
+        (0.0, ymax * 1.1 + 1e-9),
+        x_label,
+        "density",
+    )?;
     for (i, (label, pts)) in curves.into_iter().enumerate() {
         let c = colour(i);
         chart
@@ -320,15 +336,7 @@ pub fn hist_plot<DB: DrawingBackend>(
                 PathElement::new(vec![(x, y), (x + 18, y)], grey.stroke_width(2))
             });
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(180, 180, 180))
-        .label_font(("sans-serif", 15))
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(pe)?;
-    Ok(())
+    legend(&mut chart, 15, SeriesLabelPosition::UpperRight)
 }
 
 /// A point of the t-SNE map.
@@ -401,14 +409,7 @@ pub fn tsne_plot<DB: DrawingBackend>(
             .map_err(pe)?
             .label("training image")
             .legend(|(x, y)| TriangleMarker::new((x + 8, y), 6, BLACK.filled()));
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .label_font(("sans-serif", 13))
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()
-            .map_err(pe)?;
+        legend(&mut chart, 13, SeriesLabelPosition::LowerRight)?;
     }
     Ok(())
 }

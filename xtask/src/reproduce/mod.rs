@@ -1623,13 +1623,19 @@ mod tests {
     #[test]
     fn bad_requests_are_refused_before_any_work() {
         let tmp = tempfile::tempdir().unwrap();
-        let e = run(&args(&["fig6", "--profile", "smoke", "--runs", "0"], tmp.path()))
-            .unwrap_err()
-            .to_string();
+        let e = run(&args(
+            &["fig6", "--profile", "smoke", "--runs", "0"],
+            tmp.path(),
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("--runs must be at least 1"), "{e}");
         // redrawing needs the figure's table
-        let e = run(&args(&["fig6", "--profile", "smoke", "--redraw"], tmp.path()))
-            .unwrap_err();
+        let e = run(&args(
+            &["fig6", "--profile", "smoke", "--redraw"],
+            tmp.path(),
+        ))
+        .unwrap_err();
         let e = format!("{e:#}");
         assert!(e.contains("data.parquet"), "{e}");
         assert!(!tmp.path().join("work").exists(), "nothing was started");
