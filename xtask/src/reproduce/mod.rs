@@ -534,7 +534,14 @@ fn evaluate(
     let nn = nn_to(&train.f, &gen.f)?;
     let within = nn.iter().filter(|&&d| d <= guide).count() as f64 / nn.len().max(1) as f64;
     let mut class_ct = Vec::new();
-    if class_names.len() > 1 {
+    // C_T's default cell threshold τ_C = 20 / m asks for at least 20 generated samples per class
+    // (the runs sampled with `gen_per_class_other` may have fewer): no class-wise C_T then
+    let mut per_class: BTreeMap<i64, usize> = BTreeMap::new();
+    for &l in &gen.labels {
+        *per_class.entry(l).or_default() += 1;
+    }
+    let fewest = per_class.values().copied().min().unwrap_or(0);
+    if class_names.len() > 1 && per_class.len() == class_names.len() && fewest >= 20 {
         let per = mr_metrics::ct::ct_classwise(
             &train.f,
             &train.labels,
