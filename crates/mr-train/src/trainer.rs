@@ -400,41 +400,35 @@ impl<B: AutodiffBackend> Trainer<B> {
         if total == 0 && self.exhausted == Exhausted::Skip {
             // every candidate was rejected: G is not updated (its optimiser state neither)
             stats.skipped = true;
-            stats.g_batch = 0;
-            if let Some(ema) = &mut self.ema {
-                ema.update(&self.g.valid(), self.step);
+        } else {
+            if total == 0 {
+                let (fake, labels) = last.context("no candidate batch was drawn")?;
+                stats.forced = true;
+                total = labels.len();
+                parts.push((fake, labels));
             }
-            stats.g_s = t1.elapsed().as_secs_f64() - (stats.embed_s - e0) - (stats.nn_s - n0);
-            self.step += 1;
-            return Ok(stats);
+            let (fake, labels) = if parts.len() == 1 {
+                parts.pop().expect("one part")
+            } else {
+                let labels: Vec<i64> = parts.iter().flat_map(|(_, l)| l.clone()).collect();
+                let fake = Tensor::cat(parts.into_iter().map(|(f, _)| f).collect(), 0);
+                (fake, labels)
+            };
+            let (fake, labels) = if total > n {
+                (fake.narrow(0, 0, n), labels[..n].to_vec())
+            } else {
+                (fake, labels)
+            };
+            stats.g_batch = labels.len();
+            let fake = match &self.diffaug {
+                Some(c) => c.init(step_seed(seed, t, 0, Stream::AugG)).apply(fake),
+                None => fake,
+            };
+            let loss = self.g_loss(self.d.forward(fake, int_tensor::<B>(&labels, &self.device)));
+            let grads = GradientsParams::from_grads(loss.clone().backward(), &self.g);
+            self.g = self.opt_g.step(self.cfg.train.lr_g, self.g.clone(), grads);
+            stats.g_loss = scalar(loss);
         }
-        if total == 0 {
-            let (fake, labels) = last.context("no candidate batch was drawn")?;
-            stats.forced = true;
-            total = labels.len();
-            parts.push((fake, labels));
-        }
-        let (fake, labels) = if parts.len() == 1 {
-            parts.pop().expect("one part")
-        } else {
-            let labels: Vec<i64> = parts.iter().flat_map(|(_, l)| l.clone()).collect();
-            let fake = Tensor::cat(parts.into_iter().map(|(f, _)| f).collect(), 0);
-            (fake, labels)
-        };
-        let (fake, labels) = if total > n {
-            (fake.narrow(0, 0, n), labels[..n].to_vec())
-        } else {
-            (fake, labels)
-        };
-        stats.g_batch = labels.len();
-        let fake = match &self.diffaug {
-            Some(c) => c.init(step_seed(seed, t, 0, Stream::AugG)).apply(fake),
-            None => fake,
-        };
-        let loss = self.g_loss(self.d.forward(fake, int_tensor::<B>(&labels, &self.device)));
-        let grads = GradientsParams::from_grads(loss.clone().backward(), &self.g);
-        self.g = self.opt_g.step(self.cfg.train.lr_g, self.g.clone(), grads);
-        stats.g_loss = scalar(loss);
         if let Some(ema) = &mut self.ema {
             ema.update(&self.g.valid(), self.step);
         }
