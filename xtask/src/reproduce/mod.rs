@@ -294,12 +294,9 @@ fn run_key(config: &str, tau: f64, seed: u64) -> String {
     sha256_hex(key.as_bytes())[..10].to_string()
 }
 
-/// Folder name of one run: model, τ, seed and the hash of what determines the result.
-fn run_name(model: &str, config: &str, tau: f64, seed: u64) -> String {
-    format!(
-        "{model}-tau-{tau:.4}-seed-{seed}-{}",
-        run_key(config, tau, seed)
-    )
+/// Folder name of one run: model, τ, seed and its `run_key`.
+fn run_name(model: &str, tau: f64, seed: u64, key: &str) -> String {
+    format!("{model}-tau-{tau:.4}-seed-{seed}-{key}")
 }
 
 /// One training run of the sweep.
@@ -389,12 +386,17 @@ fn read_labels(path: &Path) -> Result<Vec<i64>> {
         .with_context(|| format!("{}: labels are not integers", path.display()))
 }
 
+/// The runs still to train, each once (a run shared by several variants appears once).
+fn pending(runs: &[RunSpec]) -> Vec<&RunSpec> {
+    let mut dirs = std::collections::BTreeSet::new();
+    runs.iter()
+        .filter(|r| !r.done() && dirs.insert(&r.dir))
+        .collect()
+}
+
 /// Train the runs that are not done yet, `parallel` at a time.
 fn train_all(ctx: &Ctx, runs: &[RunSpec]) -> Result<()> {
-    let mut todo: Vec<&RunSpec> = runs.iter().filter(|r| !r.done()).collect();
-    // a run shared by several variants is trained once
-    let mut dirs = std::collections::BTreeSet::new();
-    todo.retain(|r| dirs.insert(r.dir.clone()));
+    let todo = pending(runs);
     if todo.is_empty() {
         return Ok(());
     }
@@ -1212,10 +1214,13 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
             .take(m.max_taus.unwrap_or(usize::MAX))
         {
             for seed in 0..model_seeds as u64 {
-                let name = run_name(m.name, &m.config, tau, seed);
+                let key = run_key(&m.config, tau, seed);
                 let (dir, name) = seen
-                    .entry(run_key(&m.config, tau, seed))
-                    .or_insert_with(|| (work.join("runs").join(m.name).join(&name), name))
+                    .entry(key.clone())
+                    .or_insert_with(|| {
+                        let name = run_name(m.name, tau, seed, &key);
+                        (work.join("runs").join(m.name).join(&name), name)
+                    })
                     .clone();
                 runs.push(RunSpec {
                     model: mi,
@@ -1228,12 +1233,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
             }
         }
     }
-    let todo = runs
-        .iter()
-        .filter(|r| !r.done())
-        .map(|r| &r.dir)
-        .collect::<std::collections::BTreeSet<_>>()
-        .len();
+    let todo = pending(&runs).len();
     let classes = ctx.class_names.len().max(1);
     let mut images = 0.0;
     for e in &need_embedders {
@@ -1655,15 +1655,12 @@ mod tests {
         let shrink = refill.replace("policy = \"refill\"", "policy = \"shrink\"");
         assert_ne!(refill, &shrink);
         assert_eq!(
-            run_name("m", refill, 0.0, 1),
-            run_name("m", &shrink, 0.0, 1),
+            run_key(refill, 0.0, 1),
+            run_key(&shrink, 0.0, 1),
             "at τ = 0 the batch policy changes nothing"
         );
-        assert_ne!(
-            run_name("m", refill, 0.05, 1),
-            run_name("m", &shrink, 0.05, 1)
-        );
-        assert_ne!(run_name("m", refill, 0.0, 0), run_name("m", refill, 0.0, 1));
+        assert_ne!(run_key(refill, 0.05, 1), run_key(&shrink, 0.05, 1));
+        assert_ne!(run_key(refill, 0.0, 0), run_key(refill, 0.0, 1));
         // only the [mr] section loses those keys
         let other = "[x]\npolicy = 1\n[mr]\npolicy = \"shrink\"\nmode = \"g\"\n";
         assert_eq!(
