@@ -1648,6 +1648,35 @@ mod tests {
         assert!(!tmp.path().join("work").exists(), "nothing was started");
     }
 
+    /// `n` seeded random 8-d points per class, labelled 0 and 1.
+    fn space(n_per_class: usize, seed: u64) -> Space {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let d = 8;
+        let n = 2 * n_per_class;
+        let data = (0..n * d).map(|_| rng.random::<f32>() - 0.5).collect();
+        Space {
+            f: Features::new(data, d, "test").unwrap(),
+            labels: (0..n).map(|i| (i / n_per_class) as i64).collect(),
+        }
+    }
+
+    #[test]
+    fn classwise_ct_needs_twenty_generated_samples_per_class() {
+        let p = profile(ProfileName::Smoke);
+        let names = vec!["automobile".to_string(), "horse".to_string()];
+        let (train, reference) = (space(4, 1), space(64, 2));
+        // 16 per class (a figure-9-only variant at smoke scale): measured without class-wise C_T
+        let e = evaluate(&p, &names, &train, &reference, &space(16, 3), 0.1).unwrap();
+        assert!(e.class_ct.is_empty());
+        assert!(e.ct.is_finite() && e.fid.is_finite());
+        // 32 per class: one class-wise C_T per class
+        let e = evaluate(&p, &names, &train, &reference, &space(32, 3), 0.1).unwrap();
+        let classes: Vec<&str> = e.class_ct.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(classes, ["automobile", "horse"]);
+        assert!(e.class_ct.iter().all(|(_, v)| v.is_finite()));
+    }
+
     #[test]
     fn policy_variants_share_their_tau_zero_runs_only() {
         let p = profile(ProfileName::Cpu);
