@@ -8,7 +8,9 @@ features so that the caller can also compare them.
     /usr/bin/python3 crates/mr-embed/bench/torch_embed_bench.py --images imgs.npy \
         --inception default_1.pt [--effnet efficientnet-lite0-57934424.pth] \
         [--small-cnn small_cnn_weights.npz] \
-        --threads 2 --batch 32 [--save-prefix out/torch_]
+        --threads 2 --batch 32 [--repeats 3] [--save-prefix out/torch_]
+
+Timing: median seconds of `--repeats` passes over all images, after one warm-up batch.
 
 inception-fid: torch.jit.load(default_1.pt); bilinear (align_corners=False) to 299, x/128 - 1.
 small-cnn: the bundled burn weights (as .npz) in the same 4-conv network written here; no
@@ -33,15 +35,17 @@ def preprocess(imgs_u8, size, scale):
 
 
 @torch.no_grad()
-def timed(model, imgs, size, scale, batch):
-    # one warm-up batch, not timed
+def timed(model, imgs, size, scale, batch, repeats):
+    # one warm-up batch, not timed; then `repeats` timed passes over all images
     model(preprocess(imgs[:min(batch, len(imgs))], size, scale))
-    feats = []
-    t0 = time.perf_counter()
-    for s in range(0, len(imgs), batch):
-        feats.append(model(preprocess(imgs[s:s + batch], size, scale)))
-    dt = time.perf_counter() - t0
-    return torch.cat(feats).numpy(), dt
+    times = []
+    for _ in range(repeats):
+        feats = []
+        t0 = time.perf_counter()
+        for s in range(0, len(imgs), batch):
+            feats.append(model(preprocess(imgs[s:s + batch], size, scale)))
+        times.append(time.perf_counter() - t0)
+    return torch.cat(feats).numpy(), times
 
 
 def effnet_lite0(state_dict):
@@ -154,6 +158,7 @@ def main():
     ap.add_argument("--small-cnn")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--save-prefix")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -170,8 +175,9 @@ def main():
     if a.small_cnn:
         jobs.append(("small-cnn", small_cnn(a.small_cnn), 32, lambda x: x / 127.5 - 1.0))
     for name, model, size, scale in jobs:
-        feats, dt = timed(model, imgs, size, scale, a.batch)
-        out["models"][name] = {"seconds": dt, "images_per_s": len(imgs) / dt}
+        feats, times = timed(model, imgs, size, scale, a.batch, a.repeats)
+        dt = float(np.median(times))
+        out["models"][name] = {"seconds": dt, "all_seconds": times, "images_per_s": len(imgs) / dt}
         if a.save_prefix:
             np.save(f"{a.save_prefix}{name}.npy", feats.astype(np.float32))
     print(json.dumps(out))

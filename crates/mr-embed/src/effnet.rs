@@ -13,7 +13,8 @@ use std::path::Path;
 use burn::tensor::{backend::Backend, Tensor};
 
 use crate::error::EmbedError;
-use crate::layers::{take_bn, Act, ConvBn, ConvSpec};
+use crate::host;
+use crate::layers::{take_bn, Act, BurnOps, ConvBn, ConvSpec, HostOps, Ops};
 use crate::preprocess::{Preprocess, Resize, Scale};
 use crate::store::{upload, WeightStore};
 use crate::torch_archive::read_torch_file;
@@ -63,16 +64,18 @@ struct MbConv<B: Backend> {
 }
 
 impl<B: Backend> MbConv<B> {
-    /// `[N, cin, H, W]` → `[N, cout, H/stride, W/stride]`.
-    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let mut y = match &self.expand {
-            Some(e) => e.forward(x.clone()),
-            None => x.clone(),
+    /// `[cin, H, W]` → `[cout, H/stride, W/stride]` (per image, or a batch on burn tensors).
+    fn forward<O: Ops<B>>(&self, o: &mut O, x: &O::T) -> O::T {
+        let y = match &self.expand {
+            Some(e) => {
+                let e = o.conv(e, x);
+                o.conv(&self.depthwise, &e)
+            }
+            None => o.conv(&self.depthwise, x),
         };
-        y = self.depthwise.forward(y);
-        y = self.project.forward(y);
+        let y = o.conv(&self.project, &y);
         if self.skip {
-            y + x
+            o.add(y, x)
         } else {
             y
         }
@@ -88,6 +91,8 @@ pub struct EffNetLite0<B: Backend> {
     fc_weight: Tensor<B, 2>,
     fc_bias: Tensor<B, 1>,
     preprocess: Preprocess,
+    /// Run on the host kernels ([`crate::host`]) instead of the backend's ops.
+    host_kernels: bool,
 }
 
 fn conv_bn<B: Backend>(
@@ -199,7 +204,29 @@ impl<B: Backend> EffNetLite0<B> {
             fc_weight: upload(wt, [FEATURE_DIM, NUM_CLASSES], device),
             fc_bias: upload(fc_b, [NUM_CLASSES], device),
             preprocess: default_preprocess(),
+            host_kernels: host::supported::<B>(),
         })
+    }
+
+    /// Whether the forward runs on the host kernels ([`crate::host`]); the default on burn's
+    /// `Flex` CPU backend, never on others.
+    pub fn host_kernels(&self) -> bool {
+        self.host_kernels
+    }
+
+    /// Turn the host kernels off (the backend's own ops run) or back on where supported.
+    pub fn with_host_kernels(mut self, on: bool) -> Self {
+        self.host_kernels = on && host::supported::<B>();
+        self
+    }
+
+    /// Stem, blocks and head: `[3, 224, 224]` → `[1280, 7, 7]` per image.
+    fn trunk<O: Ops<B>>(&self, o: &mut O, x: &O::T) -> O::T {
+        let mut x = o.conv(&self.stem, x); // 32 × 112 × 112
+        for b in &self.blocks {
+            x = b.forward(o, &x);
+        }
+        o.conv(&self.head, &x) // 1280 × 7 × 7
     }
 
     /// Use another preprocessing recipe (recorded in [`Embedder::id`]). The network's paddings
@@ -240,11 +267,12 @@ impl<B: Backend> Embedder<B> for EffNetLite0<B> {
 
     /// `[N, 3, 224, 224]` (preprocessed) → `[N, 1280]`.
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
-        let mut x = self.stem.forward(x); // [N, 32, 112, 112]
-        for b in &self.blocks {
-            x = b.forward(x);
+        if self.host_kernels {
+            return host::map_images(x, FEATURE_DIM, |img, scratch, par| {
+                host::global_mean(&self.trunk(&mut HostOps { scratch, par }, &img))
+            });
         }
-        let x = self.head.forward(x); // [N, 1280, 7, 7]
+        let x = self.trunk(&mut BurnOps, &x);
         let [n, c, h, w] = x.dims();
         x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c])
     }

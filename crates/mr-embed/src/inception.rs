@@ -16,9 +16,8 @@ use std::path::Path;
 use burn::tensor::{backend::Backend, module::avg_pool2d, Tensor};
 
 use crate::error::EmbedError;
-use crate::layers::{
-    avg_pool_3s1_exclude_pad, max_pool_3s1, max_pool_3s2, take_bn, Act, ConvBn, ConvSpec,
-};
+use crate::host;
+use crate::layers::{chain, take_bn, Act, BurnOps, ConvBn, ConvSpec, HostOps, Ops};
 use crate::preprocess::{Preprocess, Resize, Scale};
 use crate::store::WeightStore;
 use crate::torch_archive::read_torch_zip;
@@ -183,12 +182,13 @@ impl<B: Backend> BlockA<B> {
     }
 
     /// `[N, cin, 35, 35]` → `[N, 224 + pool_features, 35, 35]`.
-    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let a = self.b1.forward(x.clone());
-        let b = self.b5[1].forward(self.b5[0].forward(x.clone()));
-        let c = self.b3[2].forward(self.b3[1].forward(self.b3[0].forward(x.clone())));
-        let d = self.pool.forward(avg_pool_3s1_exclude_pad(x));
-        Tensor::cat(vec![a, b, c, d], 1)
+    fn forward<O: Ops<B>>(&self, o: &mut O, x: &O::T) -> O::T {
+        let a = o.conv(&self.b1, x);
+        let b = chain(o, &self.b5, x);
+        let c = chain(o, &self.b3, x);
+        let p = o.avg_pool_3s1_exclude_pad(x);
+        let d = o.conv(&self.pool, &p);
+        o.cat(vec![a, b, c, d])
     }
 }
 
@@ -228,11 +228,11 @@ impl<B: Backend> BlockB<B> {
     }
 
     /// `[N, 288, 35, 35]` → `[N, 768, 17, 17]`.
-    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let a = self.b3.forward(x.clone());
-        let b = self.dbl[2].forward(self.dbl[1].forward(self.dbl[0].forward(x.clone())));
-        let c = max_pool_3s2(x);
-        Tensor::cat(vec![a, b, c], 1)
+    fn forward<O: Ops<B>>(&self, o: &mut O, x: &O::T) -> O::T {
+        let a = o.conv(&self.b3, x);
+        let b = chain(o, &self.dbl, x);
+        let c = o.max_pool_3s2(x);
+        o.cat(vec![a, b, c])
     }
 }
 
@@ -308,18 +308,13 @@ impl<B: Backend> BlockC<B> {
     }
 
     /// `[N, 768, 17, 17]` → `[N, 768, 17, 17]`.
-    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let a = self.b1.forward(x.clone());
-        let mut b = x.clone();
-        for c in &self.b7 {
-            b = c.forward(b);
-        }
-        let mut d = x.clone();
-        for c in &self.dbl {
-            d = c.forward(d);
-        }
-        let p = self.pool.forward(avg_pool_3s1_exclude_pad(x));
-        Tensor::cat(vec![a, b, d, p], 1)
+    fn forward<O: Ops<B>>(&self, o: &mut O, x: &O::T) -> O::T {
+        let a = o.conv(&self.b1, x);
+        let b = chain(o, &self.b7, x);
+        let d = chain(o, &self.dbl, x);
+        let p = o.avg_pool_3s1_exclude_pad(x);
+        let p = o.conv(&self.pool, &p);
+        o.cat(vec![a, b, d, p])
     }
 }
 
@@ -371,14 +366,11 @@ impl<B: Backend> BlockD<B> {
     }
 
     /// `[N, 768, 17, 17]` → `[N, 1280, 8, 8]`.
-    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let a = self.b3[1].forward(self.b3[0].forward(x.clone()));
-        let mut b = x.clone();
-        for c in &self.b7 {
-            b = c.forward(b);
-        }
-        let p = max_pool_3s2(x);
-        Tensor::cat(vec![a, b, p], 1)
+    fn forward<O: Ops<B>>(&self, o: &mut O, x: &O::T) -> O::T {
+        let a = chain(o, &self.b3, x);
+        let b = chain(o, &self.b7, x);
+        let p = o.max_pool_3s2(x);
+        o.cat(vec![a, b, p])
     }
 }
 
@@ -462,21 +454,21 @@ impl<B: Backend> BlockE<B> {
     }
 
     /// `[N, cin, 8, 8]` → `[N, 2048, 8, 8]`.
-    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let a = self.b1.forward(x.clone());
-        let t = self.b3.forward(x.clone());
-        let t1 = self.b3_ab[0].forward(t.clone());
-        let t2 = self.b3_ab[1].forward(t);
-        let u = self.dbl[1].forward(self.dbl[0].forward(x.clone()));
-        let u1 = self.dbl_ab[0].forward(u.clone());
-        let u2 = self.dbl_ab[1].forward(u);
+    fn forward<O: Ops<B>>(&self, o: &mut O, x: &O::T) -> O::T {
+        let a = o.conv(&self.b1, x);
+        let t = o.conv(&self.b3, x);
+        let t1 = o.conv(&self.b3_ab[0], &t);
+        let t2 = o.conv(&self.b3_ab[1], &t);
+        let u = chain(o, &self.dbl, x);
+        let u1 = o.conv(&self.dbl_ab[0], &u);
+        let u2 = o.conv(&self.dbl_ab[1], &u);
         let pooled = if self.max_pool {
-            max_pool_3s1(x)
+            o.max_pool_3s1(x)
         } else {
-            avg_pool_3s1_exclude_pad(x)
+            o.avg_pool_3s1_exclude_pad(x)
         };
-        let p = self.pool.forward(pooled);
-        Tensor::cat(vec![a, t1, t2, u1, u2, p], 1)
+        let p = o.conv(&self.pool, &pooled);
+        o.cat(vec![a, t1, t2, u1, u2, p])
     }
 }
 
@@ -491,6 +483,8 @@ pub struct InceptionFid<B: Backend> {
     e: [BlockE<B>; 2],
     preprocess: Preprocess,
     weights: InceptionWeights,
+    /// Run on the host kernels ([`crate::host`]) instead of the backend's ops.
+    host_kernels: bool,
 }
 
 impl<B: Backend> InceptionFid<B> {
@@ -562,7 +556,43 @@ impl<B: Backend> InceptionFid<B> {
             e,
             preprocess: default_preprocess(),
             weights: format,
+            host_kernels: host::supported::<B>(),
         })
+    }
+
+    /// Whether the forward runs on the host kernels ([`crate::host`]); the default on burn's
+    /// `Flex` CPU backend, never on others.
+    pub fn host_kernels(&self) -> bool {
+        self.host_kernels
+    }
+
+    /// Turn the host kernels off (the backend's own ops run) or back on where supported.
+    pub fn with_host_kernels(mut self, on: bool) -> Self {
+        self.host_kernels = on && host::supported::<B>();
+        self
+    }
+
+    /// The stem and the eleven mixed blocks: `[3, 299, 299]` → `[2048, 8, 8]` per image.
+    fn trunk<O: Ops<B>>(&self, o: &mut O, x: O::T) -> O::T {
+        let mut x = x;
+        for (i, conv) in self.stem.iter().enumerate() {
+            x = o.conv(conv, &x); // 149, 147, 147 | 73, 71
+            if i == 2 || i == 4 {
+                x = o.max_pool_3s2(&x); // 73 | 35
+            }
+        }
+        for blk in &self.a {
+            x = blk.forward(o, &x); // 256|288|288 × 35 × 35
+        }
+        x = self.b.forward(o, &x); // 768 × 17 × 17
+        for blk in &self.c {
+            x = blk.forward(o, &x);
+        }
+        x = self.d.forward(o, &x); // 1280 × 8 × 8
+        for blk in &self.e {
+            x = blk.forward(o, &x); // 2048 × 8 × 8
+        }
+        x
     }
 
     /// Use another preprocessing recipe (recorded in [`Embedder::id`]).
@@ -591,25 +621,14 @@ impl<B: Backend> Embedder<B> for InceptionFid<B> {
 
     /// `[N, 3, 299, 299]` (preprocessed) → `[N, 2048]`.
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
+        if self.host_kernels {
+            return host::map_images(x, FEATURE_DIM, |img, scratch, par| {
+                let y = self.trunk(&mut HostOps { scratch, par }, img);
+                host::global_mean(&y)
+            });
+        }
         let [n, ..] = x.dims();
-        let mut x = x;
-        for (i, conv) in self.stem.iter().enumerate() {
-            x = conv.forward(x); // 149, 147, 147 | 73, 71
-            if i == 2 || i == 4 {
-                x = max_pool_3s2(x); // 73 | 35
-            }
-        }
-        for blk in &self.a {
-            x = blk.forward(x); // [N, 256|288|288, 35, 35]
-        }
-        x = self.b.forward(x); // [N, 768, 17, 17]
-        for blk in &self.c {
-            x = blk.forward(x);
-        }
-        x = self.d.forward(x); // [N, 1280, 8, 8]
-        for blk in &self.e {
-            x = blk.forward(x); // [N, 2048, 8, 8]
-        }
+        let x = self.trunk(&mut BurnOps, x);
         let [_, _, h, w] = x.dims();
         avg_pool2d(x, [h, w], [h, w], [0, 0], true, false).reshape([n, FEATURE_DIM])
     }

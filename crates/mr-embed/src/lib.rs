@@ -16,6 +16,7 @@
 
 pub mod effnet;
 pub mod error;
+pub mod host;
 pub mod inception;
 pub mod layers;
 pub mod paths;

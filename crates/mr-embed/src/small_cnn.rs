@@ -40,6 +40,8 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::EmbedError;
+use crate::host;
+use crate::layers::{Act, BnParams, ConvBn, ConvSpec, HostOps, Ops};
 use crate::preprocess::{Preprocess, Resize, Scale};
 use crate::Embedder;
 
@@ -218,6 +220,37 @@ pub struct SmallCnnEmbedder<B: Backend> {
     net: SmallCnn<B>,
     weights_tag: String,
     preprocess: Preprocess,
+    /// The conv blocks with their batch norms folded in, for the host kernels
+    /// ([`crate::host`]); built on burn's `Flex` CPU backend only.
+    host: Option<Vec<ConvBn<B>>>,
+}
+
+/// Host-side floats of a 1-d parameter.
+fn host_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .into_vec()
+        .expect("f32 tensor data")
+}
+
+/// The blocks of `net` as [`ConvBn`]s (eval-mode batch norm folded into the convolution).
+fn fold_blocks<B: Backend>(net: &SmallCnn<B>) -> Vec<ConvBn<B>> {
+    net.blocks
+        .iter()
+        .map(|b| {
+            let w = b.conv.weight.val();
+            let [cout, cin, _, _] = w.dims();
+            let bn = BnParams {
+                gamma: Some(host_vec(b.bn.gamma.val())),
+                beta: host_vec(b.bn.beta.val()),
+                mean: host_vec(b.bn.running_mean.value()),
+                var: host_vec(b.bn.running_var.value()),
+                eps: b.bn.epsilon,
+            };
+            let spec = ConvSpec::new(cin, cout, [3, 3], 1, [1, 1]);
+            ConvBn::from_parts(spec, host_vec(w.clone()), &bn, Act::Relu, &w.device())
+        })
+        .collect()
 }
 
 /// Parameter names and shapes of a module, in visiting order.
@@ -280,11 +313,25 @@ fn load_strict<B: Backend>(
 impl<B: Backend> SmallCnnEmbedder<B> {
     /// Wrap a network (e.g. one just trained) with its weights tag.
     pub fn new(net: SmallCnn<B>, weights_tag: impl Into<String>) -> Self {
+        let host = host::supported::<B>().then(|| fold_blocks(&net));
         Self {
             net,
             weights_tag: weights_tag.into(),
             preprocess: default_preprocess(),
+            host,
         }
+    }
+
+    /// Whether [`Embedder::forward`] runs on the host kernels ([`crate::host`]); the default
+    /// on burn's `Flex` CPU backend, never on others.
+    pub fn host_kernels(&self) -> bool {
+        self.host.is_some()
+    }
+
+    /// Turn the host kernels off (the backend's own ops run) or back on where supported.
+    pub fn with_host_kernels(mut self, on: bool) -> Self {
+        self.host = (on && host::supported::<B>()).then(|| fold_blocks(&self.net));
+        self
     }
 
     /// The weights shipped in the crate ([`BUNDLED_WEIGHTS`], tag [`BUNDLED_TAG`]).
@@ -365,7 +412,20 @@ impl<B: Backend> Embedder<B> for SmallCnnEmbedder<B> {
 
     /// `[N, 3, 32, 32]` (network input range) → `[N, D]` pooled features.
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
-        self.net.features(x)
+        let Some(blocks) = &self.host else {
+            return self.net.features(x);
+        };
+        host::map_images(x, self.feature_dim(), |img, scratch, par| {
+            let mut o = HostOps { scratch, par };
+            let mut y = img;
+            for (i, conv) in blocks.iter().enumerate() {
+                y = Ops::<B>::conv(&mut o, conv, &y);
+                if i + 1 < blocks.len() {
+                    y = host::max_pool(&y, 2, 2, 0);
+                }
+            }
+            host::global_mean(&y)
+        })
     }
 }
 

@@ -43,33 +43,42 @@ fn effnet_lite0_matches_torch() {
         })
         .collect();
     let imgs = decode_images(&pngs).unwrap();
-    let feats = embed_u8_images(&model, &imgs.data, 4, 32, 32, 4, &device).unwrap();
     let reference = mr_data::npy::read_npz(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/effnet_lite0_parity.npz"),
     )
     .unwrap();
     let want = reference["feats_lite"].to_f32();
-    let max_abs = feats
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    let logits = model.logits(Tensor::from_data(
-        TensorData::new(feats.clone(), [4, 1280]),
-        &device,
-    ));
-    let logits = logits.into_data().to_vec::<f32>().unwrap();
     let want_l = reference["logits_lite"].to_f32();
-    let max_abs_l = logits
-        .iter()
-        .zip(&want_l)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    eprintln!(
-        "effnet-lite0 parity: features max-abs {max_abs:.3e}, logits max-abs {max_abs_l:.3e}"
-    );
-    assert!(max_abs <= 1e-3, "features max-abs {max_abs}");
-    assert!(max_abs_l <= 1e-2, "logits max-abs {max_abs_l}");
+    // Both CPU paths: host kernels (default on Flex) and burn's own Flex ops.
+    assert!(model.host_kernels());
+    for model in [model.clone(), model.with_host_kernels(false)] {
+        let path = if model.host_kernels() {
+            "host kernels"
+        } else {
+            "burn ops"
+        };
+        let feats = embed_u8_images(&model, &imgs.data, 4, 32, 32, 4, &device).unwrap();
+        let max_abs = feats
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        let logits = model.logits(Tensor::from_data(
+            TensorData::new(feats.clone(), [4, 1280]),
+            &device,
+        ));
+        let logits = logits.into_data().to_vec::<f32>().unwrap();
+        let max_abs_l = logits
+            .iter()
+            .zip(&want_l)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        eprintln!(
+            "effnet-lite0 parity ({path}): features max-abs {max_abs:.3e}, logits max-abs {max_abs_l:.3e}"
+        );
+        assert!(max_abs <= 1e-3, "{path}: features max-abs {max_abs}");
+        assert!(max_abs_l <= 1e-2, "{path}: logits max-abs {max_abs_l}");
+    }
 }
 
 /// The classifier sanity check of the issue: top-1 on foolbox's 20 labelled ImageNet JPEGs

@@ -72,23 +72,34 @@ fn fid_helper_weights_match_torch_on_cifar10_fixture() {
     let imgs = decode_images(&pngs).unwrap();
     assert_eq!((imgs.h, imgs.w), (32, 32));
 
-    let t0 = std::time::Instant::now();
-    let feats = embed_u8_images(&model, &imgs.data, imgs.n, imgs.h, imgs.w, 10, &device).unwrap();
-    eprintln!("embedded 20 images in {:.2?}", t0.elapsed());
-
     let reference =
         mr_data::npy::read_npy(&dir.join("fid_inception_pool3_feats_torch_bilinear.npy")).unwrap();
     assert_eq!(reference.shape, vec![20, 2048]);
     let reference = reference.to_f32();
-    let mut max_abs = 0.0f32;
-    let mut min_cos = 1.0f64;
-    for (got, want) in feats.chunks(2048).zip(reference.chunks(2048)) {
-        for (g, w) in got.iter().zip(want) {
-            max_abs = max_abs.max((g - w).abs());
+
+    // Both ways of running the network on the CPU: the host kernels (default on Flex) and
+    // burn's own Flex ops.
+    assert!(model.host_kernels());
+    for model in [model.clone(), model.with_host_kernels(false)] {
+        let path = if model.host_kernels() {
+            "host kernels"
+        } else {
+            "burn ops"
+        };
+        let t0 = std::time::Instant::now();
+        let feats =
+            embed_u8_images(&model, &imgs.data, imgs.n, imgs.h, imgs.w, 10, &device).unwrap();
+        eprintln!("{path}: embedded 20 images in {:.2?}", t0.elapsed());
+        let mut max_abs = 0.0f32;
+        let mut min_cos = 1.0f64;
+        for (got, want) in feats.chunks(2048).zip(reference.chunks(2048)) {
+            for (g, w) in got.iter().zip(want) {
+                max_abs = max_abs.max((g - w).abs());
+            }
+            min_cos = min_cos.min(cosine(got, want));
         }
-        min_cos = min_cos.min(cosine(got, want));
+        eprintln!("{path}: parity max-abs {max_abs:.3e}, min cosine {min_cos:.8}");
+        assert!(max_abs <= 1e-3, "{path}: max-abs {max_abs}");
+        assert!(min_cos >= 0.99999, "{path}: min cosine {min_cos}");
     }
-    eprintln!("parity: max-abs {max_abs:.3e}, min cosine {min_cos:.8}");
-    assert!(max_abs <= 1e-3, "max-abs {max_abs}");
-    assert!(min_cos >= 0.99999, "min cosine {min_cos}");
 }

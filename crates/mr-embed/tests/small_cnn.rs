@@ -60,6 +60,34 @@ fn features_are_finite_nonnegative_and_deterministic() {
 }
 
 #[test]
+fn host_kernels_match_burn_ops() {
+    // On Flex the embedder runs its batch-norm-folded convolutions on the host kernels; burn's
+    // own ops (eval-mode batch norm) must give the same features.
+    let device = Default::default();
+    let fast = SmallCnnEmbedder::<B>::bundled(&device).unwrap();
+    assert!(fast.host_kernels());
+    let slow = SmallCnnEmbedder::<B>::bundled(&device)
+        .unwrap()
+        .with_host_kernels(false);
+    assert!(!slow.host_kernels());
+    let n = 12;
+    let imgs = images(n);
+    let a = embed_u8_images(&fast, &imgs, n, 32, 32, 5, &device).unwrap();
+    let b = embed_u8_images(&slow, &imgs, n, 32, 32, 5, &device).unwrap();
+    let max_abs = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(scale > 0.0);
+    assert!(
+        max_abs <= 1e-5 * scale.max(1.0),
+        "host kernels vs burn ops: max-abs {max_abs} (feature scale {scale})"
+    );
+}
+
+#[test]
 fn wrong_image_size_is_an_error() {
     let device = Default::default();
     let e = SmallCnnEmbedder::<B>::bundled(&device).unwrap();

@@ -1,11 +1,14 @@
-//! `cargo xtask bench embed`: embedding throughput of the burn CPU backend (flex) against torch
-//! 1.13 CPU (Debian `python3-torch`) on the same images, in one run.
+//! `cargo xtask bench embed`: embedding throughput on the CPU against torch 1.13 CPU (Debian
+//! `python3-torch`) on the same images, in one run.
 //!
 //! Both sides embed the same deterministic uint8 images (`MR_BENCH_N`, default 256, 32×32 RGB)
 //! with the same preprocessing and batch size, after one untimed warm-up batch; torch runs
-//! `crates/mr-embed/bench/torch_embed_bench.py` with as many threads as rayon uses here. The
-//! features of both sides are compared too (max-abs difference), so a fast-but-wrong result
-//! shows. Writes `<out_dir>/embed.json` and `<out_dir>/embed.md`.
+//! `crates/mr-embed/bench/torch_embed_bench.py` with as many threads as rayon uses here. Each
+//! side embeds all images `MR_BENCH_REPEATS` times (default 3) and the median is reported. Ours
+//! is timed twice: with the host kernels (`mr_embed::host`, the default on the `Flex` backend)
+//! and on burn's own `Flex` ops (`.with_host_kernels(false)`, one pass: it is the slow
+//! reference). The features of every variant are compared with torch's (max-abs difference),
+//! so a fast-but-wrong result shows. Writes `<out_dir>/embed.json` and `<out_dir>/embed.md`.
 //!
 //! Needs: the weights (`cargo xtask fetch inception-fid`, `cargo xtask fetch effnet-lite0`;
 //! models whose weights are absent are skipped with a note; `small-cnn`'s are bundled and
@@ -67,12 +70,30 @@ fn find_torch_script() -> Option<PathBuf> {
 
 struct RustResult {
     id: String,
-    seconds: f64,
+    /// Seconds of each timed pass over all images.
+    seconds: Vec<f64>,
     feats: Vec<f32>,
     dim: usize,
 }
 
-fn time_rust<E: Embedder<B>>(model: &E, imgs: &[u8], n: usize, batch: usize) -> Result<RustResult> {
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        0.5 * (v[m - 1] + v[m])
+    }
+}
+
+fn time_rust<E: Embedder<B>>(
+    model: &E,
+    imgs: &[u8],
+    n: usize,
+    batch: usize,
+    repeats: usize,
+) -> Result<RustResult> {
     let device = Default::default();
     let warm = batch.min(n);
     embed_u8_images(
@@ -84,11 +105,16 @@ fn time_rust<E: Embedder<B>>(model: &E, imgs: &[u8], n: usize, batch: usize) -> 
         batch,
         &device,
     )?;
-    let t = Instant::now();
-    let feats = embed_u8_images(model, imgs, n, 32, 32, batch, &device)?;
+    let mut seconds = Vec::new();
+    let mut feats = Vec::new();
+    for _ in 0..repeats {
+        let t = Instant::now();
+        feats = embed_u8_images(model, imgs, n, 32, 32, batch, &device)?;
+        seconds.push(t.elapsed().as_secs_f64());
+    }
     Ok(RustResult {
         id: model.id(),
-        seconds: t.elapsed().as_secs_f64(),
+        seconds,
         feats,
         dim: model.feature_dim(),
     })
@@ -144,6 +170,17 @@ pub fn run(out_dir: &Path) -> Result<()> {
     if n == 0 {
         bail!("MR_BENCH_N must be a positive integer");
     }
+    let repeats: usize = std::env::var("MR_BENCH_REPEATS")
+        .ok()
+        .map(|s| {
+            s.parse()
+                .context("MR_BENCH_REPEATS must be a positive integer")
+        })
+        .transpose()?
+        .unwrap_or(3);
+    if repeats == 0 {
+        bail!("MR_BENCH_REPEATS must be a positive integer");
+    }
     let batch = 32;
     let threads = rayon::current_num_threads();
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
@@ -157,7 +194,11 @@ pub fn run(out_dir: &Path) -> Result<()> {
     let root = paths::data_root();
     let device = Default::default();
     let mut notes: Vec<String> = Vec::new();
-    let mut rust: Vec<(String, PathBuf, RustResult)> = Vec::new();
+    // (model, weights file handed to torch, host kernels, burn ops)
+    let mut rust: Vec<(String, PathBuf, RustResult, RustResult)> = Vec::new();
+    let say = |name: &str, what: &str, reps: usize| {
+        eprintln!("bench: {name} ({what}, {threads} threads), {n} images x {reps}");
+    };
 
     let inc_path = paths::weight_file(
         mr_embed::inception::NAME,
@@ -166,12 +207,12 @@ pub fn run(out_dir: &Path) -> Result<()> {
     );
     if inc_path.is_file() {
         let model = mr_embed::InceptionFid::<B>::from_fid_helper(&inc_path, &device)?;
-        eprintln!("bench: inception-fid (burn flex, {threads} threads), {n} images");
-        rust.push((
-            "inception-fid".into(),
-            inc_path,
-            time_rust(&model, &imgs, n, batch)?,
-        ));
+        say("inception-fid", "host kernels", repeats);
+        let fast = time_rust(&model, &imgs, n, batch, repeats)?;
+        let model = model.with_host_kernels(false);
+        say("inception-fid", "burn flex ops", 1);
+        let slow = time_rust(&model, &imgs, n, batch, 1)?;
+        rust.push(("inception-fid".into(), inc_path, fast, slow));
     } else {
         notes.push(format!(
             "inception-fid skipped: {} absent ({})",
@@ -186,12 +227,12 @@ pub fn run(out_dir: &Path) -> Result<()> {
     );
     if eff_path.is_file() {
         let model = mr_embed::effnet::EffNetLite0::<B>::from_file(&eff_path, &device)?;
-        eprintln!("bench: effnet-lite0 (burn flex, {threads} threads), {n} images");
-        rust.push((
-            "effnet-lite0".into(),
-            eff_path,
-            time_rust(&model, &imgs, n, batch)?,
-        ));
+        say("effnet-lite0", "host kernels", repeats);
+        let fast = time_rust(&model, &imgs, n, batch, repeats)?;
+        let model = model.with_host_kernels(false);
+        say("effnet-lite0", "burn flex ops", 1);
+        let slow = time_rust(&model, &imgs, n, batch, 1)?;
+        rust.push(("effnet-lite0".into(), eff_path, fast, slow));
     } else {
         notes.push(format!(
             "effnet-lite0 skipped: {} absent ({})",
@@ -203,19 +244,12 @@ pub fn run(out_dir: &Path) -> Result<()> {
     let scnn = mr_embed::SmallCnnEmbedder::<B>::bundled(&device)?;
     let scnn_npz = out_dir.join("small_cnn_weights.npz");
     export_small_cnn(scnn.net(), &scnn_npz)?;
-    eprintln!("bench: small-cnn (burn flex, {threads} threads), {n} images");
-    rust.push((
-        "small-cnn".into(),
-        scnn_npz.clone(),
-        time_rust(&scnn, &imgs, n, batch)?,
-    ));
-    if rust.is_empty() {
-        bail!(
-            "no embedder weights found under {}; {}",
-            root.display(),
-            notes.join("; ")
-        );
-    }
+    say("small-cnn", "host kernels", repeats);
+    let fast = time_rust(&scnn, &imgs, n, batch, repeats)?;
+    let scnn = scnn.with_host_kernels(false);
+    say("small-cnn", "burn flex ops", 1);
+    let slow = time_rust(&scnn, &imgs, n, batch, 1)?;
+    rust.push(("small-cnn".into(), scnn_npz.clone(), fast, slow));
 
     // torch side, same images, same batch, same thread count
     let python = std::env::var("MR_TORCH_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
@@ -231,9 +265,11 @@ pub fn run(out_dir: &Path) -> Result<()> {
                 .arg(threads.to_string())
                 .arg("--batch")
                 .arg(batch.to_string())
+                .arg("--repeats")
+                .arg(repeats.to_string())
                 .arg("--save-prefix")
                 .arg(out_dir.join("torch_feats_"));
-            for (name, path, _) in &rust {
+            for (name, path, _, _) in &rust {
                 let flag = match name.as_str() {
                     "inception-fid" => "--inception",
                     "effnet-lite0" => "--effnet",
@@ -264,41 +300,52 @@ pub fn run(out_dir: &Path) -> Result<()> {
     let mut models = serde_json::Map::new();
     let mut md = String::new();
     md.push_str(&format!(
-        "# Embedding throughput, CPU ({n} images 32×32 → network input, batch {batch}, {threads} threads)\n\n"
+        "# Embedding throughput, CPU ({n} images 32×32 → network input, batch {batch}, {threads} threads)\n\n\
+         Median of {repeats} passes over all images for the host kernels and torch; burn's own `Flex` ops: one pass. \
+         `cargo xtask bench embed`.\n\n"
     ));
-    md.push_str("| model | burn flex (images/s) | torch 1.13 (images/s) | burn / torch | max-abs feature diff |\n");
-    md.push_str("|---|---:|---:|---:|---:|\n");
-    for (name, _, r) in &rust {
-        let rust_ips = n as f64 / r.seconds;
+    md.push_str("| model | ours, host kernels (images/s) | ours, burn flex ops (images/s) | torch 1.13 (images/s) | host kernels / torch | host kernels / burn ops | max-abs diff vs torch (host / burn ops) |\n");
+    md.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
+    let torch_feats = |name: &str, dim: usize| {
+        read_npy(&out_dir.join(format!("torch_feats_{name}.npy")))
+            .ok()
+            .filter(|a| a.shape == [n, dim])
+            .map(|a| a.to_f32())
+    };
+    for (name, _, fast, slow) in &rust {
+        let fast_ips = n as f64 / median(&fast.seconds);
+        let slow_ips = n as f64 / median(&slow.seconds);
         let t = torch.as_ref().and_then(|t| t["models"].get(name.as_str()));
         let torch_ips = t.and_then(|t| t["images_per_s"].as_f64());
-        let diff = if torch_ips.is_some() {
-            read_npy(&out_dir.join(format!("torch_feats_{name}.npy")))
-                .ok()
-                .filter(|a| a.shape == [n, r.dim])
-                .map(|a| max_abs_diff(&r.feats, &a.to_f32()))
-        } else {
-            None
-        };
-        let ratio = torch_ips.map(|t| rust_ips / t);
+        let reference = torch_ips.and_then(|_| torch_feats(name, fast.dim));
+        let diff_fast = reference.as_ref().map(|r| max_abs_diff(&fast.feats, r));
+        let diff_slow = reference.as_ref().map(|r| max_abs_diff(&slow.feats, r));
+        let ratio = torch_ips.map(|t| fast_ips / t);
         models.insert(
             name.clone(),
             json!({
-                "embedder_id": r.id,
-                "rust_seconds": r.seconds,
-                "rust_images_per_s": rust_ips,
-                "torch_seconds": t.and_then(|t| t["seconds"].as_f64()),
+                "embedder_id": fast.id,
+                "host_kernels_seconds": fast.seconds,
+                "host_kernels_images_per_s": fast_ips,
+                "burn_ops_seconds": slow.seconds,
+                "burn_ops_images_per_s": slow_ips,
+                "torch_seconds": t.and_then(|t| t.get("all_seconds").cloned()),
                 "torch_images_per_s": torch_ips,
-                "ratio_rust_over_torch": ratio,
-                "max_abs_feature_diff": diff,
+                "ratio_host_kernels_over_torch": ratio,
+                "ratio_host_kernels_over_burn_ops": fast_ips / slow_ips,
+                "max_abs_feature_diff_host_kernels": diff_fast,
+                "max_abs_feature_diff_burn_ops": diff_slow,
             }),
         );
         let f = |v: Option<f64>, p: usize| v.map_or("–".to_string(), |v| format!("{v:.p$}"));
+        let e = |v: Option<f64>| v.map_or("–".to_string(), |d| format!("{d:.1e}"));
         md.push_str(&format!(
-            "| {name} | {rust_ips:.2} | {} | {} | {} |\n",
+            "| {name} | {fast_ips:.2} | {slow_ips:.2} | {} | {} | {:.2} | {} / {} |\n",
             f(torch_ips, 2),
             f(ratio, 2),
-            diff.map_or("–".to_string(), |d| format!("{d:.1e}"))
+            fast_ips / slow_ips,
+            e(diff_fast),
+            e(diff_slow)
         ));
     }
     for note in &notes {
@@ -311,7 +358,9 @@ pub fn run(out_dir: &Path) -> Result<()> {
         "image_size": [32, 32],
         "batch": batch,
         "rust_threads": threads,
-        "rust_backend": "burn 0.21.0 flex (CPU)",
+        "repeats": repeats,
+        "statistic": "median seconds per pass (burn ops: one pass)",
+        "rust_backend": "mr-embed host kernels (faer GEMM) on burn 0.21.0 flex; reference: burn flex ops",
         "torch": torch.as_ref().map(|t| json!({"version": t["torch"], "threads": t["threads"]})),
         "models": models,
         "notes": notes,
@@ -328,7 +377,7 @@ pub fn run(out_dir: &Path) -> Result<()> {
     std::fs::write(out_dir.join("embed.md"), &md)?;
     let _ = std::fs::remove_file(&img_path);
     let _ = std::fs::remove_file(&scnn_npz);
-    for (name, _, _) in &rust {
+    for (name, _, _, _) in &rust {
         let _ = std::fs::remove_file(out_dir.join(format!("torch_feats_{name}.npy")));
     }
     print!("{md}");
