@@ -99,9 +99,9 @@ pub struct Profile {
 /// for the up-front time estimate.
 pub fn embed_rate(embedder: &str, gpu: bool) -> f64 {
     let cpu = match embedder {
-        "small-cnn" => 240.0,
-        "effnet-lite0" => 12.0,
-        "inception-fid" => 3.4,
+        "small-cnn" => 3000.0,
+        "effnet-lite0" => 35.0,
+        "inception-fid" => 11.0,
         _ => 5.0,
     };
     if gpu {
