@@ -2,7 +2,8 @@
 //!
 //! `inception-fid` and `effnet-lite0` load their weights from the data root (`cargo xtask
 //! fetch <name>` puts them there); a missing file is an [`EmbedError::WeightsNotFound`] that
-//! says how to fetch it. `small-cnn` is trained in this project and its weights ship inside the
+//! says how to fetch it. Without `default_1.pt`, `inception-fid` also accepts pytorch-fid's
+//! `pt_inception-2015-12-05-6726825d.pth` in the same folder (id tag `tf2015-ptfid`). `small-cnn` is trained in this project and its weights ship inside the
 //! crate ([`small_cnn::BUNDLED_WEIGHTS`]); a file at `<root>/weights/small-cnn/small-cnn-cifar10.mpk`
 //! overrides them (tag `file`).
 
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::backend::Backend;
 
 use crate::error::EmbedError;
+use crate::inception;
 use crate::paths::{fetch_hint, weight_file};
 use crate::small_cnn::{self, SmallCnnConfig, SmallCnnEmbedder};
 use crate::{EffNetLite0, Embedder, InceptionFid};
@@ -47,6 +49,13 @@ pub fn load_embedder<B: Backend + 'static>(
         } else {
             SmallCnnEmbedder::<B>::bundled(device)?
         }));
+    }
+    if name == "inception-fid" && !path.is_file() {
+        // pytorch-fid's file, for users who have it instead (same weights, its own layout)
+        let alt = weight_file(name, inception::PYTORCH_FID_FILE, root);
+        if alt.is_file() {
+            return Ok(Box::new(InceptionFid::<B>::from_pytorch_fid(&alt, device)?));
+        }
     }
     if !path.is_file() {
         return Err(EmbedError::WeightsNotFound {

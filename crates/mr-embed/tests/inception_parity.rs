@@ -103,3 +103,80 @@ fn fid_helper_weights_match_torch_on_cifar10_fixture() {
         assert!(min_cos >= 0.99999, "{path}: min cosine {min_cos}");
     }
 }
+
+/// pytorch-fid's weight layout (`state_dict` with torchvision names, BN with scale, unused `fc`),
+/// in files written by torch itself: `scripts/gen_pytorch_fid_layout.py` renames the tensors of
+/// `default_1.pt` and saves them in torch's zip and legacy formats next to it. Both must load
+/// strictly and give the features of `default_1.pt`. Skips when the files have not been made
+/// (they need torch; `.ci/run` makes them where `/usr/bin/python3` has it).
+#[test]
+fn pytorch_fid_layout_loads_in_both_torch_formats() {
+    let (Some(wpath), Some(dir)) = (weights(), fixture_dir()) else {
+        return;
+    };
+    let folder = wpath.parent().unwrap();
+    let files: Vec<PathBuf> = ["pytorch-fid-layout.pth", "pytorch-fid-layout-legacy.pth"]
+        .iter()
+        .map(|f| folder.join(f))
+        .collect();
+    if !files.iter().all(|f| f.is_file()) {
+        eprintln!(
+            "SKIPPED: {} not made (run /usr/bin/python3 crates/mr-embed/scripts/gen_pytorch_fid_layout.py)",
+            files[0].display()
+        );
+        return;
+    }
+    let device = Default::default();
+    let pngs: Vec<PathBuf> = ["cifar10_00_3.png", "cifar10_01_8.png", "cifar10_02_8.png"]
+        .iter()
+        .map(|f| dir.join(f))
+        .collect();
+    let imgs = decode_images(&pngs).unwrap();
+    let reference = InceptionFid::<B>::from_fid_helper(&wpath, &device).unwrap();
+    let want = embed_u8_images(&reference, &imgs.data, 3, 32, 32, 3, &device).unwrap();
+    for f in &files {
+        let model = InceptionFid::<B>::from_pytorch_fid(f, &device).unwrap();
+        assert_eq!(model.id(), "inception-fid+tf2015-ptfid+bilinear299-div128");
+        let got = embed_u8_images(&model, &imgs.data, 3, 32, 32, 3, &device).unwrap();
+        let d = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        eprintln!("{}: max-abs vs default_1.pt {d:.2e}", f.display());
+        assert!(d <= 1e-5, "{}: max-abs {d}", f.display());
+    }
+
+    // Strict: a missing, an extra or a mis-shaped tensor is an error naming it.
+    let archive = mr_embed::torch_archive::read_torch_file(&files[0]).unwrap();
+    let load = |a: mr_embed::torch_archive::TorchArchive| {
+        InceptionFid::<B>::from_store(a.into(), inception::InceptionWeights::PytorchFid, &device)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+    let mut missing = archive.clone();
+    missing
+        .tensors
+        .remove("Mixed_6b.branch7x7_2.bn.running_var");
+    let e = load(missing);
+    assert!(e.contains("Mixed_6b.branch7x7_2.bn.running_var"), "{e}");
+    let mut extra = archive.clone();
+    let t = extra.tensors["fc.bias"].clone();
+    extra.tensors.insert("AuxLogits.fc.bias".into(), t);
+    let e = load(extra);
+    assert!(e.contains("AuxLogits.fc.bias"), "{e}");
+    let mut bad = archive;
+    bad.tensors.get_mut("fc.bias").unwrap().shape = vec![1000];
+    bad.tensors.get_mut("fc.bias").unwrap().data.truncate(1000);
+    let e = load(bad);
+    assert!(e.contains("fc.bias"), "{e}");
+
+    // `--embed inception-fid` falls back to pytorch-fid's file when default_1.pt is absent.
+    let root = tempfile::tempdir().unwrap();
+    let wdir = root.path().join("weights/inception-fid");
+    std::fs::create_dir_all(&wdir).unwrap();
+    std::os::unix::fs::symlink(&files[0], wdir.join(inception::PYTORCH_FID_FILE)).unwrap();
+    let e = mr_embed::load_embedder::<B>("inception-fid", root.path(), &device).unwrap();
+    assert_eq!(e.id(), "inception-fid+tf2015-ptfid+bilinear299-div128");
+}
