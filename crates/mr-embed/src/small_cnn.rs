@@ -382,7 +382,7 @@ impl<B: Backend> SmallCnnEmbedder<B> {
 
     /// Raw pixels `[N, 3, 32, 32]` in [0, 255] → predicted class per image.
     pub fn predict(&self, x: Tensor<B, 4>) -> Vec<u32> {
-        let logits = self.net.forward(self.preprocess.apply(x));
+        let logits = self.net.head(self.embed(x));
         let v: Vec<i64> = logits
             .argmax(1)
             .into_data()
