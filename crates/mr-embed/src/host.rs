@@ -2,12 +2,14 @@
 //! ops when the backend is burn's `Flex` CPU backend.
 //!
 //! Why: on the `Flex` backend a third of the Inception-v3 forward went to its generic pooling
-//! kernels and the convolutions ran on the `gemm` crate's AVX2 micro-kernels. These kernels run
-//! one image per thread (rayon over the batch) in CHW layout: a convolution is an im2col (none for
-//! stride-1 1×1 convolutions) followed by one faer GEMM `W · cols` with the bias and activation
-//! applied in place; pooling and concatenation are plain loops. Results equal the backend's up to
-//! f32 summation order (tested in `tests/host_kernels.rs`), and the networks keep the backend path
-//! for every other backend (CUDA) and when built `.with_host_kernels(false)`.
+//! kernels and the convolutions ran on the `gemm` crate's AVX2 micro-kernels (0.29× torch's CPU
+//! speed; these kernels: 1.26×, `results/bench/embed.md`). They run one image per thread (rayon
+//! over the batch) in CHW layout: a convolution is an im2col (none for stride-1 1×1
+//! convolutions), done in bands of output rows whose columns stay in L2, each followed by a faer
+//! GEMM `W · cols`; bias and activation are one pass over the output; pooling and concatenation
+//! are plain loops. Results equal the backend's up to f32 summation order (tested in
+//! `tests/host_kernels.rs`), and the networks keep the backend path for every other backend
+//! (CUDA) and when built `.with_host_kernels(false)`.
 
 use std::any::TypeId;
 use std::ops::Range;
