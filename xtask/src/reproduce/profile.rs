@@ -304,8 +304,9 @@ pub fn profile(name: ProfileName) -> Profile {
                 threads_per_run: 1,
                 tsne_points: 200,
                 grid_per_tau: 16,
-                // refill runs draw up to 4 candidate batches per step once G copies
-                est_run_seconds: 900.0,
+                // refill runs draw up to 4 candidate batches per step once G copies; measured
+                // 231–332 s per run, two at a time, with the host-kernel small-cnn (was 612–1142 s)
+                est_run_seconds: 340.0,
             }
         }
         ProfileName::Paper => {
