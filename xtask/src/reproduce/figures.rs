@@ -267,7 +267,69 @@ pub fn xy_plot<DB: DrawingBackend>(
             }))
             .map_err(pe)?;
     }
-    legend(&mut chart, 15, SeriesLabelPosition::UpperRight)
+    let marks: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .filter(|p| p.x.is_finite() && p.y.is_finite())
+        .flat_map(|p| {
+            let (dx, dy) = (p.x_err.max(0.0), p.y_err.max(0.0));
+            [
+                (p.x, p.y),
+                (p.x, p.y + dy),
+                (p.x, p.y - dy),
+                (p.x + dx, p.y),
+                (p.x - dx, p.y),
+            ]
+        })
+        .collect();
+    let corner = emptiest_corner(&marks, (x0, x1), (y0, y1), series.len());
+    legend(&mut chart, 15, corner)
+}
+
+/// The corner of the plot area where a legend of `entries` lines covers the fewest of `marks`
+/// (points and error-bar ends); ties go to the upper right, then upper left, lower right, lower
+/// left. The legend box is taken as half the width and ≈ 7 % of the height per entry.
+pub fn emptiest_corner(
+    marks: &[(f64, f64)],
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+    entries: usize,
+) -> SeriesLabelPosition {
+    let fw = 0.5;
+    let fh = (0.05 + 0.07 * entries as f64).min(0.9);
+    let (w, h) = (x1 - x0, y1 - y0);
+    let corners = [
+        (SeriesLabelPosition::UpperRight, true, true),
+        (SeriesLabelPosition::UpperLeft, false, true),
+        (SeriesLabelPosition::LowerRight, true, false),
+        (SeriesLabelPosition::LowerLeft, false, false),
+    ];
+    let covered = |right: bool, upper: bool| {
+        marks
+            .iter()
+            .filter(|&&(x, y)| {
+                let in_x = if right {
+                    x >= x1 - fw * w
+                } else {
+                    x <= x0 + fw * w
+                };
+                let in_y = if upper {
+                    y >= y1 - fh * h
+                } else {
+                    y <= y0 + fh * h
+                };
+                in_x && in_y
+            })
+            .count()
+    };
+    let mut best = (SeriesLabelPosition::UpperRight, usize::MAX);
+    for (pos, right, upper) in corners {
+        let n = covered(right, upper);
+        if n < best.1 {
+            best = (pos, n);
+        }
+    }
+    best.0
 }
 
 /// Density histograms (as step lines over shared bins) of several samples, with an optional
@@ -460,6 +522,24 @@ pub fn grid_size(rows: usize, cols: usize, scale: u32) -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn legend_goes_to_the_emptiest_corner() {
+        let pos = |marks: &[(f64, f64)]| {
+            format!("{:?}", emptiest_corner(marks, (0.0, 10.0), (0.0, 10.0), 2))
+        };
+        // nothing drawn: the default corner
+        assert_eq!(pos(&[]), format!("{:?}", SeriesLabelPosition::UpperRight));
+        // a rising series (fig9/fig10: C_T grows with τ) fills the upper right
+        let rising: Vec<(f64, f64)> = (0..=10).map(|i| (f64::from(i), f64::from(i))).collect();
+        assert_eq!(
+            pos(&rising),
+            format!("{:?}", SeriesLabelPosition::UpperLeft)
+        );
+        // points in both upper corners: a lower one
+        let top = [(1.0, 9.5), (9.0, 9.5), (0.5, 0.5)];
+        assert_eq!(pos(&top), format!("{:?}", SeriesLabelPosition::LowerRight));
+    }
 
     #[test]
     fn draws_png_and_svg() {
