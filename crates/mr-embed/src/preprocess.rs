@@ -87,6 +87,32 @@ impl Preprocess {
         }
     }
 
+    /// Parse an [`Preprocess::id`] such as `bicubic-aa299-div127.5` back into a recipe.
+    pub fn parse_id(id: &str) -> Option<Preprocess> {
+        const RESIZES: [(&str, Resize); 3] = [
+            ("bilinear", Resize::Bilinear),
+            ("bicubic-aa", Resize::BicubicAntialias),
+            ("native", Resize::None),
+        ];
+        const SCALES: [(&str, Scale); 4] = [
+            ("div128", Scale::Div128),
+            ("div127.5", Scale::Div127_5),
+            ("lite127-128", Scale::Lite),
+            ("imagenet-meanstd", Scale::ImageNet),
+        ];
+        let (rname, resize) = RESIZES.iter().find(|(n, _)| id.starts_with(n))?;
+        let rest = &id[rname.len()..];
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        let size: usize = rest[..digits].parse().ok().filter(|&n| n > 0)?;
+        let sname = rest[digits..].strip_prefix('-')?;
+        let (_, scale) = SCALES.iter().find(|(n, _)| *n == sname)?;
+        Some(Preprocess {
+            size,
+            resize: *resize,
+            scale: *scale,
+        })
+    }
+
     /// Resize and scale a batch of raw images.
     ///
     /// `x`: `[N, 3, H, W]`, values in [0, 255] → `[N, 3, size, size]`, network input range.
@@ -321,6 +347,34 @@ mod tests {
         assert_eq!(d.id(), "native32-div127.5");
         assert_ne!(a.id(), b.id());
         assert_ne!(a.id(), c.id());
+    }
+
+    #[test]
+    fn ids_parse_back() {
+        for resize in [Resize::Bilinear, Resize::BicubicAntialias, Resize::None] {
+            for scale in [Scale::Div128, Scale::Div127_5, Scale::Lite, Scale::ImageNet] {
+                for size in [299, 224, 32] {
+                    let p = Preprocess {
+                        size,
+                        resize,
+                        scale,
+                    };
+                    assert_eq!(Preprocess::parse_id(&p.id()), Some(p), "{}", p.id());
+                }
+            }
+        }
+        for bad in [
+            "",
+            "bilinear",
+            "bilinear299",
+            "bilinear-div128",
+            "bilinear0-div128",
+            "bilinear299-div12",
+            "bicubic299-div128",
+            "bilinear299-div128x",
+        ] {
+            assert_eq!(Preprocess::parse_id(bad), None, "{bad}");
+        }
     }
 
     #[test]

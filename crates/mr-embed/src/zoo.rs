@@ -15,7 +15,7 @@ use crate::error::EmbedError;
 use crate::inception;
 use crate::paths::{fetch_hint, weight_file};
 use crate::small_cnn::{self, SmallCnnConfig, SmallCnnEmbedder};
-use crate::{EffNetLite0, Embedder, InceptionFid};
+use crate::{EffNetLite0, Embedder, InceptionFid, Preprocess, Resize, Scale};
 
 /// Names accepted by [`load_embedder`].
 pub const EMBEDDERS: &[&str] = &["inception-fid", "effnet-lite0", "small-cnn"];
@@ -39,22 +39,53 @@ pub fn load_embedder<B: Backend + 'static>(
     root: &Path,
     device: &B::Device,
 ) -> Result<Box<dyn Embedder<B>>, EmbedError> {
+    load_embedder_with(name, root, device, None, None)
+}
+
+/// [`load_embedder`] with the resize and/or the scaling of the embedder's default preprocessing
+/// replaced (its input size stays). `inception-fid` and `effnet-lite0` accept every combination
+/// (e.g. pytorch-fid's `div127.5`, clean-fid's `bicubic-aa`); `small-cnn` was trained on its own
+/// (native 32×32, `div127.5`) and refuses others. The choice is part of [`Embedder::id`], so
+/// feature caches and outputs record it.
+pub fn load_embedder_with<B: Backend + 'static>(
+    name: &str,
+    root: &Path,
+    device: &B::Device,
+    resize: Option<Resize>,
+    scale: Option<Scale>,
+) -> Result<Box<dyn Embedder<B>>, EmbedError> {
     let path = embedder_weights(name, root)?;
+    let choose = |default: Preprocess| Preprocess {
+        resize: resize.unwrap_or(default.resize),
+        scale: scale.unwrap_or(default.scale),
+        ..default
+    };
     if name == small_cnn::NAME {
-        return Ok(Box::new(if path.is_file() {
+        let net = if path.is_file() {
             let bytes = std::fs::read(&path).map_err(|e| EmbedError::io(&path, e))?;
             let tag = format!("file-{}", &mr_data::imageset::sha256_bytes(&bytes)[..8]);
             SmallCnnEmbedder::<B>::from_bytes(&bytes, &SmallCnnConfig::new(), &tag, device)
                 .map_err(|e| EmbedError::Input(format!("{}: {e}", path.display())))?
         } else {
             SmallCnnEmbedder::<B>::bundled(device)?
-        }));
+        };
+        let (default, wanted) = (*net.preprocess(), choose(*net.preprocess()));
+        if wanted != default {
+            return Err(EmbedError::Input(format!(
+                "{name} was trained with a fixed preprocessing ({}); it cannot run with {}",
+                default.id(),
+                wanted.id()
+            )));
+        }
+        return Ok(Box::new(net));
     }
     if name == "inception-fid" && !path.is_file() {
         // pytorch-fid's file, for users who have it instead (same weights, its own layout)
         let alt = weight_file(name, inception::PYTORCH_FID_FILE, root);
         if alt.is_file() {
-            return Ok(Box::new(InceptionFid::<B>::from_pytorch_fid(&alt, device)?));
+            let net = InceptionFid::<B>::from_pytorch_fid(&alt, device)?;
+            let wanted = choose(*net.preprocess());
+            return Ok(Box::new(net.with_preprocess(wanted)));
         }
     }
     if !path.is_file() {
@@ -64,8 +95,16 @@ pub fn load_embedder<B: Backend + 'static>(
         });
     }
     Ok(match name {
-        "inception-fid" => Box::new(InceptionFid::<B>::from_fid_helper(&path, device)?),
-        "effnet-lite0" => Box::new(EffNetLite0::<B>::from_file(&path, device)?),
+        "inception-fid" => {
+            let net = InceptionFid::<B>::from_fid_helper(&path, device)?;
+            let wanted = choose(*net.preprocess());
+            Box::new(net.with_preprocess(wanted))
+        }
+        "effnet-lite0" => {
+            let net = EffNetLite0::<B>::from_file(&path, device)?;
+            let wanted = choose(*net.preprocess());
+            Box::new(net.with_preprocess(wanted)?)
+        }
         _ => return Err(EmbedError::UnknownEmbedder(name.to_string())),
     })
 }

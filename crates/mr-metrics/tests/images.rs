@@ -214,6 +214,72 @@ fn ct_and_fid_on_image_folders() {
 }
 
 #[test]
+fn preprocessing_options_are_applied_and_recorded() {
+    need_weights!();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    class_folder(&d.join("imgs"), &[("a", &[4, 5])]);
+    let embed = |extra: &[&str], out: &str| {
+        let mut c = bin();
+        c.args(["embed", "--no-cache", "--input"])
+            .arg(d.join("imgs"))
+            .arg("--out")
+            .arg(d.join(out))
+            .args(extra);
+        json_of(&mut c)
+    };
+    let default = embed(&["--model", MODEL], "default.npy");
+    assert_eq!(
+        default["embedder"],
+        "effnet-lite0+imagenet-57934424+bilinear224-lite127-128"
+    );
+    // pytorch-fid's scaling and clean-fid's resize, by flags ...
+    let flags = embed(
+        &[
+            "--model",
+            MODEL,
+            "--scale",
+            "div127.5",
+            "--resize",
+            "bicubic-aa",
+        ],
+        "flags.npy",
+    );
+    let id = "effnet-lite0+imagenet-57934424+bicubic-aa224-div127.5";
+    assert_eq!(flags["embedder"], id);
+    // ... or by the full embedder id: the same features
+    let by_id = embed(&["--model", id], "id.npy");
+    assert_eq!(by_id["embedder"], id);
+    let f = |name: &str| read_npy(&d.join(name)).unwrap().to_f32();
+    assert_eq!(f("flags.npy"), f("id.npy"));
+    assert_ne!(f("flags.npy"), f("default.npy"));
+
+    // refusals: one line, exit 2
+    let run = |args: &[&str]| {
+        let mut c = bin();
+        c.args(["embed", "--no-cache", "--input"])
+            .arg(d.join("imgs"))
+            .arg("--out")
+            .arg(d.join("bad.npy"))
+            .args(args);
+        c
+    };
+    bad_input(
+        &mut run(&["--model", "small-cnn", "--scale", "div128"]),
+        "fixed preprocessing",
+    );
+    bad_input(
+        &mut run(&["--model", "effnet-lite0+imagenet-57934424+bilinear-div128"]),
+        "cannot read the preprocessing",
+    );
+    bad_input(
+        &mut run(&["--model", id, "--scale", "div128"]),
+        "contradict the embedder id",
+    );
+    assert!(!d.join("bad.npy").exists());
+}
+
+#[test]
 fn bad_image_inputs_give_one_line_and_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -21,8 +21,9 @@ use mr_data::npy::{read_npy, read_npz, NpyArray, NpyData};
 use mr_data::{registry, ImageSet};
 use mr_embed::paths::feature_cache_dir;
 use mr_embed::pipeline::{content_hash, embed_u8_images, embed_u8_images_cached};
-use mr_embed::zoo::{embedder_weights, load_embedder};
+use mr_embed::zoo::{embedder_weights, load_embedder_with};
 use mr_embed::Embedder;
+use mr_embed::{Preprocess, Resize, Scale};
 use mr_metrics::fid::Stats;
 use mr_metrics::{Features, MetricsError};
 use serde_json::{json, Map, Value};
@@ -47,6 +48,17 @@ pub struct EmbedOpts {
         default_value = "inception-fid"
     )]
     pub model: String,
+    /// Resize of image inputs, replacing the embedder's own: bilinear (torch `interpolate`,
+    /// align_corners=False; the FID reference), bicubic-aa (PIL bicubic with antialiasing, as
+    /// clean-fid) or native (no resize; images must already have the input size). Recorded in
+    /// the embedder id.
+    #[arg(long, value_name = "NAME", value_parser = parse_resize)]
+    pub resize: Option<Resize>,
+    /// Pixel scaling of image inputs, replacing the embedder's own: div128 (x/128 − 1, the TF
+    /// graph's; the FID reference), div127.5 (x/127.5 − 1, pytorch-fid's), lite, imagenet.
+    /// Recorded in the embedder id.
+    #[arg(long, value_name = "NAME", value_parser = parse_scale)]
+    pub scale: Option<Scale>,
     /// Images per forward pass when embedding.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch: u64,
@@ -60,6 +72,16 @@ pub struct EmbedOpts {
     /// workspace's datasets/cache].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+}
+
+fn parse_resize(s: &str) -> Result<Resize, String> {
+    Preprocess::parse_resize(s)
+        .ok_or_else(|| format!("unknown resize '{s}' (bilinear, bicubic-aa, native)"))
+}
+
+fn parse_scale(s: &str) -> Result<Scale, String> {
+    Preprocess::parse_scale(s)
+        .ok_or_else(|| format!("unknown scale '{s}' (div128, div127.5, lite, imagenet)"))
 }
 
 /// Class labels of a set: ids, and the class names they index (empty when unnamed).
@@ -174,7 +196,24 @@ impl Inputs {
     }
 
     fn load_net(&self) -> Result<Box<dyn Embedder<B>>> {
-        let net = load_embedder::<B>(&self.name, &self.root, &self.device)?;
+        // `--embed name+weights+preprocessing` chooses the preprocessing too
+        let (mut resize, mut scale) = (self.opts.resize, self.opts.scale);
+        if let Some(prep) = self.opts.model.splitn(3, '+').nth(2) {
+            let p = Preprocess::parse_id(prep).ok_or_else(|| {
+                MetricsError::Input(format!(
+                    "embedder id {}: cannot read the preprocessing '{prep}' (e.g. bilinear299-div128)",
+                    self.opts.model
+                ))
+            })?;
+            if resize.is_some_and(|r| r != p.resize) || scale.is_some_and(|s| s != p.scale) {
+                bail!(MetricsError::Input(format!(
+                    "--resize/--scale contradict the embedder id {}",
+                    self.opts.model
+                )));
+            }
+            (resize, scale) = (Some(p.resize), Some(p.scale));
+        }
+        let net = load_embedder_with::<B>(&self.name, &self.root, &self.device, resize, scale)?;
         if self.opts.model.contains('+') && net.id() != self.opts.model {
             bail!(MetricsError::Input(format!(
                 "embedder id {} is not the loaded {}; give a name ({}) or that id",
