@@ -11,8 +11,15 @@
 //! - [`pipeline`]: batched extraction from uint8 images with a progress bar, parallel image
 //!   decoding and an on-disk feature cache.
 //!
-//! Library code never names a concrete backend: binaries, examples and tests pick one
-//! (`burn::backend::Flex` on CPU by default, `burn::backend::Cuda` with the `cuda` feature).
+//! - [`host`]: CPU inference kernels (banded im2col + faer GEMM, pooling) that the three
+//!   networks run on when the backend is `burn::backend::Flex` — 1.1–1.3× torch's CPU speed for
+//!   Inception and EfficientNet, 3–18× burn-flex's own ops; `.with_host_kernels(false)` turns
+//!   them off. The networks' blocks are written once over [`layers::Ops`], so burn's ops and
+//!   the host kernels run the same definition.
+//!
+//! Library code is generic over the backend: binaries, examples and tests pick one
+//! (`burn::backend::Flex` on CPU by default, `burn::backend::Cuda` with the `cuda` feature); the
+//! only backend named here is `Flex`, to recognise it for the host kernels.
 
 pub mod effnet;
 pub mod error;
