@@ -45,7 +45,7 @@ fn time_conv(cin: usize, hw: usize, cout: usize, k: [usize; 2], stride: usize, p
         let _ = conv.forward(&x, &mut scratch, Par::Seq);
     }
     let dt = t.elapsed().as_secs_f64() / reps as f64;
-    let (ho, wo) = conv.out_hw(hw, hw);
+    let (ho, wo) = conv.spec.out_hw(hw, hw);
     let flops = 2.0 * (cout * ho * wo * cin * k[0] * k[1]) as f64;
 
     let n = 8;

@@ -82,17 +82,9 @@ pub struct Scratch {
 }
 
 impl HostConv {
-    /// Output height and width for an `h`×`w` input.
-    pub fn out_hw(&self, h: usize, w: usize) -> (usize, usize) {
-        let s = &self.spec;
-        let ho = (h + s.padding[0] + s.padding_end[0] - s.kernel[0]) / s.stride + 1;
-        let wo = (w + s.padding[1] + s.padding_end[1] - s.kernel[1]) / s.stride + 1;
-        (ho, wo)
-    }
-
     /// `act(conv(x) + bias)`; `par` is the GEMM's parallelism.
     pub fn forward(&self, x: &Chw, scratch: &mut Scratch, par: Par) -> Chw {
-        let (ho, wo) = self.out_hw(x.h, x.w);
+        let (ho, wo) = self.spec.out_hw(x.h, x.w);
         let mut out = Chw::zeros(self.spec.cout, ho, wo);
         self.forward_into(x, &mut out.data, scratch, par);
         out
@@ -102,7 +94,7 @@ impl HostConv {
     pub fn forward_into(&self, x: &Chw, out: &mut [f32], scratch: &mut Scratch, par: Par) {
         let s = &self.spec;
         assert_eq!(x.c, s.cin, "host conv: input channels");
-        let (ho, wo) = self.out_hw(x.h, x.w);
+        let (ho, wo) = self.spec.out_hw(x.h, x.w);
         let n = ho * wo;
         assert_eq!(out.len(), s.cout * n, "host conv: output size");
         if s.depthwise {
@@ -212,7 +204,7 @@ fn valid_range(wo: usize, stride: usize, kx: usize, pad: isize, w: usize) -> (us
 /// (zeros where the window hits padding).
 fn im2col(x: &Chw, s: &ConvSpec, wo: usize, oys: Range<usize>, cols: &mut Vec<f32>) {
     let [kh, kw] = s.kernel;
-    let ho = (x.h + s.padding[0] + s.padding_end[0] - kh) / s.stride + 1;
+    let (ho, _) = s.out_hw(x.h, x.w);
     let n = oys.len() * wo;
     // The buffer is reused across layers and never shrinks (re-growing it writes zeros again).
     // Entries where the window hits padding must be zero: for short rows one fill of the whole

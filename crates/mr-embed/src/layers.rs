@@ -83,6 +83,14 @@ impl ConvSpec {
         self
     }
 
+    /// Output height and width for an `h`×`w` input.
+    pub fn out_hw(&self, h: usize, w: usize) -> (usize, usize) {
+        let out = |d: usize, size: usize| {
+            (size + self.padding[d] + self.padding_end[d] - self.kernel[d]) / self.stride + 1
+        };
+        (out(0, h), out(1, w))
+    }
+
     /// The weight shape `[cout, cin/groups, kh, kw]`.
     pub fn weight_shape(&self) -> [usize; 4] {
         let cin_g = if self.depthwise { 1 } else { self.cin };
