@@ -4,6 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+use common::{cpu_path, max_abs_diff};
+
 use burn::backend::Flex;
 use burn::tensor::{Tensor, TensorData};
 use mr_embed::pipeline::{decode_images, embed_u8_images};
@@ -52,27 +55,15 @@ fn effnet_lite0_matches_torch() {
     // Both CPU paths: host kernels (default on Flex) and burn's own Flex ops.
     assert!(model.host_kernels());
     for model in [model.clone(), model.with_host_kernels(false)] {
-        let path = if model.host_kernels() {
-            "host kernels"
-        } else {
-            "burn ops"
-        };
+        let path = cpu_path(model.host_kernels());
         let feats = embed_u8_images(&model, &imgs.data, 4, 32, 32, 4, &device).unwrap();
-        let max_abs = feats
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let max_abs = max_abs_diff(&feats, &want);
         let logits = model.logits(Tensor::from_data(
             TensorData::new(feats.clone(), [4, 1280]),
             &device,
         ));
         let logits = logits.into_data().to_vec::<f32>().unwrap();
-        let max_abs_l = logits
-            .iter()
-            .zip(&want_l)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let max_abs_l = max_abs_diff(&logits, &want_l);
         eprintln!(
             "effnet-lite0 parity ({path}): features max-abs {max_abs:.3e}, logits max-abs {max_abs_l:.3e}"
         );

@@ -4,6 +4,9 @@
 //! split into several row bands, short rows with padding, long rows with padding, stride 2,
 //! TF "SAME" asymmetric padding, depthwise).
 
+mod common;
+use common::max_abs_diff;
+
 use burn::backend::Flex;
 use burn::tensor::{Tensor, TensorData};
 use faer::Par;
@@ -59,14 +62,6 @@ fn random_conv(spec: ConvSpec, act: Act, seed: u64) -> ConvBn<B> {
     ConvBn::from_parts(spec, w, &bn, act, &Default::default())
 }
 
-fn max_abs(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 /// Burn's result for the whole batch vs the host kernels' per image (with single-threaded and
 /// parallel GEMMs).
 fn check_conv(name: &str, spec: ConvSpec, act: Act, n: usize, h: usize, w: usize) {
@@ -98,7 +93,7 @@ fn check_conv(name: &str, spec: ConvSpec, act: Act, n: usize, h: usize, w: usize
                 &img,
             );
             assert_eq!([got.c, got.h, got.w], [dims[1], dims[2], dims[3]], "{name}");
-            let d = max_abs(&got.data, &want[i * per_out..(i + 1) * per_out]);
+            let d = max_abs_diff(&got.data, &want[i * per_out..(i + 1) * per_out]);
             assert!(d <= 2e-5, "{name}: image {i}: max-abs {d}");
         }
     }
@@ -294,7 +289,7 @@ fn pools_cat_and_add_match_burn_ops() {
             pairs.push(("max 2x2 s2", to_vec(want).0, host::max_pool(&img, 2, 2, 0)));
         }
         for (name, want, got) in pairs {
-            let d = max_abs(&got.data, &want);
+            let d = max_abs_diff(&got.data, &want);
             assert!(d <= 1e-6, "{name} on {c}x{h}x{w}: max-abs {d}");
         }
         let mean = host::global_mean(&img);
@@ -330,6 +325,6 @@ fn map_images_equals_per_image_runs_for_any_batch_size() {
             net,
         );
         let one: Vec<f32> = one.into_data().convert::<f32>().into_vec().unwrap();
-        assert!(max_abs(&one, &all[i * 8..(i + 1) * 8]) <= 1e-6);
+        assert!(max_abs_diff(&one, &all[i * 8..(i + 1) * 8]) <= 1e-6);
     }
 }

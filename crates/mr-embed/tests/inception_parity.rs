@@ -14,6 +14,9 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+use common::{cpu_path, max_abs_diff};
+
 use burn::backend::Flex;
 use mr_embed::pipeline::{decode_images, embed_u8_images};
 use mr_embed::{inception, Embedder, InceptionFid};
@@ -81,23 +84,17 @@ fn fid_helper_weights_match_torch_on_cifar10_fixture() {
     // burn's own Flex ops.
     assert!(model.host_kernels());
     for model in [model.clone(), model.with_host_kernels(false)] {
-        let path = if model.host_kernels() {
-            "host kernels"
-        } else {
-            "burn ops"
-        };
+        let path = cpu_path(model.host_kernels());
         let t0 = std::time::Instant::now();
         let feats =
             embed_u8_images(&model, &imgs.data, imgs.n, imgs.h, imgs.w, 10, &device).unwrap();
         eprintln!("{path}: embedded 20 images in {:.2?}", t0.elapsed());
-        let mut max_abs = 0.0f32;
-        let mut min_cos = 1.0f64;
-        for (got, want) in feats.chunks(2048).zip(reference.chunks(2048)) {
-            for (g, w) in got.iter().zip(want) {
-                max_abs = max_abs.max((g - w).abs());
-            }
-            min_cos = min_cos.min(cosine(got, want));
-        }
+        let max_abs = max_abs_diff(&feats, &reference);
+        let min_cos = feats
+            .chunks(2048)
+            .zip(reference.chunks(2048))
+            .map(|(got, want)| cosine(got, want))
+            .fold(1.0f64, f64::min);
         eprintln!("{path}: parity max-abs {max_abs:.3e}, min cosine {min_cos:.8}");
         assert!(max_abs <= 1e-3, "{path}: max-abs {max_abs}");
         assert!(min_cos >= 0.99999, "{path}: min cosine {min_cos}");
@@ -138,11 +135,7 @@ fn pytorch_fid_layout_loads_in_both_torch_formats() {
         let model = InceptionFid::<B>::from_pytorch_fid(f, &device).unwrap();
         assert_eq!(model.id(), "inception-fid+tf2015-ptfid+bilinear299-div128");
         let got = embed_u8_images(&model, &imgs.data, 3, 32, 32, 3, &device).unwrap();
-        let d = got
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let d = max_abs_diff(&got, &want);
         eprintln!("{}: max-abs vs default_1.pt {d:.2e}", f.display());
         assert!(d <= 1e-5, "{}: max-abs {d}", f.display());
     }

@@ -2,6 +2,9 @@
 //! non-negative and deterministic; the classifier reproduces its recorded accuracy (≥ 60 %) on
 //! CIFAR-10 test (skipped when CIFAR-10 is not fetched); bad weight files are errors.
 
+mod common;
+use common::max_abs_diff;
+
 use burn::backend::Flex;
 use burn::tensor::{Tensor, TensorData};
 use mr_embed::pipeline::embed_u8_images;
@@ -48,11 +51,7 @@ fn features_are_finite_nonnegative_and_deterministic() {
     assert!(a.iter().all(|v| v.is_finite() && *v >= 0.0));
     assert!(a.iter().any(|v| *v > 0.0), "all features are zero");
     // Same weights, same images: same features, whatever the batch split.
-    let max_abs = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f32, f32::max);
+    let max_abs = max_abs_diff(&a, &b);
     assert!(max_abs <= 1e-5, "batch split changed features by {max_abs}");
     let e2 = SmallCnnEmbedder::<B>::bundled(&device).unwrap();
     let c = embed_u8_images(&e2, &imgs, n, 32, 32, 4, &device).unwrap();
@@ -74,11 +73,7 @@ fn host_kernels_match_burn_ops() {
     let imgs = images(n);
     let a = embed_u8_images(&fast, &imgs, n, 32, 32, 5, &device).unwrap();
     let b = embed_u8_images(&slow, &imgs, n, 32, 32, 5, &device).unwrap();
-    let max_abs = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f32, f32::max);
+    let max_abs = max_abs_diff(&a, &b);
     let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     assert!(scale > 0.0);
     assert!(
