@@ -29,6 +29,9 @@ use serde_json::{json, Value};
 
 type B = Flex;
 
+/// Images per forward pass, both sides.
+const BATCH: usize = 32;
+
 /// Deterministic test images: smooth colour gradients plus seeded noise, `[n, h, w, 3]` uint8.
 fn bench_images(n: usize, h: usize, w: usize) -> Vec<u8> {
     let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -120,6 +123,25 @@ fn time_rust<E: Embedder<B>>(
     })
 }
 
+/// Time `model` on its host kernels (`repeats` passes), then the same network on burn's own
+/// `Flex` ops (`burn_ops(model)`, one pass: the slow reference).
+fn time_both<E: Embedder<B>>(
+    name: &str,
+    model: E,
+    burn_ops: impl FnOnce(E) -> E,
+    imgs: &[u8],
+    n: usize,
+    repeats: usize,
+) -> Result<(RustResult, RustResult)> {
+    let (batch, threads) = (BATCH, rayon::current_num_threads());
+    eprintln!("bench: {name} (host kernels, {threads} threads), {n} images x {repeats}");
+    let fast = time_rust(&model, imgs, n, batch, repeats)?;
+    let model = burn_ops(model);
+    eprintln!("bench: {name} (burn flex ops, {threads} threads), {n} images x 1");
+    let slow = time_rust(&model, imgs, n, batch, 1)?;
+    Ok((fast, slow))
+}
+
 fn host<const D: usize>(t: Tensor<B, D>) -> Result<NpyArray> {
     let shape = t.dims().to_vec();
     let v = t
@@ -181,7 +203,7 @@ pub fn run(out_dir: &Path) -> Result<()> {
     if repeats == 0 {
         bail!("MR_BENCH_REPEATS must be a positive integer");
     }
-    let batch = 32;
+    let batch = BATCH;
     let threads = rayon::current_num_threads();
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let imgs = bench_images(n, 32, 32);
@@ -196,9 +218,6 @@ pub fn run(out_dir: &Path) -> Result<()> {
     let mut notes: Vec<String> = Vec::new();
     // (model, weights file handed to torch, host kernels, burn ops)
     let mut rust: Vec<(String, PathBuf, RustResult, RustResult)> = Vec::new();
-    let say = |name: &str, what: &str, reps: usize| {
-        eprintln!("bench: {name} ({what}, {threads} threads), {n} images x {reps}");
-    };
 
     let inc_path = paths::weight_file(
         mr_embed::inception::NAME,
@@ -207,11 +226,8 @@ pub fn run(out_dir: &Path) -> Result<()> {
     );
     if inc_path.is_file() {
         let model = mr_embed::InceptionFid::<B>::from_fid_helper(&inc_path, &device)?;
-        say("inception-fid", "host kernels", repeats);
-        let fast = time_rust(&model, &imgs, n, batch, repeats)?;
-        let model = model.with_host_kernels(false);
-        say("inception-fid", "burn flex ops", 1);
-        let slow = time_rust(&model, &imgs, n, batch, 1)?;
+        let off = |m: mr_embed::InceptionFid<B>| m.with_host_kernels(false);
+        let (fast, slow) = time_both("inception-fid", model, off, &imgs, n, repeats)?;
         rust.push(("inception-fid".into(), inc_path, fast, slow));
     } else {
         notes.push(format!(
@@ -227,11 +243,8 @@ pub fn run(out_dir: &Path) -> Result<()> {
     );
     if eff_path.is_file() {
         let model = mr_embed::effnet::EffNetLite0::<B>::from_file(&eff_path, &device)?;
-        say("effnet-lite0", "host kernels", repeats);
-        let fast = time_rust(&model, &imgs, n, batch, repeats)?;
-        let model = model.with_host_kernels(false);
-        say("effnet-lite0", "burn flex ops", 1);
-        let slow = time_rust(&model, &imgs, n, batch, 1)?;
+        let off = |m: mr_embed::EffNetLite0<B>| m.with_host_kernels(false);
+        let (fast, slow) = time_both("effnet-lite0", model, off, &imgs, n, repeats)?;
         rust.push(("effnet-lite0".into(), eff_path, fast, slow));
     } else {
         notes.push(format!(
@@ -244,11 +257,8 @@ pub fn run(out_dir: &Path) -> Result<()> {
     let scnn = mr_embed::SmallCnnEmbedder::<B>::bundled(&device)?;
     let scnn_npz = out_dir.join("small_cnn_weights.npz");
     export_small_cnn(scnn.net(), &scnn_npz)?;
-    say("small-cnn", "host kernels", repeats);
-    let fast = time_rust(&scnn, &imgs, n, batch, repeats)?;
-    let scnn = scnn.with_host_kernels(false);
-    say("small-cnn", "burn flex ops", 1);
-    let slow = time_rust(&scnn, &imgs, n, batch, 1)?;
+    let off = |m: mr_embed::SmallCnnEmbedder<B>| m.with_host_kernels(false);
+    let (fast, slow) = time_both("small-cnn", scnn, off, &imgs, n, repeats)?;
     rust.push(("small-cnn".into(), scnn_npz.clone(), fast, slow));
 
     // torch side, same images, same batch, same thread count
