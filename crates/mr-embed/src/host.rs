@@ -391,6 +391,14 @@ pub fn add(mut a: Chw, b: &Chw) -> Chw {
     a
 }
 
+/// A tensor's values as host `f32`s (a float tensor always converts).
+pub(crate) fn to_host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .into_vec()
+        .expect("f32 tensor data")
+}
+
 /// Run `net` on every image of `x` (`[N, C, H, W]`, on the `Flex` backend) and stack the
 /// returned feature vectors (each `dim` long) into `[N, dim]`. Images run one per rayon thread
 /// with single-threaded GEMMs; a batch smaller than the thread pool runs image by image with
@@ -401,11 +409,7 @@ where
 {
     let [n, c, h, w] = x.dims();
     let device = x.device();
-    let pixels: Vec<f32> = x
-        .into_data()
-        .convert::<f32>()
-        .into_vec()
-        .expect("host kernels: f32 tensor data");
+    let pixels = to_host(x);
     let per = c * h * w;
     let image = |i: usize| Chw {
         c,

@@ -225,14 +225,6 @@ pub struct SmallCnnEmbedder<B: Backend> {
     host: Option<Vec<ConvBn<B>>>,
 }
 
-/// Host-side floats of a 1-d parameter.
-fn host_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .into_vec()
-        .expect("f32 tensor data")
-}
-
 /// The blocks of `net` as [`ConvBn`]s (eval-mode batch norm folded into the convolution).
 fn fold_blocks<B: Backend>(net: &SmallCnn<B>) -> Vec<ConvBn<B>> {
     net.blocks
@@ -241,14 +233,14 @@ fn fold_blocks<B: Backend>(net: &SmallCnn<B>) -> Vec<ConvBn<B>> {
             let w = b.conv.weight.val();
             let [cout, cin, _, _] = w.dims();
             let bn = BnParams {
-                gamma: Some(host_vec(b.bn.gamma.val())),
-                beta: host_vec(b.bn.beta.val()),
-                mean: host_vec(b.bn.running_mean.value()),
-                var: host_vec(b.bn.running_var.value()),
+                gamma: Some(host::to_host(b.bn.gamma.val())),
+                beta: host::to_host(b.bn.beta.val()),
+                mean: host::to_host(b.bn.running_mean.value()),
+                var: host::to_host(b.bn.running_var.value()),
                 eps: b.bn.epsilon,
             };
             let spec = ConvSpec::new(cin, cout, [3, 3], 1, [1, 1]);
-            ConvBn::from_parts(spec, host_vec(w.clone()), &bn, Act::Relu, &w.device())
+            ConvBn::from_parts(spec, host::to_host(w.clone()), &bn, Act::Relu, &w.device())
         })
         .collect()
 }
