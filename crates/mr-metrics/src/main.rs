@@ -656,8 +656,29 @@ fn cmd_embed(a: EmbedArgs) -> Result<()> {
     Ok(())
 }
 
+/// A command-line usage error as one `error: …` line: clap's message up to its first blank line
+/// (the help hint and usage follow it), its lines joined.
+fn one_line_usage_error(rendered: &str) -> String {
+    rendered
+        .split("\n\n")
+        .next()
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version: printed on stdout, exit 0
+        Err(e) => {
+            eprintln!("{}", one_line_usage_error(&e.to_string()));
+            return ExitCode::from(2);
+        }
+    };
     let r = match cli.cmd {
         Cmd::Fid(a) => cmd_fid(a),
         Cmd::Kid(a) => cmd_kid(a),

@@ -301,3 +301,30 @@ fn bad_inputs_give_one_line_and_exit_2() {
     // clap usage errors also exit 2
     bin().args(["ct", "--train", "x.npy"]).assert().code(2);
 }
+
+#[test]
+fn usage_errors_are_one_line_and_help_still_prints() {
+    // a value clap's parser refuses: the reason stays, the help hint and usage go
+    bad_input(
+        bin().args([
+            "embed", "--input", "x", "--out", "y.npy", "--scale", "bogus",
+        ]),
+        "unknown scale 'bogus' (div128, div127.5, lite, imagenet)",
+    );
+    bad_input(
+        bin().args(["ct", "--cells", "abc"]),
+        "invalid value 'abc' for '--cells <CELLS>'",
+    );
+    // a missing argument: its name is on the same line
+    bad_input(
+        bin().args(["embed", "--input", "x"]),
+        "required arguments were not provided: --out <F.npy>",
+    );
+    bad_input(bin().args(["nosuch"]), "unrecognized subcommand 'nosuch'");
+    // --help is not an error
+    bin()
+        .args(["embed", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--scale <NAME>"));
+}
