@@ -30,6 +30,8 @@ pub struct Row {
     pub count: Option<usize>,
     pub classes: Option<Vec<String>>,
     pub sha256: Option<String>,
+    /// What image `i` is: `official batch order`, `class-major …` or `as stored`.
+    pub order: Option<String>,
     /// The command that fetches it.
     pub fetch: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -42,13 +44,17 @@ struct Cached {
     count: usize,
     classes: Vec<String>,
     sha256: String,
+    #[serde(default)]
+    order: String,
 }
 
 const INDEX: &str = ".mr-datasets-index.json";
 
-/// What identifies the bytes behind `name`: its variant plus the fetch stamp (or folder mtime).
+/// What identifies the bytes behind `name`: its variant plus the fetch stamp (or folder mtime),
+/// and the stamp of the CIFAR-10 companion folder (batch order, exact sets).
 fn cache_key(name: &str, variant: &str, root: &Path) -> String {
     let dir = match name {
+        n if n.ends_with("-exact") => root.join(mr_data::registry::CIFAR10_META),
         n if n.starts_with("cifar10-") => root.join("cifar10").join(variant),
         n if n.starts_with("cifar100") => root.join("cifar100").join(variant),
         n if n.starts_with("cifar10.1") => root.join("cifar10.1"),
@@ -64,10 +70,12 @@ fn cache_key(name: &str, variant: &str, root: &Path) -> String {
                 .map(|t| format!("{t:?}"))
                 .unwrap_or_default()
         });
-    let labels = std::fs::metadata(root.join("cifar10/test_batch_labels.txt"))
-        .and_then(|m| m.modified())
-        .map(|t| format!("{t:?}"))
-        .unwrap_or_default();
+    let labels = std::fs::read(
+        root.join(mr_data::registry::CIFAR10_META)
+            .join(crate::fetch::STAMP),
+    )
+    .map(|b| mr_data::imageset::sha256_bytes(&b))
+    .unwrap_or_default();
     format!("{variant}|{stamp}|{labels}")
 }
 
@@ -89,6 +97,7 @@ pub fn rows(root: &Path) -> Vec<Row> {
             count: None,
             classes: None,
             sha256: None,
+            order: None,
             fetch,
             error: None,
         };
@@ -104,6 +113,7 @@ pub fn rows(root: &Path) -> Vec<Row> {
                         count: set.len(),
                         classes: set.class_names.clone(),
                         sha256: set.content_hash(),
+                        order: set.order.describe().to_string(),
                     };
                     index.insert(d.name.to_string(), c.clone());
                     c
@@ -114,6 +124,7 @@ pub fn rows(root: &Path) -> Vec<Row> {
                     row.count = Some(c.count);
                     row.classes = Some(c.classes);
                     row.sha256 = Some(c.sha256);
+                    row.order = Some(c.order);
                 }
                 Err(e) => row.error = Some(e.to_string()),
             }
@@ -146,8 +157,8 @@ pub fn run(args: &DatasetsArgs) -> Result<()> {
 fn table(root: &Path, rows: &[Row]) -> String {
     let mut s = format!("data root: {}\n", root.display());
     s += &format!(
-        "{:<20} {:<8} {:<12} {:>7} {:>7}  {:<16}  note\n",
-        "name", "present", "variant", "count", "classes", "sha256"
+        "{:<20} {:<8} {:<12} {:>7} {:>7}  {:<16}  {:<20}  note\n",
+        "name", "present", "variant", "count", "classes", "sha256", "order"
     );
     for r in rows {
         let note = match (&r.error, r.present) {
@@ -156,7 +167,7 @@ fn table(root: &Path, rows: &[Row]) -> String {
             _ => String::new(),
         };
         s += &format!(
-            "{:<20} {:<8} {:<12} {:>7} {:>7}  {:<16}  {note}\n",
+            "{:<20} {:<8} {:<12} {:>7} {:>7}  {:<16}  {:<20}  {note}\n",
             r.name,
             if r.present { "yes" } else { "no" },
             r.variant.as_deref().unwrap_or("-"),
@@ -166,6 +177,7 @@ fn table(root: &Path, rows: &[Row]) -> String {
                 .map(|c| c.len().to_string())
                 .unwrap_or_else(|| "-".into()),
             r.sha256.as_deref().map(|s| &s[..16]).unwrap_or("-"),
+            r.order.as_deref().unwrap_or("-"),
         );
     }
     s
@@ -184,7 +196,9 @@ mod tests {
             assert!(!r.present && r.count.is_none() && r.fetch.starts_with("cargo xtask fetch "));
         }
         let v = serde_json::to_value(&rows).unwrap();
-        for key in ["name", "present", "variant", "count", "classes", "sha256"] {
+        for key in [
+            "name", "present", "variant", "count", "classes", "sha256", "order",
+        ] {
             assert!(v[0].get(key).is_some(), "{key}");
         }
     }

@@ -53,6 +53,10 @@ pub struct Entry {
     pub homepage: String,
     #[serde(default)]
     pub licence: String,
+    /// Entries fetched right after this one (from the `--from` file's folder when it holds
+    /// their files, else their own routes), e.g. CIFAR-10's batch-order labels.
+    #[serde(default)]
+    pub companions: Vec<String>,
     pub variant: Vec<Variant>,
 }
 
@@ -145,7 +149,7 @@ pub fn run(args: &FetchArgs) -> Result<()> {
         let variant = pick_variant_for(from, &candidates)?;
         fetch_from(entry, variant, from, &root)?;
         announce(entry);
-        return Ok(());
+        return fetch_companions(&manifest, entry, Some(from), &root);
     }
     let mut tried = Vec::new();
     for v in &candidates {
@@ -169,7 +173,7 @@ pub fn run(args: &FetchArgs) -> Result<()> {
         match attempt {
             Ok(()) => {
                 announce(entry);
-                return Ok(());
+                return fetch_companions(&manifest, entry, None, &root);
             }
             Err(e) => tried.push(format!("{}: {e:#}", v.name)),
         }
@@ -179,6 +183,52 @@ pub fn run(args: &FetchArgs) -> Result<()> {
         entry.name,
         tried.join("; ")
     )
+}
+
+/// Fetch `entry`'s companions: from the folder of the `--from` file when it holds a variant's
+/// files, else through their local routes. A companion that cannot be had is a printed note, not
+/// a failure (the main data is there; what the companion enables says what it needs).
+fn fetch_companions(
+    manifest: &Manifest,
+    entry: &Entry,
+    from: Option<&Path>,
+    root: &Path,
+) -> Result<()> {
+    for name in &entry.companions {
+        let c = manifest
+            .entry
+            .iter()
+            .find(|e| &e.name == name)
+            .ok_or_else(|| anyhow!("manifest: {} names unknown companion {name}", entry.name))?;
+        let beside = from
+            .and_then(Path::parent)
+            .filter(|d| !d.as_os_str().is_empty());
+        let folder_variant = |dir: &Path| {
+            c.variant
+                .iter()
+                .find(|v| !v.files.is_empty() && v.files.iter().all(|f| dir.join(f).is_file()))
+        };
+        let attempt = match beside.and_then(|d| folder_variant(d).map(|v| (d, v))) {
+            Some((dir, v)) => fetch_from(c, v, dir, root),
+            None => c
+                .variant
+                .iter()
+                .find_map(|v| {
+                    let dir = workspace_root().join(v.local.as_deref()?);
+                    folder_variant(&dir)
+                        .filter(|fv| fv.name == v.name)
+                        .map(|_| fetch_from(c, v, &dir, root))
+                })
+                .unwrap_or_else(|| Err(anyhow!("its files are not beside the source"))),
+        };
+        match attempt {
+            Ok(()) => announce(c),
+            Err(e) => eprintln!(
+                "note: {name} not fetched ({e:#}); `cargo xtask fetch {name} --from DIR` adds it later"
+            ),
+        }
+    }
+    Ok(())
 }
 
 fn announce(entry: &Entry) {
@@ -1065,6 +1115,7 @@ mod tests {
             provides: vec![],
             homepage: String::new(),
             licence: "x".into(),
+            companions: vec![],
             variant: vec![],
         };
         let mut v = Variant {

@@ -10,7 +10,7 @@ use crate::npy::{NpyArray, NpyData};
 ///
 /// `labels[i]` indexes `class_names`. `source` says what was read (a dataset spec or a path),
 /// `variant` which on-disk variant a named dataset resolved to (e.g. `jpeg-mirror`), `seed` the
-/// seed of a random subset, if one was drawn.
+/// seed of a random subset, if one was drawn, `order` what image `i` of the set as loaded is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageSet {
     pub pixels: Vec<u8>,
@@ -23,6 +23,33 @@ pub struct ImageSet {
     pub source: String,
     pub variant: Option<String>,
     pub seed: Option<u64>,
+    pub order: Order,
+}
+
+/// What the position of an image in a named set means (before any class filter or subset,
+/// which keep the relative order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// The file's or folder's own order.
+    #[default]
+    AsStored,
+    /// The official batch order: image `i` is batch index `i` (CIFAR-10 `test_batch`, or
+    /// `data_batch_1..5` concatenated), whatever the on-disk variant.
+    Batch,
+    /// All images of class 0, then class 1, …, each class in batch order (the JPEG mirror without
+    /// the batch label sequence).
+    ClassMajor,
+}
+
+impl Order {
+    /// How a dataset listing names it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Order::AsStored => "as stored",
+            Order::Batch => "official batch order",
+            Order::ClassMajor => "class-major (batch order within each class)",
+        }
+    }
 }
 
 /// Tag at the start of the hashed byte layout; bump it if the layout changes.
@@ -74,6 +101,7 @@ impl ImageSet {
             source,
             variant: None,
             seed: None,
+            order: Order::AsStored,
         })
     }
 
@@ -171,6 +199,7 @@ impl ImageSet {
             source: self.source.clone(),
             variant: self.variant.clone(),
             seed: self.seed,
+            order: self.order,
         }
     }
 

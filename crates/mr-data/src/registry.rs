@@ -6,6 +6,9 @@
 //! * `cifar10-train:500` — a seeded random subset of 500 images (seed 0), kept in dataset order;
 //!   `cifar10-train:500@7` uses seed 7. The seed is recorded in [`ImageSet::seed`].
 //! * Both: `cifar10-train[cat]:100@3` (classes first, then the subset).
+//! * `cifar10-test#0..846` — the images at official batch indices 0 to 845 (half-open range;
+//!   `#5,17,9` lists indices, in that order), taken before the class filter and the subset. Only
+//!   sets in [`Order::Batch`] take it (every CIFAR-10 set once its batch labels are fetched).
 //!
 //! A spec that is a path to an existing folder, `.npy` or `.npz` file is read directly
 //! (folder: flat or one subfolder per class; see [`crate::folder`]).
@@ -23,16 +26,27 @@
 //! Where several CIFAR-10 variants are present the exact ones win: `python`, then `binary`, then
 //! `jpeg-mirror` (lossy JPEG q75). The variant used is recorded in [`ImageSet::variant`].
 //!
-//! # CIFAR-10 test order in the JPEG mirror, and `cifar10-test-dedup`
-//! The mirror stores `test/<class>/NNNN.jpg`, where NNNN counts the images of that class in
-//! test-batch order. Test-batch index `i` is therefore file `rank(i)` of class `label(i)` — an
-//! exact map *given the test-batch label sequence*, which the mirror does not contain. So:
-//! * from `python`/`binary`, `cifar10-test` is in test-batch order and `cifar10-test-dedup`
-//!   removes exactly the ciFAIR TestIDs;
-//! * from `jpeg-mirror` alone, `cifar10-test` is class-major (all airplanes, then automobiles, …)
-//!   unless `cifar10/test_batch_labels.txt` (10,000 labels, one per line, batch order) is present,
-//!   in which case it is put back in test-batch order and the dedup is exact too. Without that
-//!   file `cifar10-test-dedup` is an error that says so (it does not guess).
+//! # CIFAR-10 order in the JPEG mirror, `cifar10-test-dedup` and the exact sets
+//! The mirror stores `{train,test}/<class>/NNNN.jpg`, where NNNN counts the images of that class
+//! in batch order. Batch index `i` is therefore file `rank(i)` of class `label(i)` — an exact
+//! map *given the batch label sequence*, which the mirror does not contain and which
+//! `cargo xtask fetch cifar10` puts in `cifar10/meta/` (the `cifar10-meta` companion: the
+//! official `test_batch` and `data_batch_1..5` label lists, see `datasets/manifest.toml`). So:
+//! * from `python`/`binary`, and from `jpeg-mirror` with `cifar10/meta/`, `cifar10-train` and
+//!   `cifar10-test` are in official batch order (image `i` is batch index `i`, [`Order::Batch`]);
+//!   `cifar10-test-dedup` removes exactly the 286 ciFAIR TestIDs (9,714 images);
+//! * from `jpeg-mirror` alone they are class-major ([`Order::ClassMajor`]), and
+//!   `cifar10-test-dedup` and `#` index selection are errors that say what to fetch (no guessing).
+//!
+//! `cifar10-test-dedup` keeps the 39 test images that ciFAIR lists as near-duplicates of *other
+//! test* images (`duplicates_cifar10_test.csv`): C_T and the guideline use distances from test to
+//! training images, which those pairs do not shorten; dropping one image of each pair would only
+//! shrink the set. [`test_test_duplicates`] lists them for whoever wants them gone.
+//!
+//! `cifar10-test-exact` / `cifar10-train-exact` are the lossless pixels of `test_batch[0..846]`
+//! and `data_batch_1[0..932]` (from truncated copies of the official pickles, in `cifar10/meta/`):
+//! the same images as `cifar10-test#0..846` / `cifar10-train#0..932`, without the mirror's JPEG
+//! loss — what `cargo xtask bench jpeg` measures the mirror's bias with.
 
 use std::path::{Path, PathBuf};
 
@@ -40,10 +54,23 @@ use crate::cifar::{self, CifarKind, Split, CIFAR10_CLASSES};
 use crate::error::DataError;
 use crate::folder;
 use crate::idx;
-use crate::imageset::ImageSet;
+use crate::imageset::{ImageSet, Order};
 
 /// The ciFAIR-10 duplicate list, compiled in (see `data/README.md`).
 pub const DUPLICATES_CIFAR10_CSV: &str = include_str!("../data/duplicates_cifar10.csv");
+/// ciFAIR-10's test–test near-duplicates (`TestID`, and in the `TrainID` column the other *test*
+/// index), compiled in.
+pub const DUPLICATES_CIFAR10_TEST_CSV: &str = include_str!("../data/duplicates_cifar10_test.csv");
+
+/// Folder (under the data root) of the CIFAR-10 companion files: batch-order labels, exact pixels.
+pub const CIFAR10_META: &str = "cifar10/meta";
+/// The 10,000 `test_batch` labels, one per line, in batch order.
+pub const CIFAR10_TEST_LABELS: &str = "cifar10_test_batch_labels.txt";
+/// The 50,000 `data_batch_1..5` labels, one per line, in batch order.
+pub const CIFAR10_TRAIN_LABELS: &str = "cifar10_train_batches_labels.txt";
+const CIFAR10_TEST_EXACT: &str = "cifar10_test_batch_first846_uint8.npy";
+const CIFAR10_TRAIN_EXACT: &str = "cifar10_data_batch_1_first932_uint8.npy";
+const CIFAR10_TRAIN_EXACT_LABELS: &str = "cifar10_data_batch_1_first932_labels.npy";
 
 /// A registered dataset name.
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +98,16 @@ pub const DATASETS: &[DatasetName] = &[
         fetch: "cifar10",
         about:
             "CIFAR-10 test minus the 286 ciFAIR-10 duplicate TestIDs (stand-in for ciFAIR-10 test)",
+    },
+    DatasetName {
+        name: "cifar10-test-exact",
+        fetch: "cifar10-meta",
+        about: "CIFAR-10 test-batch images 0-845, exact (lossless) pixels",
+    },
+    DatasetName {
+        name: "cifar10-train-exact",
+        fetch: "cifar10-meta",
+        about: "CIFAR-10 data_batch_1 images 0-931, exact (lossless) pixels",
     },
     DatasetName {
         name: "cifar10.1",
@@ -172,6 +209,7 @@ pub fn workspace_root() -> PathBuf {
 pub fn fetch_command(target: &str, root: &Path) -> String {
     let from = match target {
         "cifar10" => " --from ../shared/data/CIFAR-10-images.tar",
+        "cifar10-meta" => " --from ../shared/data",
         // only the official URLs serve these (downloaded with --online where there is internet)
         "cifar10.1" | "cifair10" | "cifar100" => " --online",
         _ => "",
@@ -220,12 +258,14 @@ pub fn weight_file(name: &str, root: &Path) -> Result<PathBuf, DataError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Spec {
     pub name: String,
+    /// Official batch indices (`#A..B` or `#i,j,…`), in the order given.
+    pub indices: Option<Vec<usize>>,
     pub classes: Option<Vec<String>>,
     /// (count, seed)
     pub subset: Option<(usize, u64)>,
 }
 
-/// Parse `NAME[CLASS,…]:K@SEED`.
+/// Parse `NAME#INDICES[CLASS,…]:K@SEED`.
 pub fn parse_spec(spec: &str) -> Result<Spec, DataError> {
     let bad = |reason: &str| DataError::BadSpec {
         spec: spec.to_string(),
@@ -253,6 +293,10 @@ pub fn parse_spec(spec: &str) -> Result<Spec, DataError> {
         }
         None => (head, None),
     };
+    let (name, indices) = match name.split_once('#') {
+        Some((n, idx)) => (n, Some(parse_indices(idx).map_err(|r| bad(&r))?)),
+        None => (name, None),
+    };
     if name.is_empty() {
         return Err(bad("no dataset name"));
     }
@@ -275,9 +319,33 @@ pub fn parse_spec(spec: &str) -> Result<Spec, DataError> {
     };
     Ok(Spec {
         name: name.to_string(),
+        indices,
         classes,
         subset,
     })
+}
+
+/// `A..B` (half-open) or `i,j,k`.
+fn parse_indices(text: &str) -> Result<Vec<usize>, String> {
+    let int = |t: &str| {
+        t.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("index '{}' is not a non-negative integer", t.trim()))
+    };
+    let out = match text.split_once("..") {
+        Some((a, b)) => {
+            let (a, b) = (int(a)?, int(b)?);
+            if a >= b {
+                return Err(format!("empty index range {a}..{b}"));
+            }
+            (a..b).collect()
+        }
+        None => text.split(',').map(int).collect::<Result<Vec<_>, _>>()?,
+    };
+    if out.is_empty() {
+        return Err("empty index list".into());
+    }
+    Ok(out)
 }
 
 /// Which CIFAR-10 variant folder is present under `root` (`python`, `binary`, `jpeg-mirror`).
@@ -291,9 +359,17 @@ pub fn cifar10_variant(root: &Path) -> Option<(&'static str, PathBuf)> {
 /// Which variant a registered name resolves to under `root`, if its files are present.
 pub fn present_variant(name: &str, root: &Path) -> Option<String> {
     match name {
-        "cifar10-train" | "cifar10-test" | "cifar10-test-dedup" => {
-            cifar10_variant(root).map(|(v, _)| v.to_string())
-        }
+        "cifar10-train" | "cifar10-test" => cifar10_variant(root).map(|(v, _)| v.to_string()),
+        // from the mirror it needs the batch order (and says so when loaded)
+        "cifar10-test-dedup" => cifar10_variant(root)
+            .filter(|(v, _)| *v != "jpeg-mirror" || meta_file(root, CIFAR10_TEST_LABELS).is_file())
+            .map(|(v, _)| v.to_string()),
+        "cifar10-test-exact" => meta_file(root, CIFAR10_TEST_EXACT)
+            .is_file()
+            .then(|| "exact".to_string()),
+        "cifar10-train-exact" => meta_file(root, CIFAR10_TRAIN_EXACT)
+            .is_file()
+            .then(|| "exact".to_string()),
         "cifar100-train" | "cifar100-test" => ["python", "binary"]
             .iter()
             .find(|v| root.join("cifar100").join(v).is_dir())
@@ -341,6 +417,9 @@ pub fn load(spec: &str, root: &Path) -> Result<ImageSet, DataError> {
             ),
         })?;
     let mut set = load_name(entry, root)?;
+    if let Some(indices) = &s.indices {
+        set = select_batch_indices(set, indices, root)?;
+    }
     if let Some(classes) = &s.classes {
         let names: Vec<&str> = classes.iter().map(|c| c.as_str()).collect();
         set = set.filter_classes(&names)?;
@@ -390,29 +469,30 @@ fn load_name(entry: &DatasetName, root: &Path) -> Result<ImageSet, DataError> {
             } else {
                 Split::Test
             };
-            let labels_file = root.join("cifar10/test_batch_labels.txt");
-            if name == "cifar10-test-dedup" && variant == "jpeg-mirror" && !labels_file.is_file() {
-                return Err(DataError::Invalid(format!(
-                    "cifar10-test-dedup needs CIFAR-10 test in test-batch order, and the JPEG mirror under {} \
-                     has only the order within each class (the test-batch label sequence is not in it). Run \
-                     `cargo xtask fetch cifar10 --variant python --online` (or `--from cifar-10-python.tar.gz`) \
-                     to get the official batches, or put the 10,000 test-batch labels (one per line, batch \
-                     order) in {}",
-                    dir.display(),
-                    labels_file.display()
-                )));
-            }
             let mut set = if variant == "jpeg-mirror" {
-                read_jpeg_mirror(&dir, split, &labels_file)?
+                read_jpeg_mirror(&dir, split, root)?
             } else {
-                cifar::read_cifar(&dir, CifarKind::Cifar10, split)?
+                let mut s = cifar::read_cifar(&dir, CifarKind::Cifar10, split)?;
+                s.order = Order::Batch;
+                s
             };
             set.variant = Some(variant.to_string());
             if name == "cifar10-test-dedup" {
+                if set.order != Order::Batch {
+                    return Err(DataError::Invalid(format!(
+                        "cifar10-test-dedup needs CIFAR-10 test in test-batch order, and the JPEG mirror under {} \
+                         has only the order within each class; {} is missing. Run `{}` (the batch label \
+                         lists), or fetch the official batches (`cargo xtask fetch cifar10 --variant python --online`)",
+                        dir.display(),
+                        meta_file(root, CIFAR10_TEST_LABELS).display(),
+                        fetch_command("cifar10-meta", root)
+                    )));
+                }
                 set = remove_duplicates(set)?;
             }
             set
         }
+        "cifar10-test-exact" | "cifar10-train-exact" => read_exact(name, root)?,
         "cifar100-train" | "cifar100-test" => {
             let v = present_variant(name, root).ok_or_else(|| missing(name, "cifar100", root))?;
             let split = if name.ends_with("train") {
@@ -475,22 +555,146 @@ fn load_name(entry: &DatasetName, root: &Path) -> Result<ImageSet, DataError> {
     Ok(set)
 }
 
-/// The JPEG mirror split: class-major order (classes in label order, files in name order), or,
-/// for the test split, test-batch order when `labels_file` gives the test-batch label sequence.
-fn read_jpeg_mirror(dir: &Path, split: Split, labels_file: &Path) -> Result<ImageSet, DataError> {
-    let set = folder::read_class_folder(&dir.join(split.name()), Some(&CIFAR10_CLASSES))?;
-    if split == Split::Test && labels_file.is_file() {
-        let text =
-            std::fs::read_to_string(labels_file).map_err(|e| DataError::io(labels_file, e))?;
-        let labels: Vec<u32> = text
-            .split_whitespace()
-            .map(|t| t.parse::<u32>())
-            .collect::<Result<_, _>>()
-            .map_err(|_| DataError::format(labels_file, "not a list of integer labels"))?;
-        return to_batch_order(&set, &labels)
-            .map_err(|reason| DataError::format(labels_file, reason));
+/// A file of the CIFAR-10 companion folder (`cifar10/meta/`).
+pub fn meta_file(root: &Path, name: &str) -> PathBuf {
+    root.join(CIFAR10_META).join(name)
+}
+
+/// The official batch label sequence of a CIFAR-10 split, if `cifar10/meta/` has it (labels
+/// 0-9, one per line; 10,000 for test, 50,000 for train — checked against the images where used).
+pub fn cifar10_batch_labels(root: &Path, split: Split) -> Result<Option<Vec<u32>>, DataError> {
+    let file = match split {
+        Split::Test => CIFAR10_TEST_LABELS,
+        Split::Train => CIFAR10_TRAIN_LABELS,
+    };
+    let path = meta_file(root, file);
+    if !path.is_file() {
+        return Ok(None);
     }
+    let text = std::fs::read_to_string(&path).map_err(|e| DataError::io(&path, e))?;
+    let labels: Vec<u32> = text
+        .split_whitespace()
+        .map(|t| t.parse::<u32>().ok().filter(|&l| l < 10))
+        .collect::<Option<_>>()
+        .ok_or_else(|| DataError::format(&path, "not a list of integer labels 0-9"))?;
+    Ok(Some(labels))
+}
+
+/// Where batch index `index` of a CIFAR-10 split is in the JPEG mirror:
+/// `<split>/<class>/NNNN.jpg` relative to the mirror folder (NNNN = the count of that class's
+/// labels before `index`), given the split's batch labels ([`cifar10_batch_labels`]).
+pub fn cifar10_mirror_file(split: Split, labels: &[u32], index: usize) -> Option<PathBuf> {
+    let label = *labels.get(index)?;
+    let rank = labels[..index].iter().filter(|&&l| l == label).count();
+    Some(
+        PathBuf::from(split.name())
+            .join(CIFAR10_CLASSES[label as usize])
+            .join(format!("{rank:04}.jpg")),
+    )
+}
+
+/// The JPEG mirror split: in batch order when `cifar10/meta/` has the split's batch labels, else
+/// class-major (classes in label order, files in name order).
+fn read_jpeg_mirror(dir: &Path, split: Split, root: &Path) -> Result<ImageSet, DataError> {
+    let mut set = folder::read_class_folder(&dir.join(split.name()), Some(&CIFAR10_CLASSES))?;
+    match cifar10_batch_labels(root, split)? {
+        Some(labels) => {
+            let file = meta_file(
+                root,
+                match split {
+                    Split::Test => CIFAR10_TEST_LABELS,
+                    Split::Train => CIFAR10_TRAIN_LABELS,
+                },
+            );
+            let mut set =
+                to_batch_order(&set, &labels).map_err(|reason| DataError::format(&file, reason))?;
+            set.order = Order::Batch;
+            Ok(set)
+        }
+        None => {
+            set.order = Order::ClassMajor;
+            Ok(set)
+        }
+    }
+}
+
+/// `cifar10-test-exact` / `cifar10-train-exact`: the lossless pixels in `cifar10/meta/`, labels
+/// from the batch label list (test) or the label file beside the pixels (train).
+fn read_exact(name: &str, root: &Path) -> Result<ImageSet, DataError> {
+    let (file, split) = if name == "cifar10-test-exact" {
+        (CIFAR10_TEST_EXACT, Split::Test)
+    } else {
+        (CIFAR10_TRAIN_EXACT, Split::Train)
+    };
+    let path = meta_file(root, file);
+    if !path.is_file() {
+        return Err(missing(name, "cifar10-meta", root));
+    }
+    let mut set = crate::arrays::read_image_npy(&path)?;
+    let labels: Vec<u32> = match split {
+        Split::Test => {
+            let all = cifar10_batch_labels(root, Split::Test)?
+                .ok_or_else(|| missing(name, "cifar10-meta", root))?;
+            all.get(..set.len())
+                .ok_or_else(|| {
+                    DataError::format(
+                        &path,
+                        format!("more images than the {} test labels", all.len()),
+                    )
+                })?
+                .to_vec()
+        }
+        Split::Train => {
+            let lp = meta_file(root, CIFAR10_TRAIN_EXACT_LABELS);
+            let arr = crate::npy::read_npy(&lp)?;
+            let l = arr
+                .to_i64()
+                .ok_or_else(|| DataError::format(&lp, "labels are not integers"))?;
+            l.into_iter()
+                .map(|x| u32::try_from(x).ok().filter(|&x| x < 10))
+                .collect::<Option<_>>()
+                .ok_or_else(|| DataError::format(&lp, "a label is outside 0-9"))?
+        }
+    };
+    if labels.len() != set.len() || set.shape()[1..] != [32, 32, 3] {
+        return Err(DataError::format(
+            &path,
+            format!(
+                "shape {:?} with {} labels, expected [N, 32, 32, 3] with N labels",
+                set.shape(),
+                labels.len()
+            ),
+        ));
+    }
+    set.labels = Some(labels);
+    set.class_names = CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect();
+    set.variant = Some("exact".into());
+    set.order = Order::Batch;
     Ok(set)
+}
+
+/// The images at official batch indices `indices` of a set in batch order.
+fn select_batch_indices(
+    set: ImageSet,
+    indices: &[usize],
+    root: &Path,
+) -> Result<ImageSet, DataError> {
+    if set.order != Order::Batch {
+        return Err(DataError::Invalid(format!(
+            "{}: '#' selects official batch indices, but this set is {} (run `{}` for CIFAR-10's batch order)",
+            set.source,
+            set.order.describe(),
+            fetch_command("cifar10-meta", root)
+        )));
+    }
+    if let Some(&bad) = indices.iter().find(|&&i| i >= set.len()) {
+        return Err(DataError::Invalid(format!(
+            "{}: index {bad} is out of range (the set has {} images)",
+            set.source,
+            set.len()
+        )));
+    }
+    Ok(set.select(indices))
 }
 
 /// Reorder a class-major set (class c's k-th image = its k-th in batch order) into batch order.
@@ -535,6 +739,46 @@ fn remove_duplicates(set: ImageSet) -> Result<ImageSet, DataError> {
     Ok(set.select(&keep))
 }
 
+/// ciFAIR-10's test–test near-duplicate pairs `(test index, other test index)`, as listed.
+pub fn test_test_duplicates() -> Result<Vec<(usize, usize)>, String> {
+    duplicate_pairs(DUPLICATES_CIFAR10_TEST_CSV)
+}
+
+/// ciFAIR-10's test–train duplicate pairs `(TestID, TrainID)` (official batch indices), as
+/// listed: with [`cifar10_mirror_file`] each side resolves to its mirror file.
+pub fn test_train_duplicates() -> Result<Vec<(usize, usize)>, String> {
+    duplicate_pairs(DUPLICATES_CIFAR10_CSV)
+}
+
+fn duplicate_pairs(csv: &str) -> Result<Vec<(usize, usize)>, String> {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .ok_or("empty duplicate list")?
+        .split(',')
+        .map(str::trim)
+        .collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|c| *c == name)
+            .ok_or_else(|| format!("no {name} column"))
+    };
+    let (a, b) = (col("TestID")?, col("TrainID")?);
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').map(str::trim).collect();
+            let get = |i: usize| {
+                f.get(i)
+                    .and_then(|x| x.parse::<usize>().ok())
+                    .ok_or_else(|| format!("bad row '{line}'"))
+            };
+            Ok((get(a)?, get(b)?))
+        })
+        .collect()
+}
+
 /// The sorted distinct TestIDs of a ciFAIR duplicate list given as text.
 pub fn parse_duplicate_ids(csv: &str) -> Result<Vec<usize>, String> {
     let mut lines = csv.lines();
@@ -562,6 +806,59 @@ mod tests {
     use crate::cifar::tests::{row, write_cifar10_python};
 
     #[test]
+    fn exact_sets_and_duplicate_lists() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let e = load("cifar10-test-exact", root).unwrap_err().to_string();
+        assert!(
+            e.contains("cargo xtask fetch cifar10-meta --from ../shared/data"),
+            "{e}"
+        );
+        let meta = root.join(CIFAR10_META);
+        std::fs::create_dir_all(&meta).unwrap();
+        let img = |n: usize| {
+            crate::npy::NpyArray::new(
+                vec![n, 32, 32, 3],
+                crate::npy::NpyData::U8((0..n * 3072).map(|i| (i / 3072) as u8).collect()),
+            )
+        };
+        crate::npy::write_npy(&meta.join(CIFAR10_TEST_EXACT), &img(3)).unwrap();
+        crate::npy::write_npy(&meta.join(CIFAR10_TRAIN_EXACT), &img(2)).unwrap();
+        let train_labels = crate::npy::NpyArray::new(vec![2], crate::npy::NpyData::I64(vec![6, 9]));
+        crate::npy::write_npy(&meta.join(CIFAR10_TRAIN_EXACT_LABELS), &train_labels).unwrap();
+        // test labels come from the batch label list
+        assert!(load("cifar10-test-exact", root).is_err());
+        std::fs::write(meta.join(CIFAR10_TEST_LABELS), "3\n8\n8\n0\n").unwrap();
+        let t = load("cifar10-test-exact", root).unwrap();
+        assert_eq!((t.len(), t.labels.clone().unwrap()), (3, vec![3, 8, 8]));
+        assert_eq!(
+            (t.order, t.variant.as_deref()),
+            (Order::Batch, Some("exact"))
+        );
+        assert_eq!(load("cifar10-test-exact#2", root).unwrap().image(0)[0], 2);
+        let tr = load("cifar10-train-exact[truck]", root).unwrap();
+        assert_eq!((tr.len(), tr.image(0)[0]), (1, 1));
+        assert_eq!(
+            present_variant("cifar10-train-exact", root).as_deref(),
+            Some("exact")
+        );
+        crate::npy::write_npy(
+            &meta.join(CIFAR10_TRAIN_EXACT_LABELS),
+            &crate::npy::NpyArray::new(vec![2], crate::npy::NpyData::I64(vec![6, 10])),
+        )
+        .unwrap();
+        let e = load("cifar10-train-exact", root).unwrap_err().to_string();
+        assert!(e.contains("outside 0-9"), "{e}");
+
+        let tt = test_test_duplicates().unwrap();
+        assert_eq!(tt.len(), 39);
+        assert_eq!(tt[0], (2801, 5976));
+        let ttrain = test_train_duplicates().unwrap();
+        assert_eq!((ttrain.len(), ttrain[0]), (286, (6611, 49007)));
+        assert!(duplicate_pairs("TestID,TrainID\n1,x\n").is_err());
+    }
+
+    #[test]
     fn spec_syntax() {
         let s = parse_spec("cifar10-train").unwrap();
         assert_eq!(
@@ -572,7 +869,15 @@ mod tests {
         assert_eq!(s.classes.unwrap(), vec!["cat", "dog"]);
         assert_eq!(s.subset, Some((500, 7)));
         assert_eq!(parse_spec("cifar10.1:20").unwrap().subset, Some((20, 0)));
-        for bad in ["", "x[cat", "x[]", "x:abc", "x:5@y", "[cat]"] {
+        let s = parse_spec("cifar10-test#0..3[cat]:2@1").unwrap();
+        assert_eq!(
+            (s.name.as_str(), s.indices, s.subset),
+            ("cifar10-test", Some(vec![0, 1, 2]), Some((2, 1)))
+        );
+        assert_eq!(parse_spec("x#7, 3").unwrap().indices, Some(vec![7, 3]));
+        for bad in [
+            "", "x[cat", "x[]", "x:abc", "x:5@y", "[cat]", "x#", "x#3..3", "x#a..4", "x#1,,2", "#1",
+        ] {
             assert!(
                 matches!(parse_spec(bad), Err(DataError::BadSpec { .. })),
                 "{bad}"
@@ -703,23 +1008,56 @@ mod tests {
         let set = load("cifar10-test", root).unwrap();
         assert_eq!(set.variant.as_deref(), Some("jpeg-mirror"));
         assert_eq!(set.labels.as_ref().unwrap()[..4], [0, 0, 1, 1]);
+        assert_eq!(set.order, Order::ClassMajor);
+        assert!(present_variant("cifar10-test-dedup", root).is_none());
         let e = load("cifar10-test-dedup", root).unwrap_err().to_string();
         assert!(
-            e.contains("test_batch_labels.txt") && e.contains("--variant python"),
+            e.contains(CIFAR10_TEST_LABELS)
+                && e.contains("cargo xtask fetch cifar10-meta --from ../shared/data")
+                && e.contains("--variant python"),
+            "{e}"
+        );
+        let e = load("cifar10-test#0..4", root).unwrap_err().to_string();
+        assert!(
+            e.contains("class-major") && e.contains("cifar10-meta"),
             "{e}"
         );
         // with the batch label sequence the test split comes back in batch order
         let seq: Vec<u32> = (0..20).map(|i| (i * 3 % 10) as u32).collect();
         let text: String = seq.iter().map(|l| format!("{l}\n")).collect();
-        std::fs::write(root.join("cifar10/test_batch_labels.txt"), text).unwrap();
+        std::fs::create_dir_all(root.join(CIFAR10_META)).unwrap();
+        let labels_file = meta_file(root, CIFAR10_TEST_LABELS);
+        std::fs::write(&labels_file, text).unwrap();
         let set = load("cifar10-test", root).unwrap();
         assert_eq!(set.labels.as_ref().unwrap(), &seq);
+        assert_eq!(set.order, Order::Batch);
         // first image of class 3 is batch index 1; the second (k = 1) is batch index 11
         assert_eq!(set.image(1)[..2], [3, 0]);
         assert_eq!(set.image(11)[..2], [3, 1]);
-        std::fs::write(root.join("cifar10/test_batch_labels.txt"), "1 2 x").unwrap();
+        // the file map agrees: batch index 11 is test/<class 3>/0001.jpg
+        assert_eq!(
+            cifar10_mirror_file(Split::Test, &seq, 11).unwrap(),
+            PathBuf::from("test")
+                .join(CIFAR10_CLASSES[3])
+                .join("0001.jpg")
+        );
+        assert!(cifar10_mirror_file(Split::Test, &seq, 20).is_none());
+        // '#' picks batch indices, before the class filter
+        let pick = load("cifar10-test#11,1", root).unwrap();
+        assert_eq!(
+            (pick.image(0)[..2].to_vec(), pick.image(1)[..2].to_vec()),
+            (vec![3, 1], vec![3, 0])
+        );
+        assert_eq!(load("cifar10-test#10..20", root).unwrap().len(), 10);
+        let e = load("cifar10-test#15..25", root).unwrap_err().to_string();
+        assert!(e.contains("index 20 is out of range"), "{e}");
+        // the train split stays class-major until its own label list is there
+        std::fs::write(&labels_file, "1 2 x").unwrap();
         let e = load("cifar10-test", root).unwrap_err().to_string();
-        assert!(e.contains("test_batch_labels.txt"), "{e}");
+        assert!(e.contains(CIFAR10_TEST_LABELS), "{e}");
+        std::fs::write(&labels_file, "1 2").unwrap();
+        let e = load("cifar10-test", root).unwrap_err().to_string();
+        assert!(e.contains("2 labels for 20 images"), "{e}");
     }
 
     #[test]

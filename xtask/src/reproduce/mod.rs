@@ -59,7 +59,7 @@ pub enum Fig {
     Fig12,
     /// Every number: one row per (model, τ, run, embedder, reference set).
     Table,
-    /// Everything above.
+    /// Every figure of the profile (fig1 … fig12, table).
     All,
 }
 
@@ -173,9 +173,9 @@ fn progress(len: u64, what: &str) -> ProgressBar {
 }
 
 /// The two binaries the pipeline drives.
-struct Bins {
-    train: PathBuf,
-    metrics: PathBuf,
+pub(crate) struct Bins {
+    pub(crate) train: PathBuf,
+    pub(crate) metrics: PathBuf,
 }
 
 fn cargo() -> String {
@@ -199,7 +199,7 @@ fn target_dir() -> Result<PathBuf> {
     ))
 }
 
-fn build_bins(release: bool, cuda: bool) -> Result<Bins> {
+pub(crate) fn build_bins(release: bool, cuda: bool) -> Result<Bins> {
     let mut cmd = Command::new(cargo());
     cmd.args(["build", "--workspace", "--bins"]);
     if release {
@@ -236,7 +236,7 @@ fn build_bins(release: bool, cuda: bool) -> Result<Bins> {
 }
 
 /// Run a child process with its output in `log`; on failure, the error quotes the log's tail.
-fn run_logged(cmd: &mut Command, log: &Path, what: &str) -> Result<()> {
+pub(crate) fn run_logged(cmd: &mut Command, log: &Path, what: &str) -> Result<()> {
     if let Some(dir) = log.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -337,29 +337,15 @@ impl Ctx<'_> {
     /// Features of `input` (a dataset spec or a uint8 `.npy`) in `embedder` space, cached at
     /// `work/features/<embedder>/<slug>.npy` (and in the data root's feature cache).
     fn embed(&self, input: &str, embedder: &str, slug: &str, labels: bool) -> Result<Features> {
-        let dir = self.work.join("features").join(embedder);
-        let out = dir.join(format!("{slug}.npy"));
-        let lab = dir.join(format!("{slug}_labels.npy"));
-        if !out.is_file() || (labels && !lab.is_file()) {
-            let mut cmd = Command::new(&self.bins().metrics);
-            cmd.args(["embed", "--input", input, "--embed", embedder, "--out"])
-                .arg(&out)
-                .arg("--data-dir")
-                .arg(&self.root);
-            if labels {
-                cmd.arg("--labels-out").arg(&lab);
-            }
-            let log = self
-                .work
-                .join("logs")
-                .join(format!("embed-{embedder}-{slug}.log"));
-            run_logged(
-                &mut cmd,
-                &log,
-                &format!("embedding {input} with {embedder}"),
-            )?;
-        }
-        Features::load(&out).with_context(|| format!("reading {}", out.display()))
+        embed_cached(
+            &self.bins().metrics,
+            &self.root,
+            &self.work,
+            input,
+            embedder,
+            slug,
+            labels,
+        )
     }
 
     /// Whether `embed` would read the cache (no binary needed).
@@ -377,6 +363,42 @@ impl Ctx<'_> {
             .join(format!("{slug}_labels.npy"));
         read_labels(&path)
     }
+}
+
+/// Features of `input` (a dataset spec or a uint8 `.npy`) in `embedder` space through
+/// `mr-metrics embed`, cached at `work/features/<embedder>/<slug>.npy` (labels beside it when
+/// `labels`; the embedder's own feature cache under the data root sits behind it).
+pub(crate) fn embed_cached(
+    metrics_bin: &Path,
+    root: &Path,
+    work: &Path,
+    input: &str,
+    embedder: &str,
+    slug: &str,
+    labels: bool,
+) -> Result<Features> {
+    let dir = work.join("features").join(embedder);
+    let out = dir.join(format!("{slug}.npy"));
+    let lab = dir.join(format!("{slug}_labels.npy"));
+    if !out.is_file() || (labels && !lab.is_file()) {
+        let mut cmd = Command::new(metrics_bin);
+        cmd.args(["embed", "--input", input, "--embed", embedder, "--out"])
+            .arg(&out)
+            .arg("--data-dir")
+            .arg(root);
+        if labels {
+            cmd.arg("--labels-out").arg(&lab);
+        }
+        let log = work
+            .join("logs")
+            .join(format!("embed-{embedder}-{slug}.log"));
+        run_logged(
+            &mut cmd,
+            &log,
+            &format!("embedding {input} with {embedder}"),
+        )?;
+    }
+    Features::load(&out).with_context(|| format!("reading {}", out.display()))
 }
 
 fn read_labels(path: &Path) -> Result<Vec<i64>> {
