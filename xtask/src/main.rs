@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod bench_cargo;
 mod bench_data;
+mod bench_jpeg;
 mod bench_metrics;
 mod datasets;
 mod fetch;
@@ -52,6 +53,9 @@ enum BenchTarget {
     Metrics(bench_metrics::BenchMetricsArgs),
     /// Image decoding (images/s) vs Python PIL + numpy on the same files.
     Data(bench_data::BenchDataArgs),
+    /// What the CIFAR-10 JPEG mirror does to features, FID, KID, C_T and NN distances (exact vs
+    /// JPEG pixels of the same images) → results/bench/jpeg-mirror.{md,json}.
+    Jpeg(bench_jpeg::BenchJpegArgs),
     /// GAN training-step time (burn flex / ndarray) vs the same networks in torch (CPU).
     Models(bench_cargo::BenchExampleArgs),
     /// Embedding throughput (images/s) of inception-fid, effnet-lite0 and small-cnn vs torch (CPU).
@@ -101,6 +105,7 @@ fn main() -> ExitCode {
         Command::Bench { target } => match target {
             BenchTarget::Metrics(a) => bench_metrics::run(&a),
             BenchTarget::Data(a) => bench_data::run(&a),
+            BenchTarget::Jpeg(a) => bench_jpeg::run(&a),
             BenchTarget::Models(a) => bench_cargo::run("mr-models", "ndarray", "step_bench", &a),
             BenchTarget::Embed(a) => bench_cargo::run("mr-embed", "", "bench_embed", &a),
             BenchTarget::Train(a) => bench_cargo::run("mr-train", "", "mr_cost", &a),
