@@ -21,6 +21,7 @@ pub mod imageset;
 pub mod npy;
 pub mod pickle;
 pub mod registry;
+pub mod synthetic;
 
 pub use error::DataError;
 pub use imageset::ImageSet;

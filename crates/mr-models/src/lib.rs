@@ -33,6 +33,7 @@ pub mod ema;
 pub mod gan;
 pub mod init;
 pub mod layers;
+pub mod mlp;
 pub mod resnet;
 pub mod rng;
 
@@ -47,5 +48,6 @@ pub use gan::{
     Generator, LatentSampler, Latents, ModelConfig,
 };
 pub use init::WeightInit;
+pub use mlp::{MlpDiscriminator, MlpGanConfig, MlpGenerator};
 pub use resnet::{BigganConfig, ResNetDiscriminator, ResNetGenerator, SaganConfig};
 pub use rng::SeededRng;

@@ -317,7 +317,8 @@ pub enum MrMode {
 }
 
 /// What to do with a partly rejected batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum BatchPolicy {
     /// Draw more candidates until the batch is full (up to `max_draws` draws).
     Refill,

@@ -10,6 +10,8 @@
 //!   `shrink` batch policy. τ = 0 keeps every sample and reproduces plain training bit for bit.
 //! - [`Evaluator`]: FID and C_T of a fixed latent set with the evaluation embedder (which may
 //!   differ from the rejection embedder), and C_T in the rejection space.
+//! - [`toy`]: the controlled benchmark — an MLP GAN on a few points of a 2-D ring of Gaussians,
+//!   rejection and C_T in data space, quality as the true log-density (`mr-train toy`).
 //! - [`run`]: the run directory — `config.toml`, `log.csv`, `eval.csv`, atomic checkpoints
 //!   (`checkpoints/last`, `checkpoints/best` by FID) and `--resume`, which continues a killed run
 //!   to the same final weights as an uninterrupted one.
@@ -23,6 +25,7 @@ pub mod eval;
 pub mod reject;
 pub mod run;
 pub mod sample;
+pub mod toy;
 pub mod trainer;
 
 use burn::module::{Module, ModuleVisitor, Param};

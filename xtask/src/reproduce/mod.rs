@@ -30,6 +30,7 @@ use crate::BadInput;
 pub mod figures;
 pub mod profile;
 pub mod table;
+pub mod toy;
 pub mod tsne;
 
 use figures::{both, MapPoint, Point, Series};
@@ -59,6 +60,9 @@ pub enum Fig {
     Fig12,
     /// Every number: one row per (model, τ, run, embedder, reference set).
     Table,
+    /// The controlled benchmark (2-D ring of Gaussians, MLP GAN, true log-density); independent
+    /// of the profile, written to `<results>/toy/fig-toy/`, not part of `all`.
+    FigToy,
     /// Every figure of the profile (fig1 … fig12, table).
     All,
 }
@@ -76,6 +80,7 @@ impl Fig {
             Fig::Fig11 => "fig11",
             Fig::Fig12 => "fig12",
             Fig::Table => "table",
+            Fig::FigToy => "fig-toy",
             Fig::All => "all",
         }
     }
@@ -96,7 +101,7 @@ impl Fig {
 
 #[derive(Debug, Args)]
 pub struct ReproduceArgs {
-    /// Figures to reproduce (fig1 fig5 fig6 fig7 fig8 fig9 fig10 fig11 fig12 table), or all.
+    /// Figures to reproduce (fig1 fig5 fig6 fig7 fig8 fig9 fig10 fig11 fig12 table, fig-toy), or all.
     #[arg(required = true, value_enum)]
     pub figs: Vec<Fig>,
     /// Scale [default: paper when a CUDA GPU is present, else smoke].
@@ -1053,6 +1058,7 @@ fn draw(fig: Fig, dir: &Path, profile: &str) -> Result<()> {
             both!(&base, size, figures::image_grid, &title, &rows, 2)
         }
         Fig::Table | Fig::All => Ok(()),
+        Fig::FigToy => toy::draw(dir),
     }
 }
 
@@ -1106,6 +1112,13 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     };
     figs.sort();
     figs.dedup();
+    if let Some(i) = figs.iter().position(|&f| f == Fig::FigToy) {
+        figs.remove(i);
+        toy::run(args)?;
+        if figs.is_empty() {
+            return Ok(());
+        }
+    }
     let gpu = cuda_gpu();
     let name = args.profile.unwrap_or(if gpu {
         ProfileName::Paper
@@ -1605,7 +1618,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
                     .with("within", Col::I64(within))
                     .with("split", Col::F64(vec![guide; n]))
             }
-            Fig::All => continue,
+            Fig::All | Fig::FigToy => continue,
         };
         table::write(&t, &dir, "data")?;
         if fig == Fig::Table {
