@@ -62,7 +62,8 @@ pub enum Fig {
     Table,
     /// The controlled benchmark (2-D ring of Gaussians, MLP GAN, true log-density); independent
     /// of the profile, written to `<results>/toy/fig-toy/`, not part of `all`.
-    FigToy,
+    #[value(name = "fig-toy")]
+    Toy,
     /// Every figure of the profile (fig1 … fig12, table).
     All,
 }
@@ -80,7 +81,7 @@ impl Fig {
             Fig::Fig11 => "fig11",
             Fig::Fig12 => "fig12",
             Fig::Table => "table",
-            Fig::FigToy => "fig-toy",
+            Fig::Toy => "fig-toy",
             Fig::All => "all",
         }
     }
@@ -1058,7 +1059,7 @@ fn draw(fig: Fig, dir: &Path, profile: &str) -> Result<()> {
             both!(&base, size, figures::image_grid, &title, &rows, 2)
         }
         Fig::Table | Fig::All => Ok(()),
-        Fig::FigToy => toy::draw(dir),
+        Fig::Toy => toy::draw(dir),
     }
 }
 
@@ -1112,7 +1113,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     };
     figs.sort();
     figs.dedup();
-    if let Some(i) = figs.iter().position(|&f| f == Fig::FigToy) {
+    if let Some(i) = figs.iter().position(|&f| f == Fig::Toy) {
         figs.remove(i);
         toy::run(args)?;
         if figs.is_empty() {
@@ -1618,7 +1619,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
                     .with("within", Col::I64(within))
                     .with("split", Col::F64(vec![guide; n]))
             }
-            Fig::All | Fig::FigToy => continue,
+            Fig::All | Fig::Toy => continue,
         };
         table::write(&t, &dir, "data")?;
         if fig == Fig::Table {
