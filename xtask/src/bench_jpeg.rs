@@ -24,7 +24,7 @@ use mr_metrics::Features;
 use mr_nn::Metric;
 use serde_json::{json, Value};
 
-use crate::reproduce::{build_bins, embed_cached};
+use crate::reproduce::{build_bins, embed_cached, slug};
 use crate::BadInput;
 
 #[derive(Debug, clap::Args)]
@@ -86,17 +86,17 @@ pub fn run(args: &BenchJpegArgs) -> Result<()> {
     let mut per_embedder = Vec::new();
     for embedder in &args.embed {
         let mut f = Vec::new();
-        for (slug, spec) in SETS {
+        for (name, spec) in SETS {
             let spec = if spec.is_empty() {
                 &args.train_ref
             } else {
                 spec
             };
             eprintln!("embedding {spec} with {embedder}");
-            let slug = if slug == "train-ref" {
-                format!("train-ref-{}", crate_slug(spec))
+            let slug = if name == "train-ref" {
+                format!("train-ref-{}", slug(spec))
             } else {
-                slug.to_string()
+                name.to_string()
             };
             f.push(embed_cached(
                 &bins.metrics,
@@ -141,12 +141,6 @@ pub fn run(args: &BenchJpegArgs) -> Result<()> {
     print!("{md}");
     eprintln!("wrote {}", out_dir.join("jpeg-mirror.md").display());
     Ok(())
-}
-
-fn crate_slug(spec: &str) -> String {
-    spec.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {

@@ -22,7 +22,9 @@ use serde_json::{json, Value};
 
 use super::figures::{save_both, xy_plot, Point, Series};
 use super::table::{self, Col, Table};
-use super::{build_bins, git, machine, progress, run_logged, write_provenance, ReproduceArgs};
+use super::{
+    build_bins, git, machine, mean_std, progress, run_logged, write_provenance, ReproduceArgs,
+};
 use crate::BadInput;
 
 /// Training-set sizes of the sweep.
@@ -327,23 +329,11 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     Ok(())
 }
 
-/// Mean and sample standard deviation.
-fn mean_sd(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 {
-        v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (m, var.sqrt())
-}
-
 /// Welch's t of `b` against `a` (positive: `b` larger) and its Welch–Satterthwaite degrees of
 /// freedom.
 pub fn welch(a: &[f64], b: &[f64]) -> (f64, f64) {
-    let (ma, sa) = mean_sd(a);
-    let (mb, sb) = mean_sd(b);
+    let (ma, sa) = mean_std(a);
+    let (mb, sb) = mean_std(b);
     let (va, vb) = (sa * sa / a.len() as f64, sb * sb / b.len() as f64);
     let t = (mb - ma) / (va + vb).sqrt();
     let df =
@@ -380,8 +370,8 @@ fn summary_md(t: &Table) -> Result<String> {
     );
     for (&(n, m), rows) in &g {
         let base = &g[&(n, 0)];
-        let (c, cs) = mean_sd(&pick(ct, rows));
-        let (l, ls) = mean_sd(&pick(ld, rows));
+        let (c, cs) = mean_std(&pick(ct, rows));
+        let (l, ls) = mean_std(&pick(ld, rows));
         let (tc, dfc) = welch(&pick(ct, base), &pick(ct, rows));
         let (tl, dfl) = welch(&pick(ld, base), &pick(ld, rows));
         let tt = |t: f64, df: f64| {
@@ -399,10 +389,10 @@ fn summary_md(t: &Table) -> Result<String> {
             tt(tc, dfc),
             tld[rows[0]],
             tt(tl, dfl),
-            mean_sd(&pick(sup, rows)).0,
-            mean_sd(&pick(nn, rows)).0,
+            mean_std(&pick(sup, rows)).0,
+            mean_std(&pick(nn, rows)).0,
             tnn[rows[0]],
-            mean_sd(&pick(acc, rows)).0,
+            mean_std(&pick(acc, rows)).0,
         );
     }
     Ok(s)
@@ -413,7 +403,7 @@ fn series(t: &Table, y: &str) -> Result<Vec<Series>> {
     let v = t.f64(y)?;
     let mut by_n: BTreeMap<i64, Vec<Point>> = BTreeMap::new();
     for (&(n, m), rows) in &g {
-        let (mean, sd) = mean_sd(&rows.iter().map(|&i| v[i]).collect::<Vec<_>>());
+        let (mean, sd) = mean_std(&rows.iter().map(|&i| v[i]).collect::<Vec<_>>());
         by_n.entry(n).or_default().push(Point {
             x: m as f64 / 1000.0,
             y: mean,
