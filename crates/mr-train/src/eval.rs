@@ -11,6 +11,7 @@ use mr_embed::pipeline::{embed_u8_images, embed_u8_images_cached};
 use mr_embed::Embedder;
 use mr_metrics::ct::{ct, CtParams};
 use mr_metrics::fid::fid_features;
+use mr_metrics::kid::{kid, KidParams};
 use mr_metrics::Features;
 use mr_models::{Generator, LatentSampler, SeededRng};
 use mr_nn::{Metric, NnIndex};
@@ -18,6 +19,10 @@ use serde::Serialize;
 
 use crate::reject::{to_pixels, Rejector};
 use crate::{step_seed, BadInput, Stream};
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
 
 /// One evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -27,6 +32,15 @@ pub struct EvalRow {
     pub fid: f64,
     /// C_T (evaluation embedder).
     pub ct: f64,
+    /// KID (polynomial kernel, evaluation embedder) against the FID reference: mean and std over
+    /// 100 subsets of half the smaller set (at most 1,000).
+    pub kid: f64,
+    pub kid_std: f64,
+    /// Mean cosine NN distance generated → train in the evaluation space.
+    pub nn_gen: f64,
+    /// Mean cosine NN distance test → train in the evaluation space (the same at every step: the
+    /// level a generator that neither copies nor strays would reach).
+    pub nn_test: f64,
     /// C_T in the rejection embedder's space (when a rejector exists and it is asked for).
     pub ct_mr: Option<f64>,
     /// Mean cosine NN distance generated → train in the rejection space.
@@ -44,6 +58,10 @@ pub struct Evaluator<B: Backend> {
     fid_ref_is_test: bool,
     /// Test features in the rejection space.
     test_mr: Option<Features>,
+    /// Exact NN index of the training features (evaluation space).
+    train_index: mr_nn::ExactIndex,
+    /// Mean NN distance test → train (evaluation space).
+    nn_test: f64,
     samples: usize,
     batch: usize,
     cells: usize,
@@ -96,8 +114,12 @@ impl<B: Backend> Evaluator<B> {
             )?),
             _ => None,
         };
+        let train_index = mr_nn::ExactIndex::new(train_f.view(), Metric::Cosine)?;
+        let nn_test = mean(&train_index.search(test_f.view(), 1)?.nearest_distances());
         Ok(Self {
             embedder,
+            train_index,
+            nn_test,
             train: train_f,
             test: test_f,
             fid_ref_is_test: cfg.eval.fid_ref == "test",
@@ -158,6 +180,14 @@ impl<B: Backend> Evaluator<B> {
             &self.train
         };
         let fid = fid_features(reference, &gen).context("FID")?.fid;
+        let kid_params = KidParams {
+            subsets: 100,
+            subset_size: (reference.n().min(gen.n()).min(2000) / 2).max(2),
+            seed: self.seed,
+            ..KidParams::default()
+        };
+        let kid = kid(reference, &gen, &kid_params).context("KID")?;
+        let nn_gen = mean(&self.train_index.search(gen.view(), 1)?.nearest_distances());
         let params = CtParams {
             cells: self.cells,
             metric: Metric::Cosine,
@@ -176,7 +206,7 @@ impl<B: Backend> Evaluator<B> {
                 .map_err(|e| BadInput(e.to_string()))?;
             let index = mr_nn::ExactIndex::new(r.train_features().view(), Metric::Cosine)?;
             let dist = index.search(gen_mr.view(), 1)?.nearest_distances();
-            nn_mean = Some(dist.iter().sum::<f64>() / dist.len() as f64);
+            nn_mean = Some(mean(&dist));
             within =
                 Some(dist.iter().filter(|&&x| x <= r.guide).count() as f64 / dist.len() as f64);
             if let Some(test_mr) = &self.test_mr {
@@ -191,6 +221,10 @@ impl<B: Backend> Evaluator<B> {
             step,
             fid,
             ct: ct_eval,
+            kid: kid.kid_mean,
+            kid_std: kid.kid_std,
+            nn_gen,
+            nn_test: self.nn_test,
             ct_mr,
             nn_mean_mr: nn_mean,
             within_guide_mr: within,

@@ -79,7 +79,8 @@ pub struct TimeSplit {
 }
 
 const LOG_HEADER: &str = "step,d_loss,g_loss,accept_rate,g_batch,forced,skipped,nn_mean,nn_q10,nn_q50,nn_q90,d_s,g_s,embed_s,nn_s,wall_s";
-const EVAL_HEADER: &str = "step,fid,ct,ct_mr,nn_mean_mr,within_guide_mr,seconds";
+const EVAL_HEADER: &str =
+    "step,fid,ct,ct_mr,nn_mean_mr,within_guide_mr,seconds,kid,kid_std,nn_gen,nn_test";
 
 fn opt(v: Option<f64>) -> String {
     v.map(|x| format!("{x}")).unwrap_or_default()
@@ -137,14 +138,18 @@ fn log_row(window: &[StepStats], wall: f64) -> String {
 
 fn eval_row(r: &EvalRow) -> String {
     format!(
-        "{},{},{},{},{},{},{:.3}",
+        "{},{},{},{},{},{},{:.3},{},{},{},{}",
         r.step,
         r.fid,
         r.ct,
         opt(r.ct_mr),
         opt(r.nn_mean_mr),
         opt(r.within_guide_mr),
-        r.seconds
+        r.seconds,
+        r.kid,
+        r.kid_std,
+        r.nn_gen,
+        r.nn_test
     )
 }
 
