@@ -389,7 +389,10 @@ pub fn ct_classwise(
 
 /// MRGAN's per-class C_T (the variant behind the paper's numbers): for each class, PCA to
 /// `pca_dims` (64) fitted on the class's training features, k-means in PCA space with
-/// `k = min(N_test_total, 5000) / 200` cells, Z_U on the raw features with cosine distance.
+/// `k = max(1, min(N_test, N_train_c) / 200)` cells (N_test: the whole held-out set; N_train_c:
+/// the class's training images — 25 cells per class on full CIFAR-10, as
+/// `min(N_test, 5000) / 200` gave there, and 5 for a class of 1,000 training images), Z_U on the
+/// raw features with cosine distance.
 #[allow(clippy::too_many_arguments)]
 pub fn ct_mrgan(
     train: &Features,
@@ -401,7 +404,7 @@ pub fn ct_mrgan(
     pca_dims: usize,
     seed: u64,
 ) -> Result<Vec<ClassCt>> {
-    let k = (test.n().min(5000) / 200).max(1);
+    let n_test = test.n();
     per_class(
         train,
         train_labels,
@@ -411,6 +414,7 @@ pub fn ct_mrgan(
         gen_labels,
         "per-class C_T",
         |tr, te, ge| {
+            let k = (n_test.min(tr.n()) / 200).max(1);
             let dims = pca_dims.min(tr.dim()).min(tr.n().saturating_sub(1)).max(1);
             let pca = Pca::fit(tr.view(), dims)?;
             let proj = |f: &Features| -> Result<Features> {
