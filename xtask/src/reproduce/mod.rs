@@ -28,6 +28,7 @@ use sha2::{Digest, Sha256};
 use crate::BadInput;
 
 pub mod figures;
+pub mod gate;
 pub mod profile;
 pub mod table;
 pub mod toy;
@@ -64,6 +65,11 @@ pub enum Fig {
     /// of the profile, written to `<results>/toy/fig-toy/`, not part of `all`.
     #[value(name = "fig-toy")]
     Toy,
+    /// The gate before a CPU sweep: does a τ = 0 baseline memorize (C_T ≤ −3 over 3 seeds in
+    /// the evaluation embedding) at a real training-set size? Independent of the profile,
+    /// written to `<results>/cpu-gate/`, not part of `all`.
+    #[value(name = "cpu-gate")]
+    Gate,
     /// Every figure of the profile (fig1 … fig12, table).
     All,
 }
@@ -82,6 +88,7 @@ impl Fig {
             Fig::Fig12 => "fig12",
             Fig::Table => "table",
             Fig::Toy => "fig-toy",
+            Fig::Gate => "cpu-gate",
             Fig::All => "all",
         }
     }
@@ -532,6 +539,11 @@ struct Eval {
     nn: Vec<f64>,
     within: f64,
     class_ct: Vec<(String, f64)>,
+    /// KID against the reference (mean and std over subsets).
+    kid: f64,
+    kid_std: f64,
+    /// MRGAN's per-class C_T averaged over classes (NaN where generated labels are unknown).
+    ct_mrgan: f64,
     n_gen: usize,
     n_ref: usize,
 }
@@ -592,15 +604,70 @@ fn evaluate(
             class_ct.push((name, c.result.ct));
         }
     }
+    let kid = mr_metrics::kid::kid(
+        &gen.f,
+        &reference.f,
+        &mr_metrics::kid::KidParams {
+            subsets: 100,
+            subset_size: (gen.f.n().min(reference.f.n()).min(2000) / 2).max(2),
+            ..Default::default()
+        },
+    )?;
     Ok(Eval {
         fid,
         ct,
         nn,
         within,
         class_ct,
+        kid: kid.kid_mean,
+        kid_std: kid.kid_std,
+        ct_mrgan: ct_mrgan_mean(train, reference, gen, fewest)?,
         n_gen: gen.f.n(),
         n_ref: reference.f.n(),
     })
+}
+
+/// MRGAN's per-class C_T (PCA-64, k = min(N_test, N_train_c) / 200 cells, cosine), averaged
+/// over classes. A one-class training set is one class whatever the generator's labels; with
+/// several classes the generated labels must cover the training classes with ≥ 20 samples each,
+/// else NaN (an unconditional model's samples have no class).
+fn ct_mrgan_mean(train: &Space, reference: &Space, gen: &Space, fewest: usize) -> Result<f64> {
+    let one_class = train
+        .labels
+        .iter()
+        .all(|&l| Some(&l) == train.labels.first());
+    let classes = |l: &[i64]| {
+        l.iter()
+            .copied()
+            .collect::<std::collections::BTreeSet<i64>>()
+    };
+    let per = if one_class {
+        let zeros = |n: usize| vec![0i64; n];
+        mr_metrics::ct::ct_mrgan(
+            &train.f,
+            &zeros(train.f.n()),
+            &reference.f,
+            &zeros(reference.f.n()),
+            &gen.f,
+            &zeros(gen.f.n()),
+            64,
+            0,
+        )?
+    } else if classes(&gen.labels) == classes(&train.labels) && fewest >= 20 {
+        mr_metrics::ct::ct_mrgan(
+            &train.f,
+            &train.labels,
+            &reference.f,
+            &reference.labels,
+            &gen.f,
+            &gen.labels,
+            64,
+            0,
+        )?
+    } else {
+        return Ok(f64::NAN);
+    };
+    Ok(per.iter().map(|c| c.result.ct).sum::<f64>() / per.len().max(1) as f64)
 }
 
 /// A reference set ready to embed: the `--input` for `mr-metrics embed` and a slug.
@@ -781,7 +848,7 @@ fn machine() -> Value {
 }
 
 /// What every figure's provenance shares.
-fn base_provenance(ctx: &Ctx, extra: &Value, started: Instant) -> Value {
+fn base_provenance(ctx: &Ctx, n_train: usize, extra: &Value, started: Instant) -> Value {
     let configs: BTreeMap<&str, &str> = ctx
         .p
         .models
@@ -810,6 +877,7 @@ fn base_provenance(ctx: &Ctx, extra: &Value, started: Instant) -> Value {
         "git_dirty": !git(&["status", "--porcelain", "--untracked-files=no"]).is_empty(),
         "configs": configs,
         "train": ctx.p.train,
+        "n_train": n_train,
         "mr_embedder": ctx.p.mr_embedder,
         "eval_embedders": ctx.p.eval_embedders,
         "gen_per_class": ctx.p.gen_per_class,
@@ -1060,6 +1128,7 @@ fn draw(fig: Fig, dir: &Path, profile: &str) -> Result<()> {
         }
         Fig::Table | Fig::All => Ok(()),
         Fig::Toy => toy::draw(dir),
+        Fig::Gate => gate::draw(dir),
     }
 }
 
@@ -1085,17 +1154,20 @@ fn markdown_table(t: &Table) -> Result<String> {
         Ok(mean_std(&rows.iter().map(|&i| v[i]).collect::<Vec<_>>()))
     };
     let mut s = String::from(
-        "| model | embedder | reference | τ | runs | FID | C_T | within guide | NN mean | acceptance |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "| model | embedder | reference | τ | runs | FID | KID | C_T | C_T (MRGAN per class) | within guide | NN mean | acceptance |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for ((m, e, r, _), rows) in groups {
         let tau = tau[rows[0]];
         let (fid, fs) = col("fid", &rows)?;
         let (ct, cs) = col("ct", &rows)?;
+        // tables written before these columns existed read as NaN
+        let (kid, ks) = col("kid", &rows).unwrap_or((f64::NAN, 0.0));
+        let (cm, cms) = col("ct_mrgan", &rows).unwrap_or((f64::NAN, 0.0));
         let (w, _) = col("within_guide", &rows)?;
         let (nn, _) = col("nn_mean", &rows)?;
         let (acc, _) = col("accept_rate", &rows)?;
         s.push_str(&format!(
-            "| {m} | {e} | {r} | {tau:.4} | {} | {fid:.1} ± {fs:.1} | {ct:+.2} ± {cs:.2} | {:.0} % | {nn:.4} | {:.2} |\n",
+            "| {m} | {e} | {r} | {tau:.4} | {} | {fid:.1} ± {fs:.1} | {kid:.4} ± {ks:.4} | {ct:+.2} ± {cs:.2} | {cm:+.2} ± {cms:.2} | {:.0} % | {nn:.4} | {:.2} |\n",
             rows.len(),
             100.0 * w,
             acc
@@ -1116,6 +1188,13 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     if let Some(i) = figs.iter().position(|&f| f == Fig::Toy) {
         figs.remove(i);
         toy::run(args)?;
+        if figs.is_empty() {
+            return Ok(());
+        }
+    }
+    if let Some(i) = figs.iter().position(|&f| f == Fig::Gate) {
+        figs.remove(i);
+        gate::run(args)?;
         if figs.is_empty() {
             return Ok(());
         }
@@ -1508,6 +1587,9 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
                     )
                     .with("fid", x(&|r| r.eval.fid))
                     .with("ct", x(&|r| r.eval.ct))
+                    .with("ct_mrgan", x(&|r| r.eval.ct_mrgan))
+                    .with("kid", x(&|r| r.eval.kid))
+                    .with("kid_std", x(&|r| r.eval.kid_std))
                     .with(
                         "nn_mean",
                         x(&|r| r.eval.nn.iter().sum::<f64>() / r.eval.nn.len().max(1) as f64),
@@ -1619,7 +1701,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
                     .with("within", Col::I64(within))
                     .with("split", Col::F64(vec![guide; n]))
             }
-            Fig::All | Fig::Toy => continue,
+            Fig::All | Fig::Toy | Fig::Gate => continue,
         };
         table::write(&t, &dir, "data")?;
         if fig == Fig::Table {
@@ -1634,7 +1716,12 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         }
         write_provenance(
             &dir,
-            &base_provenance(&ctx, &json!({"figure": fig.name(), "run": extra}), started),
+            &base_provenance(
+                &ctx,
+                train_set.len(),
+                &json!({"figure": fig.name(), "run": extra}),
+                started,
+            ),
         )?;
         eprintln!("wrote {}", dir.display());
     }
@@ -1706,11 +1793,44 @@ mod tests {
         let e = evaluate(&p, &names, &train, &reference, &space(16, 3), 0.1).unwrap();
         assert!(e.class_ct.is_empty());
         assert!(e.ct.is_finite() && e.fid.is_finite());
+        assert!(e.kid.is_finite() && e.kid_std >= 0.0);
+        assert!(
+            e.ct_mrgan.is_nan(),
+            "MRGAN's per-class C_T needs ≥ 20 samples per class too"
+        );
         // 32 per class: one class-wise C_T per class
         let e = evaluate(&p, &names, &train, &reference, &space(32, 3), 0.1).unwrap();
         let classes: Vec<&str> = e.class_ct.iter().map(|(c, _)| c.as_str()).collect();
         assert_eq!(classes, ["automobile", "horse"]);
         assert!(e.class_ct.iter().all(|(_, v)| v.is_finite()));
+        assert!(e.ct_mrgan.is_finite());
+    }
+
+    #[test]
+    fn mrgan_ct_of_a_one_class_set_ignores_the_generators_labels() {
+        let p = profile(ProfileName::Smoke);
+        let names = vec!["automobile".to_string()];
+        let relabel = |mut s: Space, l: i64| {
+            s.labels = vec![l; s.f.n()];
+            s
+        };
+        let train = relabel(space(4, 1), 1);
+        let reference = relabel(space(64, 2), 1);
+        // an unconditional generator labels every sample 0
+        let gen = relabel(space(32, 3), 0);
+        let e = evaluate(&p, &names, &train, &reference, &gen, 0.1).unwrap();
+        assert!(e.ct_mrgan.is_finite(), "{}", e.ct_mrgan);
+        // unconditional samples of a two-class set have no class: NaN, not an error
+        let two = evaluate(
+            &p,
+            &["a".into(), "b".into()],
+            &space(4, 1),
+            &space(64, 2),
+            &gen,
+            0.1,
+        )
+        .unwrap();
+        assert!(two.ct_mrgan.is_nan());
     }
 
     #[test]

@@ -1,0 +1,754 @@
+//! `cargo xtask reproduce cpu-gate`: the gate before any CPU τ sweep (issue 14, item 1). Does a
+//! baseline (τ = 0) GAN memorize its training set, in the evaluation embedding, at a training-set
+//! size worth sweeping — while its samples stay recognisable?
+//!
+//! Every setup tried is listed in [`SETUPS`] (those that failed stay, with why). Each run is one
+//! `mr-train` process (1 thread, two side by side), evaluated every `eval_every` steps on 1,000
+//! generated samples (fixed latents) against the 1,000 held-out CIFAR-10 test images of the same
+//! class: C_T, the mean NN distance generated → train and test → train, KID and FID, all in the
+//! evaluation embedding. Runs live in `<work>/cpu-gate/<setup>-<hash>-s<seed>/`; an unfinished
+//! one is resumed from its checkpoint (bit-exact), a finished one is never retrained.
+//!
+//! Writes `results/cpu-gate/`: `gate.{png,svg}` (C_T, NN distance and KID vs training step per
+//! setup, mean ± std over seeds), `samples.{png,svg}` (the last checkpoint's samples of every run
+//! beside training images), `data.{csv,parquet}` (one row per run and evaluation), `table.md`
+//! (per setup: final C_T mean ± std and per seed, the verdict), `levels.json` (the noise and
+//! real-data levels of KID/FID), `runs/<run>/{config.toml,log.csv,eval.csv}` and
+//! `provenance.json`.
+//!
+//! A setup **passes** when its final C_T (last evaluation; the criterion is fixed before looking,
+//! not the best step) averaged over ≥ 3 seeds is ≤ −3 and its KID is below a tenth of the noise
+//! level's.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use plotters::prelude::*;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::figures::{image_grid, save_both, xy_plot, Point, Series};
+use super::table::{self, Col, Table};
+use super::{
+    build_bins, git, machine, mean_std, progress, run_logged, write_provenance, ReproduceArgs,
+};
+use crate::BadInput;
+
+/// Seeds a setup needs to pass.
+pub const SEEDS_TO_PASS: usize = 3;
+/// The C_T a setup's seed mean must reach (or go below) to pass.
+pub const CT_PASS: f64 = -3.0;
+/// Generated samples per evaluation.
+pub const SAMPLES: usize = 1000;
+/// Evaluation embedder (also the rejection embedder of the sweep that follows).
+pub const EMBEDDER: &str = "small-cnn";
+
+/// One setup of the gate.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup {
+    pub name: &'static str,
+    /// Training set (registry spec; the subset is drawn with seed 0 for every run).
+    pub train: &'static str,
+    pub n_train: usize,
+    /// Held-out reference of the same class(es).
+    pub test: &'static str,
+    pub steps: usize,
+    pub batch: usize,
+    pub n_dis: usize,
+    pub g_width: usize,
+    pub d_width: usize,
+    pub diffaug: &'static str,
+    pub eval_every: usize,
+    /// Seeds run (fewer than [`SEEDS_TO_PASS`] only where one seed already settled it; `--runs`
+    /// raises it).
+    pub seeds: usize,
+    /// Why the setup is here.
+    pub why: &'static str,
+}
+
+/// Every setup tried, in the order tried.
+pub const SETUPS: &[Setup] = &[
+    Setup {
+        name: "auto1000-dcgan32-diffaug",
+        train: "cifar10-train[automobile]:1000@0",
+        n_train: 1000,
+        test: "cifar10-test[automobile]",
+        steps: 8000,
+        batch: 32,
+        n_dis: 1,
+        g_width: 32,
+        d_width: 32,
+        diffaug: "color,translation,cutout",
+        eval_every: 500,
+        seeds: 3,
+        why: "the issue's target size: 1,000 images of one easy class; DCGAN-small at CPU width \
+              with spectral norm in D and DiffAugment (the paper finds DiffAugment memorizes most); \
+              8,000 steps of batch 32 = 256 epochs",
+    },
+    Setup {
+        name: "auto256-dcgan32-diffaug",
+        train: "cifar10-train[automobile]:256@0",
+        n_train: 256,
+        test: "cifar10-test[automobile]",
+        steps: 8000,
+        batch: 32,
+        n_dis: 1,
+        g_width: 32,
+        d_width: 32,
+        diffaug: "color,translation,cutout",
+        eval_every: 500,
+        seeds: 3,
+        why: "the fallback the issue allows: the same model on 256 images (1,000 epochs in \
+              8,000 steps), a small-data regime",
+    },
+];
+
+/// The `mr-train` configuration of a setup (τ = 0: no rejection; seed set per run).
+fn config(s: &Setup) -> String {
+    let mut root = toml::Table::new();
+    let section = |pairs: Vec<(&str, toml::Value)>| -> toml::Value {
+        toml::Value::Table(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    };
+    let int = |v: usize| toml::Value::Integer(v as i64);
+    let text = |v: &str| toml::Value::String(v.to_string());
+    root.insert(
+        "model".into(),
+        section(vec![
+            ("preset", text("dcgan-small")),
+            ("g_width", int(s.g_width)),
+            ("d_width", int(s.d_width)),
+            ("d_spectral_norm", toml::Value::Boolean(true)),
+            ("upsampling", text("transposed-conv")),
+        ]),
+    );
+    root.insert("data".into(), section(vec![("train", text(s.train))]));
+    root.insert(
+        "train".into(),
+        section(vec![
+            ("steps", int(s.steps)),
+            ("batch", int(s.batch)),
+            ("n_dis", int(s.n_dis)),
+            ("ema", toml::Value::Boolean(false)),
+            ("diffaug", text(s.diffaug)),
+        ]),
+    );
+    root.insert(
+        "mr".into(),
+        section(vec![
+            ("mode", text("none")),
+            ("tau", toml::Value::Float(0.0)),
+            ("policy", text("shrink")),
+            ("embedder", text(EMBEDDER)),
+        ]),
+    );
+    root.insert(
+        "eval".into(),
+        section(vec![
+            ("every", int(s.eval_every)),
+            ("samples", int(SAMPLES)),
+            ("embedder", text(EMBEDDER)),
+            ("test", text(s.test)),
+            ("fid_ref", text("test")),
+            ("cells", int(5)),
+            ("batch", int(100)),
+        ]),
+    );
+    root.insert(
+        "log".into(),
+        section(vec![
+            ("every", int(50)),
+            ("checkpoint_every", int(s.eval_every)),
+        ]),
+    );
+    toml::to_string_pretty(&root).expect("a TOML table serialises")
+}
+
+/// `<setup>-<8 hex of the config's sha256>`: a changed setup never reuses old runs.
+fn setup_key(s: &Setup) -> String {
+    let mut h = Sha256::new();
+    h.update(config(s).as_bytes());
+    let hex: String = h
+        .finalize()
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{}-{hex}", s.name)
+}
+
+#[derive(Debug, Clone)]
+struct GateRun {
+    setup: Setup,
+    seed: u64,
+    key: String,
+}
+
+fn plan(min_seeds: Option<usize>) -> Vec<GateRun> {
+    let mut v = Vec::new();
+    for s in SETUPS {
+        let seeds = min_seeds.map_or(s.seeds, |m| m.max(s.seeds));
+        for seed in 0..seeds as u64 {
+            v.push(GateRun {
+                setup: *s,
+                seed,
+                key: format!("{}-s{seed}", setup_key(s)),
+            });
+        }
+    }
+    v
+}
+
+/// Rows of a CSV file as (header, rows of fields).
+fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<String> = lines
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let rows = lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    Ok((header, rows))
+}
+
+/// One evaluation row of a run.
+#[derive(Debug, Clone)]
+struct EvalPoint {
+    step: usize,
+    ct: f64,
+    fid: f64,
+    kid: f64,
+    kid_std: f64,
+    nn_gen: f64,
+    nn_test: f64,
+}
+
+fn read_evals(run_dir: &Path) -> Result<Vec<EvalPoint>> {
+    let path = run_dir.join("eval.csv");
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    let (header, rows) = read_csv(&path)?;
+    let col = |name: &str| -> Result<usize> {
+        header
+            .iter()
+            .position(|h| h == name)
+            .with_context(|| format!("{}: no column `{name}`", path.display()))
+    };
+    let (i_step, i_ct, i_fid) = (col("step")?, col("ct")?, col("fid")?);
+    let (i_kid, i_kid_std, i_gen, i_test) = (
+        col("kid")?,
+        col("kid_std")?,
+        col("nn_gen")?,
+        col("nn_test")?,
+    );
+    let num = |r: &[String], i: usize| -> f64 {
+        r.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    rows.iter()
+        .map(|r| {
+            Ok(EvalPoint {
+                step: r[i_step]
+                    .parse()
+                    .with_context(|| format!("{}: bad step", path.display()))?,
+                ct: num(r, i_ct),
+                fid: num(r, i_fid),
+                kid: num(r, i_kid),
+                kid_std: num(r, i_kid_std),
+                nn_gen: num(r, i_gen),
+                nn_test: num(r, i_test),
+            })
+        })
+        .collect()
+}
+
+fn finished(r: &GateRun, dir: &Path) -> bool {
+    read_evals(dir)
+        .map(|e| e.last().is_some_and(|p| p.step == r.setup.steps))
+        .unwrap_or(false)
+}
+
+/// The noise and real-data levels of KID and FID in the evaluation space against each setup's
+/// held-out set: uniform-noise images (seeded) and the setup's own training images.
+fn levels(metrics: &Path, work: &Path, root: &Path) -> Result<Value> {
+    let noise = work.join("noise-1000.npy");
+    if !noise.is_file() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let px: Vec<u8> = (0..SAMPLES * 32 * 32 * 3).map(|_| rng.random()).collect();
+        std::fs::create_dir_all(work)?;
+        mr_data::npy::write_npy(
+            &noise,
+            &mr_data::npy::NpyArray::new(vec![SAMPLES, 32, 32, 3], mr_data::npy::NpyData::U8(px)),
+        )?;
+    }
+    let metric = |cmd: &str, a: &str, b: &str, extra: &[&str]| -> Result<Value> {
+        let out = Command::new(metrics)
+            .args([cmd, a, b, "--embed", EMBEDDER, "--json", "--data-dir"])
+            .arg(root)
+            .args(extra)
+            .output()
+            .with_context(|| format!("cannot run {}", metrics.display()))?;
+        if !out.status.success() {
+            bail!(
+                "mr-metrics {cmd} {a} {b} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(serde_json::from_slice(&out.stdout)?)
+    };
+    let mut by_test = serde_json::Map::new();
+    let tests: std::collections::BTreeSet<&str> = SETUPS.iter().map(|s| s.test).collect();
+    let noise_s = noise.to_string_lossy().to_string();
+    for test in tests {
+        let mut v = serde_json::Map::new();
+        let mut sources = vec![("noise".to_string(), noise_s.clone())];
+        for s in SETUPS.iter().filter(|s| s.test == test) {
+            sources.push((format!("train:{}", s.train), s.train.to_string()));
+        }
+        for (label, src) in sources {
+            let kid = metric("kid", &src, test, &["--subset-size", "500"])?;
+            let fid = metric("fid", &src, test, &[])?;
+            v.insert(
+                label,
+                json!({"kid": kid["kid_mean"], "kid_std": kid["kid_std"], "fid": fid["fid"]}),
+            );
+        }
+        by_test.insert(test.to_string(), Value::Object(v));
+    }
+    Ok(Value::Object(by_test))
+}
+
+pub fn run(args: &ReproduceArgs) -> Result<()> {
+    let started = Instant::now();
+    let dir = args.results.join("cpu-gate");
+    if args.redraw {
+        draw(&dir)?;
+        eprintln!("redrew {}", dir.display());
+        return Ok(());
+    }
+    if args.runs == Some(0) {
+        return Err(BadInput("--runs must be at least 1".into()).into());
+    }
+    let runs = plan(args.runs);
+    let work = args.work.join("cpu-gate");
+    let root = mr_data::registry::data_root(args.data_dir.as_deref());
+    let run_dir = |r: &GateRun| work.join(&r.key);
+    let todo: Vec<&GateRun> = runs.iter().filter(|r| !finished(r, &run_dir(r))).collect();
+    std::fs::create_dir_all(work.join("configs"))?;
+    for s in SETUPS {
+        let p = work.join("configs").join(format!("{}.toml", setup_key(s)));
+        mr_data::atomic::write_bytes_atomic(&p, config(s).as_bytes())?;
+    }
+    if args.plan {
+        let steps: usize = todo.iter().map(|r| r.setup.steps).sum();
+        println!(
+            "cpu-gate: {} runs ({} to train) over {} setups; {steps} steps to train ≈ {:.0} min \
+             on 2 cores (≈ 0.28 s per step at batch 32, two runs side by side)",
+            runs.len(),
+            todo.len(),
+            SETUPS.len(),
+            steps as f64 * 0.28 / 2.0 / 60.0
+        );
+        for r in &todo {
+            println!(
+                "mr-train --config {}/configs/{}.toml --seed {} --out {}",
+                work.display(),
+                setup_key(&r.setup),
+                r.seed,
+                run_dir(r).display()
+            );
+        }
+        return Ok(());
+    }
+    let bins = build_bins(args.release, false)?;
+    if !args.finished_only && !todo.is_empty() {
+        let pb = progress(todo.len() as u64, "gate runs");
+        let queue = Mutex::new(todo.into_iter().collect::<VecDeque<_>>());
+        let errors = Mutex::new(Vec::<String>::new());
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| loop {
+                    let next = queue.lock().unwrap().pop_front();
+                    let Some(r) = next else { break };
+                    if !errors.lock().unwrap().is_empty() {
+                        break;
+                    }
+                    let out = run_dir(r);
+                    let mut cmd = Command::new(&bins.train);
+                    cmd.arg("--config")
+                        .arg(
+                            work.join("configs")
+                                .join(format!("{}.toml", setup_key(&r.setup))),
+                        )
+                        .args(["--seed", &r.seed.to_string()])
+                        .arg("--out")
+                        .arg(&out)
+                        .arg("--data-dir")
+                        .arg(&root)
+                        .env("RAYON_NUM_THREADS", "1");
+                    if out.join("config.toml").is_file() {
+                        cmd.arg("--resume");
+                    }
+                    let log = work.join("logs").join(format!("{}.log", r.key));
+                    if let Err(e) = run_logged(&mut cmd, &log, &format!("gate run {}", r.key)) {
+                        errors.lock().unwrap().push(format!("{e:#}"));
+                    } else if pb.is_hidden() {
+                        eprintln!("trained {}", r.key);
+                    }
+                    pb.inc(1);
+                });
+            }
+        });
+        pb.finish_and_clear();
+        if let Some(e) = errors.into_inner().unwrap().into_iter().next() {
+            bail!(e);
+        }
+    }
+    // every evaluation of every run that has one (unfinished runs are marked)
+    let (mut setup_c, mut seed_c, mut step_c, mut done_c) = (vec![], vec![], vec![], vec![]);
+    let (mut ntr, mut ct, mut fid, mut kid, mut kid_sd, mut nn_gen, mut nn_test) =
+        (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut used = Vec::new();
+    for r in &runs {
+        let d = run_dir(r);
+        let evals = read_evals(&d)?;
+        if evals.is_empty() {
+            continue;
+        }
+        let done = finished(r, &d);
+        used.push(json!({"run": r.key, "finished": done, "evaluations": evals.len()}));
+        let keep = dir.join("runs").join(&r.key);
+        std::fs::create_dir_all(&keep)?;
+        for f in ["config.toml", "log.csv", "eval.csv"] {
+            if d.join(f).is_file() {
+                std::fs::copy(d.join(f), keep.join(f))
+                    .with_context(|| format!("copying {}", d.join(f).display()))?;
+            }
+        }
+        for e in evals {
+            setup_c.push(r.setup.name.to_string());
+            seed_c.push(r.seed as i64);
+            step_c.push(e.step as i64);
+            done_c.push(done as i64);
+            ntr.push(r.setup.n_train as i64);
+            ct.push(e.ct);
+            fid.push(e.fid);
+            kid.push(e.kid);
+            kid_sd.push(e.kid_std);
+            nn_gen.push(e.nn_gen);
+            nn_test.push(e.nn_test);
+        }
+        // the last checkpoint's samples, for the grid
+        let grid = d.join("samples-last-16.npy");
+        if !grid.is_file() && d.join("config.toml").is_file() {
+            let mut cmd = Command::new(&bins.train);
+            cmd.args(["sample", "--run"])
+                .arg(&d)
+                .args(["--n", "16", "--which", "last", "--out"])
+                .arg(&grid);
+            run_logged(
+                &mut cmd,
+                &work.join("logs").join(format!("{}-sample.log", r.key)),
+                &format!("sampling {}", r.key),
+            )?;
+        }
+        let npy = dir.join("runs").join(&r.key).join("samples-last-16.npy");
+        std::fs::copy(&grid, &npy)?;
+    }
+    anyhow::ensure!(
+        !used.is_empty(),
+        "no gate run has an evaluation in {}",
+        work.display()
+    );
+    let t = Table::new()
+        .with("setup", Col::Str(setup_c))
+        .with("n_train", Col::I64(ntr))
+        .with("seed", Col::I64(seed_c))
+        .with("step", Col::I64(step_c))
+        .with("finished", Col::I64(done_c))
+        .with("ct", Col::F64(ct))
+        .with("nn_gen", Col::F64(nn_gen))
+        .with("nn_test", Col::F64(nn_test))
+        .with("kid", Col::F64(kid))
+        .with("kid_std", Col::F64(kid_sd))
+        .with("fid", Col::F64(fid));
+    table::write(&t, &dir, "data")?;
+    let lv = levels(&bins.metrics, &work, &root)?;
+    mr_data::atomic::write_bytes_atomic(
+        &dir.join("levels.json"),
+        serde_json::to_string_pretty(&lv)?.as_bytes(),
+    )?;
+    mr_data::atomic::write_bytes_atomic(&dir.join("table.md"), summary_md(&t, &lv)?.as_bytes())?;
+    let setups: Vec<Value> = SETUPS
+        .iter()
+        .map(|s| {
+            json!({"name": s.name, "key": setup_key(s), "n_train": s.n_train, "train": s.train,
+                   "test": s.test, "why": s.why, "config": config(s)})
+        })
+        .collect();
+    write_provenance(
+        &dir,
+        &json!({
+            "figure": "cpu-gate",
+            "command": std::env::args().collect::<Vec<_>>().join(" "),
+            "git_revision": git(&["rev-parse", "HEAD"]),
+            "n_train": SETUPS.iter().map(|s| s.n_train).collect::<Vec<_>>(),
+            "setups": setups,
+            "runs_used": used,
+            "eval": format!("{SAMPLES} generated samples (fixed latents) vs the held-out set, {EMBEDDER} embedding, C_T with 5 k-means cells (cosine), KID 100 subsets of 500 (cubic kernel), FID against the held-out set"),
+            "pass_rule": format!("final C_T mean over ≥ {SEEDS_TO_PASS} seeds ≤ {CT_PASS}, KID < 0.1 × the noise level"),
+            "threads_per_run": 1,
+            "machine": machine(),
+            "wall_seconds": started.elapsed().as_secs_f64(),
+        }),
+    )?;
+    draw(&dir)?;
+    eprintln!("wrote {}", dir.display());
+    Ok(())
+}
+
+/// Row indices of `t` per setup (in [`SETUPS`] order), then per seed.
+fn by_setup(t: &Table) -> Result<Vec<(String, BTreeMap<i64, Vec<usize>>)>> {
+    let names = t.str("setup")?;
+    let seeds = t.i64("seed")?;
+    let mut out: Vec<(String, BTreeMap<i64, Vec<usize>>)> = Vec::new();
+    for i in 0..t.len() {
+        if !out.iter().any(|(n, _)| n == &names[i]) {
+            out.push((names[i].clone(), BTreeMap::new()));
+        }
+        let e = out.iter_mut().find(|(n, _)| n == &names[i]).unwrap();
+        e.1.entry(seeds[i]).or_default().push(i);
+    }
+    let order = |n: &str| {
+        SETUPS
+            .iter()
+            .position(|s| s.name == n)
+            .unwrap_or(usize::MAX)
+    };
+    out.sort_by_key(|(n, _)| order(n));
+    Ok(out)
+}
+
+fn summary_md(t: &Table, levels: &Value) -> Result<String> {
+    let (step, done) = (t.i64("step")?, t.i64("finished")?);
+    let (ct, nn_gen, nn_test) = (t.f64("ct")?, t.f64("nn_gen")?, t.f64("nn_test")?);
+    let (kid, fid) = (t.f64("kid")?, t.f64("fid")?);
+    let mut s = String::from(
+        "| setup | n_train | seeds (finished) | last step | final C_T (mean ± std) | per seed | min C_T over steps (mean) | NN gen → train | NN test → train | KID | FID | noise KID / FID | verdict |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for (name, seeds) in by_setup(t)? {
+        let setup = SETUPS.iter().find(|s| s.name == name);
+        let last: Vec<usize> = seeds.values().map(|rows| *rows.last().unwrap()).collect();
+        let pick = |v: &[f64]| last.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+        let n_done = last.iter().filter(|&&i| done[i] == 1).count();
+        let (c, cs) = mean_std(&pick(ct));
+        let per_seed: Vec<String> = last.iter().map(|&i| format!("{:+.2}", ct[i])).collect();
+        let mins: Vec<f64> = seeds
+            .values()
+            .map(|rows| rows.iter().map(|&i| ct[i]).fold(f64::INFINITY, f64::min))
+            .collect();
+        let (k, ks) = mean_std(&pick(kid));
+        let (f, fs) = mean_std(&pick(fid));
+        let test = setup.map(|s| s.test).unwrap_or_default();
+        let noise = &levels[test]["noise"];
+        let noise_kid = noise["kid"].as_f64().unwrap_or(f64::NAN);
+        let verdict = if n_done < SEEDS_TO_PASS {
+            format!("incomplete: {n_done} of {SEEDS_TO_PASS} seeds finished")
+        } else if c <= CT_PASS && k < 0.1 * noise_kid {
+            "**pass**".to_string()
+        } else if c > CT_PASS {
+            format!("fail: final C_T {c:+.2} > {CT_PASS}")
+        } else {
+            format!("fail: KID {k:.3} ≥ 0.1 × noise {noise_kid:.3}")
+        };
+        s += &format!(
+            "| {name} | {} | {} ({n_done}) | {} | {c:+.2} ± {cs:.2} | {} | {:+.2} | {:.4} | {:.4} | {k:.3} ± {ks:.3} | {f:.1} ± {fs:.1} | {noise_kid:.3} / {:.1} | {verdict} |\n",
+            setup.map_or(0, |s| s.n_train),
+            seeds.len(),
+            last.iter().map(|&i| step[i]).min().unwrap_or(0),
+            per_seed.join(", "),
+            mean_std(&mins).0,
+            mean_std(&pick(nn_gen)).0,
+            mean_std(&pick(nn_test)).0,
+            noise["fid"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
+    s += &format!(
+        "\nEvaluation: {SAMPLES} generated samples vs the held-out images, {EMBEDDER} embedding \
+         (cosine); final = the last evaluation of each run. Pass: final C_T mean over ≥ \
+         {SEEDS_TO_PASS} seeds ≤ {CT_PASS} and KID < 0.1 × noise. Real-data level (the setup's \
+         training images vs the held-out set) in `levels.json`.\n"
+    );
+    Ok(s)
+}
+
+/// Mean ± std over seeds of column `y` per (setup, step).
+fn curves(t: &Table, y: &str) -> Result<Vec<Series>> {
+    let (step, v) = (t.i64("step")?, t.f64(y)?);
+    let mut out = Vec::new();
+    for (name, seeds) in by_setup(t)? {
+        let mut at: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+        for rows in seeds.values() {
+            for &i in rows {
+                at.entry(step[i]).or_default().push(v[i]);
+            }
+        }
+        out.push(Series {
+            label: format!("{name} ({} seeds)", seeds.len()),
+            points: at
+                .into_iter()
+                .map(|(x, ys)| {
+                    let (m, sd) = mean_std(&ys);
+                    Point {
+                        x: x as f64,
+                        y: m,
+                        x_err: 0.0,
+                        y_err: sd,
+                        note: String::new(),
+                    }
+                })
+                .collect(),
+        });
+    }
+    Ok(out)
+}
+
+fn panels<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    ct: &[Series],
+    nn: &[Series],
+    kid: &[Series],
+) -> Result<()> {
+    let w = area.dim_in_pixel().0 / 3;
+    let (a, rest) = area.split_horizontally(w);
+    let (b, c) = rest.split_horizontally(w);
+    xy_plot(
+        &a,
+        "C_T vs step (τ = 0)",
+        "generator step",
+        "C_T (< 0: copies; pass ≤ −3)",
+        ct,
+        false,
+        true,
+    )?;
+    xy_plot(
+        &b,
+        "NN distance to train",
+        "generator step",
+        "mean cosine NN distance",
+        nn,
+        false,
+        false,
+    )?;
+    xy_plot(
+        &c,
+        "KID vs held-out",
+        "generator step",
+        "KID (small-cnn space)",
+        kid,
+        false,
+        false,
+    )
+}
+
+/// Draw `gate.{png,svg}` and `samples.{png,svg}` from `data.parquet` and the kept samples.
+pub fn draw(dir: &Path) -> Result<()> {
+    let t = table::read(dir, "data")?;
+    let ct = curves(&t, "ct")?;
+    let mut nn = curves(&t, "nn_gen")?;
+    for s in &mut nn {
+        s.label = format!("{}: generated", s.label);
+    }
+    // the held-out level per setup (constant over steps)
+    for s in curves(&t, "nn_test")? {
+        nn.push(Series {
+            label: format!("{}: held-out test", s.label),
+            points: s.points,
+        });
+    }
+    let kid = curves(&t, "kid")?;
+    let base: PathBuf = dir.join("gate");
+    save_both(
+        &base,
+        (1800, 560),
+        |a| panels(a, &ct, &nn, &kid),
+        |a| panels(a, &ct, &nn, &kid),
+    )?;
+    // sample grid: one row per run (16 samples), one row of training images per setup
+    let mut rows: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
+    let root = mr_data::registry::data_root(None);
+    for (name, seeds) in by_setup(&t)? {
+        if let Some(s) = SETUPS.iter().find(|s| s.name == name) {
+            if let Ok(set) = mr_data::registry::load(s.train, &root) {
+                let imgs = (0..16.min(set.len))
+                    .map(|i| set.image(i).to_vec())
+                    .collect();
+                rows.push((format!("train n={}", s.n_train), imgs));
+            }
+            for &seed in seeds.keys() {
+                let p = dir
+                    .join("runs")
+                    .join(format!("{}-s{seed}", setup_key(s)))
+                    .join("samples-last-16.npy");
+                if let Ok(set) = mr_data::registry::load_path(&p) {
+                    let imgs = (0..set.len).map(|i| set.image(i).to_vec()).collect();
+                    rows.push((format!("n={} seed {seed}", s.n_train), imgs));
+                }
+            }
+        }
+    }
+    if !rows.is_empty() {
+        let cols = rows.iter().map(|r| r.1.len()).max().unwrap_or(1);
+        let size = super::figures::grid_size(rows.len(), cols, 2);
+        let title = "cpu-gate: last-checkpoint samples (uncurated) beside training images";
+        save_both(
+            &dir.join("samples"),
+            size,
+            |a| image_grid(a, title, &rows, 2),
+            |a| image_grid(a, title, &rows, 2),
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_setup_has_a_distinct_key_and_a_valid_config() {
+        let keys: std::collections::BTreeSet<String> = SETUPS.iter().map(setup_key).collect();
+        assert_eq!(keys.len(), SETUPS.len());
+        for s in SETUPS {
+            let v: toml::Table = toml::from_str(&config(s)).unwrap();
+            assert_eq!(v["data"]["train"].as_str(), Some(s.train));
+            assert_eq!(v["mr"]["mode"].as_str(), Some("none"));
+            assert_eq!(v["eval"]["samples"].as_integer(), Some(SAMPLES as i64));
+            assert!(
+                s.n_train >= 128,
+                "{}: the issue's floor is 128 images",
+                s.name
+            );
+        }
+    }
+
+    #[test]
+    fn plan_raises_seeds_but_never_lowers_them() {
+        let base = plan(None).len();
+        assert_eq!(base, SETUPS.iter().map(|s| s.seeds).sum::<usize>());
+        assert!(plan(Some(1)).len() == base);
+        assert!(plan(Some(5)).len() >= base);
+    }
+}
