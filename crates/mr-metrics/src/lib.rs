@@ -7,9 +7,12 @@
 //! * [`ct`]: Meehan et al.'s data-copying statistic C_T (Mann-Whitney Z_U per k-means cell),
 //!   class-wise C_T and MRGAN's per-class variant.
 //! * [`nnd`]: nearest-neighbour distance distributions and the τ guideline of the paper.
+//! * [`copies`]: which generated samples copy which training samples (nearest pair, distance,
+//!   ratio to the training sample's own leave-one-out distance, within τ).
 //!
 //! The library has no burn dependency; build with `default-features = false` to skip the CLI.
 
+pub mod copies;
 pub mod ct;
 pub mod features;
 pub mod fid;

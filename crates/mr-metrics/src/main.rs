@@ -56,6 +56,9 @@ enum Cmd {
     Tau(TauArgs),
     /// Embed images (dataset name, folder or uint8 `.npy`) into a features `.npy`.
     Embed(EmbedArgs),
+    /// Which generated samples copy which training samples: nearest pairs, distances, ratios,
+    /// within τ (CSV, .npy, JSON) and grids of the closest and farthest pairs (PNG, SVG).
+    Copies(cli::copies::CopiesArgs),
 }
 
 #[derive(Args, Debug)]
@@ -686,6 +689,7 @@ fn main() -> ExitCode {
         Cmd::Nnd(a) => cmd_nnd(a),
         Cmd::Tau(a) => cmd_tau(a),
         Cmd::Embed(a) => cmd_embed(a),
+        Cmd::Copies(a) => cli::copies::run(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

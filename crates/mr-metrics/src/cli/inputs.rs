@@ -99,6 +99,8 @@ pub struct Ready {
     pub labels: Option<Labels>,
     /// Provenance: source, kind, n, dim; for images also shape, variant, content hash, embedder.
     pub info: Value,
+    /// The pixels of an image input, kept when [`Inputs::keep_images`] was asked for.
+    pub images: Option<ImageSet>,
 }
 
 #[derive(Debug)]
@@ -140,6 +142,7 @@ pub struct Inputs {
     /// Loaded by [`Inputs::load_embedder`] (or [`Inputs::finish`]) once an image input is read.
     net: Option<Box<dyn Embedder<B>>>,
     loaded: Vec<Loaded>,
+    keep_images: bool,
 }
 
 impl Inputs {
@@ -155,7 +158,13 @@ impl Inputs {
             device: Device::default(),
             net: None,
             loaded: Vec::new(),
+            keep_images: false,
         })
+    }
+
+    /// Keep the pixels of image inputs in [`Ready::images`] (for commands that draw them).
+    pub fn keep_images(&mut self) {
+        self.keep_images = true;
     }
 
     /// Whether any input loaded so far is a set of images.
@@ -242,15 +251,15 @@ impl Inputs {
             let mut info = Map::new();
             info.insert("source".into(), json!(l.spec));
             info.insert("kind".into(), json!(l.kind));
-            let (data, labels) = match l.data {
+            let (data, labels, images) = match l.data {
                 Data::Features(f) => {
                     info.insert("n".into(), json!(f.n()));
                     info.insert("dim".into(), json!(f.dim()));
-                    (ReadyData::Features(f), None)
+                    (ReadyData::Features(f), None, None)
                 }
                 Data::Stats(s) => {
                     info.insert("dim".into(), json!(s.d));
-                    (ReadyData::Stats(s), None)
+                    (ReadyData::Stats(s), None, None)
                 }
                 Data::Images(set) => {
                     let net = net.expect("loaded with the first image input");
@@ -267,7 +276,11 @@ impl Inputs {
                         ids: ids.iter().map(|&x| i64::from(x)).collect(),
                         names: set.class_names.clone(),
                     });
-                    (ReadyData::Features(f), labels)
+                    (
+                        ReadyData::Features(f),
+                        labels,
+                        self.keep_images.then_some(set),
+                    )
                 }
             };
             out.push(Ready {
@@ -275,6 +288,7 @@ impl Inputs {
                 data,
                 labels,
                 info: Value::Object(info),
+                images,
             });
         }
         Ok((out, net.map(|n| n.id())))

@@ -1,3 +1,4 @@
 //! Binary-only modules of `mr-metrics` (behind the `cli` feature; the library never sees them).
 
+pub mod copies;
 pub mod inputs;
