@@ -201,7 +201,7 @@ fn grid(
     let (ph, pw) = (h * scale, w * scale);
     let cell_w = 2 * pw + INNER + OUTER;
     let cell_h = ph + LABEL;
-    let cols = pairs.len().min(PER_ROW).max(1) as u32;
+    let cols = pairs.len().clamp(1, PER_ROW) as u32;
     let rows = pairs.len().div_ceil(PER_ROW).max(1) as u32;
     let (width, height) = (OUTER + cols * cell_w, OUTER + rows * cell_h);
     let mut img = image::RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255]));
@@ -226,10 +226,10 @@ fn grid(
         let (x0, y0) = (OUTER + c * cell_w, OUTER + r * cell_h);
         put(gen, p.gen, x0, y0);
         put(train, p.train, x0 + pw + INNER, y0);
-        let _ = write!(
+        let _ = writeln!(
             labels,
             "<text x=\"{}\" y=\"{}\" font-size=\"10\" font-family=\"sans-serif\">gen {} · train {}</text>\
-             <text x=\"{}\" y=\"{}\" font-size=\"10\" font-family=\"sans-serif\">d {:.4} · ratio {:.2}</text>\n",
+             <text x=\"{}\" y=\"{}\" font-size=\"10\" font-family=\"sans-serif\">d {:.4} · ratio {:.2}</text>",
             x0,
             y0 + ph + 11,
             p.gen,
