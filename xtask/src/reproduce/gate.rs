@@ -329,12 +329,14 @@ fn levels(metrics: &Path, work: &Path, root: &Path) -> Result<Value> {
     let noise_s = noise.to_string_lossy().to_string();
     for test in tests {
         let mut v = serde_json::Map::new();
-        let mut sources = vec![("noise".to_string(), noise_s.clone())];
+        let mut sources = vec![("noise".to_string(), noise_s.clone(), SAMPLES)];
         for s in SETUPS.iter().filter(|s| s.test == test) {
-            sources.push((format!("train:{}", s.train), s.train.to_string()));
+            sources.push((format!("train:{}", s.train), s.train.to_string(), s.n_train));
         }
-        for (label, src) in sources {
-            let kid = metric("kid", &src, test, &["--subset-size", "500"])?;
+        for (label, src, n) in sources {
+            // the runs' KID uses subsets of half the smaller set (≤ 1,000 each)
+            let subset = (n.min(SAMPLES) / 2).max(2).to_string();
+            let kid = metric("kid", &src, test, &["--subset-size", &subset])?;
             let fid = metric("fid", &src, test, &[])?;
             v.insert(
                 label,
@@ -437,6 +439,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     let (mut ntr, mut ct, mut fid, mut kid, mut kid_sd, mut nn_gen, mut nn_test) =
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
     let mut used = Vec::new();
+    let mut finals: Vec<(GateRun, f64)> = Vec::new();
     for r in &runs {
         let d = run_dir(r);
         let evals = read_evals(&d)?;
@@ -482,6 +485,13 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         }
         let npy = dir.join("runs").join(&r.key).join("samples-last-16.npy");
         std::fs::copy(&grid, &npy)?;
+        if done {
+            let (inc, copies) = final_checks(&bins, &work, &root, &dir, r, &d)?;
+            finals.push((r.clone(), inc));
+            if let Some(c) = copies {
+                used.last_mut().unwrap()["copies"] = c;
+            }
+        }
     }
     anyhow::ensure!(
         !used.is_empty(),
@@ -501,12 +511,34 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         .with("kid_std", Col::F64(kid_sd))
         .with("fid", Col::F64(fid));
     table::write(&t, &dir, "data")?;
+    let ft = Table::new()
+        .with(
+            "setup",
+            Col::Str(
+                finals
+                    .iter()
+                    .map(|(r, _)| r.setup.name.to_string())
+                    .collect(),
+            ),
+        )
+        .with(
+            "seed",
+            Col::I64(finals.iter().map(|(r, _)| r.seed as i64).collect()),
+        )
+        .with(
+            "ct_inception",
+            Col::F64(finals.iter().map(|f| f.1).collect()),
+        );
+    table::write(&ft, &dir, "inception")?;
     let lv = levels(&bins.metrics, &work, &root)?;
     mr_data::atomic::write_bytes_atomic(
         &dir.join("levels.json"),
         serde_json::to_string_pretty(&lv)?.as_bytes(),
     )?;
-    mr_data::atomic::write_bytes_atomic(&dir.join("table.md"), summary_md(&t, &lv)?.as_bytes())?;
+    mr_data::atomic::write_bytes_atomic(
+        &dir.join("table.md"),
+        summary_md(&t, &ft, &lv)?.as_bytes(),
+    )?;
     let setups: Vec<Value> = SETUPS
         .iter()
         .map(|s| {
@@ -535,6 +567,88 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     Ok(())
 }
 
+/// For a finished run: C_T of its last checkpoint's 1,000 samples in `inception-fid` space (the
+/// second embedding, same cells and sets), cached in the run folder; and for seed 0 the copies
+/// report (small-cnn space) into `results/cpu-gate/copies/<setup>/`.
+fn final_checks(
+    bins: &super::Bins,
+    work: &Path,
+    root: &Path,
+    dir: &Path,
+    r: &GateRun,
+    d: &Path,
+) -> Result<(f64, Option<Value>)> {
+    let gen = d.join(format!("samples-last-{SAMPLES}.npy"));
+    let log = |what: &str| work.join("logs").join(format!("{}-{what}.log", r.key));
+    if !gen.is_file() {
+        let mut cmd = Command::new(&bins.train);
+        cmd.args(["sample", "--run"])
+            .arg(d)
+            .args(["--n", &SAMPLES.to_string(), "--which", "last", "--out"])
+            .arg(&gen);
+        run_logged(&mut cmd, &log("sample1000"), &format!("sampling {}", r.key))?;
+    }
+    let inc = d.join("inception-ct.json");
+    if !inc.is_file() {
+        let out = Command::new(&bins.metrics)
+            .args(["ct", "--json", "--cells", "5", "--embed", "inception-fid"])
+            .args(["--train", r.setup.train, "--test", r.setup.test, "--gen"])
+            .arg(&gen)
+            .arg("--data-dir")
+            .arg(root)
+            .output()
+            .context("cannot run mr-metrics ct")?;
+        if !out.status.success() {
+            bail!(
+                "mr-metrics ct (inception) of {} failed: {}",
+                r.key,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        mr_data::atomic::write_bytes_atomic(&inc, &out.stdout)?;
+    }
+    let v: Value = serde_json::from_slice(&std::fs::read(&inc)?)?;
+    let ct = v["ct"].as_f64().unwrap_or(f64::NAN);
+    let mut copies = None;
+    if r.seed == 0 {
+        let out = dir.join("copies").join(r.setup.name);
+        if out.exists() {
+            std::fs::remove_dir_all(&out)?;
+        }
+        std::fs::create_dir_all(out.parent().unwrap())?;
+        let o = Command::new(&bins.metrics)
+            .args([
+                "copies",
+                "--json",
+                "--embed",
+                EMBEDDER,
+                "--train",
+                r.setup.train,
+            ])
+            .arg("--gen")
+            .arg(&gen)
+            .arg("--out")
+            .arg(&out)
+            .arg("--data-dir")
+            .arg(root)
+            .output()
+            .context("cannot run mr-metrics copies")?;
+        if !o.status.success() {
+            bail!(
+                "mr-metrics copies of {} failed: {}",
+                r.key,
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+        }
+        let s: Value = serde_json::from_slice(&o.stdout)?;
+        copies = Some(json!({
+            "within_tau": s["within_tau"], "ratio_below_one": s["ratio_below_one"],
+            "tau": s["tau"], "distinct_train": s["distinct_train"],
+        }));
+    }
+    Ok((ct, copies))
+}
+
 /// Row indices of `t` per setup (in [`SETUPS`] order), then per seed.
 fn by_setup(t: &Table) -> Result<Vec<(String, BTreeMap<i64, Vec<usize>>)>> {
     let names = t.str("setup")?;
@@ -557,12 +671,13 @@ fn by_setup(t: &Table) -> Result<Vec<(String, BTreeMap<i64, Vec<usize>>)>> {
     Ok(out)
 }
 
-fn summary_md(t: &Table, levels: &Value) -> Result<String> {
+fn summary_md(t: &Table, inception: &Table, levels: &Value) -> Result<String> {
+    let (i_setup, i_ct) = (inception.str("setup")?, inception.f64("ct_inception")?);
     let (step, done) = (t.i64("step")?, t.i64("finished")?);
     let (ct, nn_gen, nn_test) = (t.f64("ct")?, t.f64("nn_gen")?, t.f64("nn_test")?);
     let (kid, fid) = (t.f64("kid")?, t.f64("fid")?);
     let mut s = String::from(
-        "| setup | n_train | seeds (finished) | last step | final C_T (mean ± std) | per seed | min C_T over steps (mean) | NN gen → train | NN test → train | KID | FID | noise KID / FID | verdict |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| setup | n_train | seeds (finished) | last step | final C_T (mean ± std) | per seed | min C_T over steps (mean) | NN gen → train | NN test → train | KID | FID | noise KID / FID | C_T in Inception space (final) | verdict |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for (name, seeds) in by_setup(t)? {
         let setup = SETUPS.iter().find(|s| s.name == name);
@@ -578,6 +693,16 @@ fn summary_md(t: &Table, levels: &Value) -> Result<String> {
         let (k, ks) = mean_std(&pick(kid));
         let (f, fs) = mean_std(&pick(fid));
         let test = setup.map(|s| s.test).unwrap_or_default();
+        let inc: Vec<f64> = (0..inception.len())
+            .filter(|&i| i_setup[i] == name)
+            .map(|i| i_ct[i])
+            .collect();
+        let inc = if inc.is_empty() {
+            "—".to_string()
+        } else {
+            let (m, sd) = mean_std(&inc);
+            format!("{m:+.2} ± {sd:.2} ({} runs)", inc.len())
+        };
         let noise = &levels[test]["noise"];
         let noise_kid = noise["kid"].as_f64().unwrap_or(f64::NAN);
         let verdict = if n_done < SEEDS_TO_PASS {
@@ -590,7 +715,7 @@ fn summary_md(t: &Table, levels: &Value) -> Result<String> {
             format!("fail: KID {k:.3} ≥ 0.1 × noise {noise_kid:.3}")
         };
         s += &format!(
-            "| {name} | {} | {} ({n_done}) | {} | {c:+.2} ± {cs:.2} | {} | {:+.2} | {:.4} | {:.4} | {k:.3} ± {ks:.3} | {f:.1} ± {fs:.1} | {noise_kid:.3} / {:.1} | {verdict} |\n",
+            "| {name} | {} | {} ({n_done}) | {} | {c:+.2} ± {cs:.2} | {} | {:+.2} | {:.4} | {:.4} | {k:.3} ± {ks:.3} | {f:.1} ± {fs:.1} | {noise_kid:.3} / {:.1} | {inc} | {verdict} |\n",
             setup.map_or(0, |s| s.n_train),
             seeds.len(),
             last.iter().map(|&i| step[i]).min().unwrap_or(0),
