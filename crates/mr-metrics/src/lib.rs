@@ -7,6 +7,8 @@
 //! * [`ct`]: Meehan et al.'s data-copying statistic C_T (Mann-Whitney Z_U per k-means cell),
 //!   class-wise C_T and MRGAN's per-class variant.
 //! * [`nnd`]: nearest-neighbour distance distributions and the τ guideline of the paper.
+//! * [`fidelity`]: precision / recall, density / coverage (k-NN balls), AuthPct and the Vendi
+//!   score.
 //! * [`copies`]: which generated samples copy which training samples (nearest pair, distance,
 //!   ratio to the training sample's own leave-one-out distance, within τ).
 //!
@@ -16,6 +18,7 @@ pub mod copies;
 pub mod ct;
 pub mod features;
 pub mod fid;
+pub mod fidelity;
 pub mod kid;
 pub mod nnd;
 

@@ -1,0 +1,330 @@
+//! Sample-quality and diversity metrics on features, beside FID/KID:
+//!
+//! * [`prdc`]: precision and recall (Kynkäänniemi et al. 2019) and density and coverage (Naeem
+//!   et al. 2020) on k-NN balls, Euclidean, as the `prdc` package computes them: the radius of a
+//!   point is the distance to its k-th nearest neighbour within its own set (itself excluded); a
+//!   point is inside a ball when its distance is **strictly** below the radius. precision = the
+//!   fraction of fake points inside some real ball; recall = the fraction of real points inside
+//!   some fake ball; density = (1/k) · the mean over fake points of the number of real balls
+//!   containing them; coverage = the fraction of real balls whose nearest fake point lies inside
+//!   them. `k` = 5 as in `prdc`; Kynkäänniemi et al. used k = 3 for precision/recall.
+//! * [`authpct`]: AuthPct (Alaa et al. 2022, as dgm-eval computes it): a generated point is
+//!   authentic when its nearest training point has another training point nearer to it than the
+//!   generated point is (Euclidean); the percentage of authentic points.
+//! * [`vendi`]: the Vendi score (Friedman & Dieng 2022) with the cosine kernel: rows are
+//!   L2-normalised, the score is `exp` of the order-q Rényi entropy of the eigenvalues of
+//!   `XᵀX / n` (the dual of `K / n`, K = X Xᵀ), as `vendi_score.score_dual`.
+//!
+//! Distances are computed in f64 from the f32 features (`‖a‖² + ‖b‖² − 2 a·b` by blocks of
+//! GEMMs, clamped at 0), so 10k × 10k × 2048 is a few seconds and memory stays at one block.
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, Par, Side};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::{Features, MetricsError, Result};
+
+/// Rows of the first set per distance block.
+const BLOCK: usize = 256;
+
+fn input<T>(msg: String) -> Result<T> {
+    Err(MetricsError::Input(msg))
+}
+
+fn to_f64_rows(f: &Features, start: usize, end: usize) -> Mat<f64> {
+    let d = f.dim();
+    Mat::from_fn(end - start, d, |i, j| f.row(start + i)[j] as f64)
+}
+
+fn sq_norms(f: &Features) -> Vec<f64> {
+    (0..f.n())
+        .into_par_iter()
+        .map(|i| f.row(i).iter().map(|&x| (x as f64) * (x as f64)).sum())
+        .collect()
+}
+
+/// Euclidean distances of rows `start..end` of `a` to every row of `b` (row-major `[end −
+/// start, b.n()]`), given the squared norms.
+fn block_distances(
+    a: &Features,
+    start: usize,
+    end: usize,
+    a_sq: &[f64],
+    b64: &Mat<f64>,
+    b_sq: &[f64],
+) -> Vec<f64> {
+    let m = end - start;
+    let n = b64.nrows();
+    let a64 = to_f64_rows(a, start, end);
+    let mut g = Mat::<f64>::zeros(m, n);
+    matmul(
+        g.as_mut(),
+        Accum::Replace,
+        a64.as_ref(),
+        b64.transpose(),
+        1.0,
+        Par::Seq,
+    );
+    let mut out = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let d2 = a_sq[start + i] + b_sq[j] - 2.0 * g[(i, j)];
+            out[i * n + j] = d2.max(0.0).sqrt();
+        }
+    }
+    out
+}
+
+/// Visit every block of rows of `a` against all of `b` in parallel; `f(start, rows, dists)`.
+fn for_blocks<T: Send>(
+    a: &Features,
+    b: &Features,
+    f: impl Fn(usize, usize, &[f64]) -> T + Sync,
+) -> Vec<T> {
+    let (a_sq, b_sq) = (sq_norms(a), sq_norms(b));
+    let b64 = to_f64_rows(b, 0, b.n());
+    let starts: Vec<usize> = (0..a.n()).step_by(BLOCK).collect();
+    starts
+        .into_par_iter()
+        .map(|s| {
+            let e = (s + BLOCK).min(a.n());
+            let d = block_distances(a, s, e, &a_sq, &b64, &b_sq);
+            f(s, e - s, &d)
+        })
+        .collect()
+}
+
+/// The distance of every row of `x` to its k-th nearest other row (itself counted as the 0-th,
+/// as `prdc` counts it).
+pub fn kth_radii(x: &Features, k: usize) -> Result<Vec<f64>> {
+    if k == 0 || k >= x.n() {
+        return input(format!(
+            "k = {k} needs at least k + 1 = {} points, got {}",
+            k + 1,
+            x.n()
+        ));
+    }
+    let n = x.n();
+    let parts = for_blocks(x, x, |_, rows, d| {
+        (0..rows)
+            .map(|i| {
+                let mut row = d[i * n..(i + 1) * n].to_vec();
+                let (_, kth, _) = row.select_nth_unstable_by(k, f64::total_cmp);
+                *kth
+            })
+            .collect::<Vec<f64>>()
+    });
+    Ok(parts.into_iter().flatten().collect())
+}
+
+/// Precision, recall, density and coverage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prdc {
+    pub precision: f64,
+    pub recall: f64,
+    pub density: f64,
+    pub coverage: f64,
+    pub k: usize,
+    pub n_real: usize,
+    pub n_fake: usize,
+}
+
+/// [`Prdc`] of `fake` against `real` with `k`-NN balls.
+pub fn prdc(real: &Features, fake: &Features, k: usize) -> Result<Prdc> {
+    real.same_dim(fake, "real set", "fake set")?;
+    let r_real = kth_radii(real, k)?;
+    let r_fake = kth_radii(fake, k)?;
+    let nf = fake.n();
+    // per real block: (fake hit counts, real-in-fake-ball flags, covered flags)
+    let parts = for_blocks(real, fake, |s, rows, d| {
+        let mut count = vec![0u32; nf];
+        let mut recall = Vec::with_capacity(rows);
+        let mut covered = Vec::with_capacity(rows);
+        for i in 0..rows {
+            let row = &d[i * nf..(i + 1) * nf];
+            let r = r_real[s + i];
+            let mut in_fake_ball = false;
+            let mut nearest = f64::INFINITY;
+            for j in 0..nf {
+                let dij = row[j];
+                if dij < r {
+                    count[j] += 1;
+                }
+                if dij < r_fake[j] {
+                    in_fake_ball = true;
+                }
+                nearest = nearest.min(dij);
+            }
+            recall.push(in_fake_ball);
+            covered.push(nearest < r);
+        }
+        (count, recall, covered)
+    });
+    let mut count = vec![0u64; nf];
+    let (mut rec, mut cov) = (0usize, 0usize);
+    for (c, r, v) in parts {
+        for (acc, x) in count.iter_mut().zip(c) {
+            *acc += x as u64;
+        }
+        rec += r.iter().filter(|&&b| b).count();
+        cov += v.iter().filter(|&&b| b).count();
+    }
+    let (nr, nff) = (real.n() as f64, nf as f64);
+    Ok(Prdc {
+        precision: count.iter().filter(|&&c| c > 0).count() as f64 / nff,
+        recall: rec as f64 / nr,
+        density: count.iter().sum::<u64>() as f64 / (k as f64 * nff),
+        coverage: cov as f64 / nr,
+        k,
+        n_real: real.n(),
+        n_fake: nf,
+    })
+}
+
+/// AuthPct: the percentage of generated points that are authentic (see the module docs).
+pub fn authpct(train: &Features, gen: &Features) -> Result<f64> {
+    train.same_dim(gen, "training set", "generated set")?;
+    if train.n() < 2 || gen.n() == 0 {
+        return input(format!(
+            "AuthPct needs ≥ 2 training and ≥ 1 generated samples, got {} and {}",
+            train.n(),
+            gen.n()
+        ));
+    }
+    let nt = train.n();
+    // leave-one-out NN distance of every training point
+    let loo: Vec<f64> = for_blocks(train, train, |s, rows, d| {
+        (0..rows)
+            .map(|i| {
+                (0..nt)
+                    .filter(|&j| j != s + i)
+                    .map(|j| d[i * nt + j])
+                    .fold(f64::INFINITY, f64::min)
+            })
+            .collect::<Vec<f64>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect();
+    // nearest training point of every generated point (the first one at the minimum)
+    let authentic: usize = for_blocks(gen, train, |_, rows, d| {
+        (0..rows)
+            .filter(|&i| {
+                let row = &d[i * nt..(i + 1) * nt];
+                let (mut best, mut arg) = (f64::INFINITY, 0);
+                for (j, &x) in row.iter().enumerate() {
+                    if x < best {
+                        best = x;
+                        arg = j;
+                    }
+                }
+                loo[arg] < best
+            })
+            .count()
+    })
+    .into_iter()
+    .sum();
+    Ok(100.0 * authentic as f64 / gen.n() as f64)
+}
+
+/// The Vendi score of `x` with the cosine kernel and Rényi order `q` (`q = 1`: Shannon;
+/// `f64::INFINITY`: min-entropy).
+pub fn vendi(x: &Features, q: f64) -> Result<f64> {
+    if x.n() == 0 {
+        return input("the Vendi score needs at least one sample".into());
+    }
+    if q.is_nan() || q < 0.0 {
+        return input(format!("Vendi order q = {q}: expected a number ≥ 0"));
+    }
+    let (n, d) = (x.n(), x.dim());
+    let xn = Mat::<f64>::from_fn(n, d, |i, j| {
+        let r = x.row(i);
+        let norm = r
+            .iter()
+            .map(|&v| (v as f64) * (v as f64))
+            .sum::<f64>()
+            .sqrt();
+        if norm > 0.0 {
+            r[j] as f64 / norm
+        } else {
+            0.0
+        }
+    });
+    let mut s = Mat::<f64>::zeros(d, d);
+    matmul(
+        s.as_mut(),
+        Accum::Replace,
+        xn.transpose(),
+        xn.as_ref(),
+        1.0 / n as f64,
+        Par::rayon(0),
+    );
+    let w = s
+        .self_adjoint_eigenvalues(Side::Lower)
+        .map_err(|e| MetricsError::Numeric(format!("eigenvalues of XᵀX/n failed: {e:?}")))?;
+    let p: Vec<f64> = w.into_iter().filter(|&v| v > 0.0).collect();
+    let h = if q == 1.0 {
+        -p.iter().map(|&v| v * v.ln()).sum::<f64>()
+    } else if q.is_infinite() {
+        -p.iter().cloned().fold(f64::MIN, f64::max).ln()
+    } else {
+        p.iter().map(|&v| v.powf(q)).sum::<f64>().ln() / (1.0 - q)
+    };
+    Ok(h.exp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feats(rows: &[[f32; 2]]) -> Features {
+        Features::new(rows.iter().flatten().copied().collect(), 2, "t").unwrap()
+    }
+
+    #[test]
+    fn prdc_by_hand() {
+        // real: 3 points on a line; k = 1 radii: 1, 1, 2
+        let real = feats(&[[0.0, 0.0], [1.0, 0.0], [3.0, 0.0]]);
+        // fake: one inside ball 0 only, one inside none (radius 1 around (10,0) pair)
+        let fake = feats(&[[0.5, 0.0], [10.0, 0.0], [11.0, 0.0]]);
+        let r = prdc(&real, &fake, 1).unwrap();
+        // fake 0 is at 0.5 from real 0 (r 1) and real 1 (r 1): inside 2 balls; the others none
+        assert!((r.precision - 1.0 / 3.0).abs() < 1e-12);
+        assert!((r.density - 2.0 / 3.0).abs() < 1e-12);
+        // fake radii (k = 1): 9.5, 1, 1 → real 0 (0.5 < 9.5) and real 1 (0.5 < 9.5) and real 3
+        // (2.5 < 9.5) are all inside fake 0's ball
+        assert!((r.recall - 1.0).abs() < 1e-12);
+        // nearest fake of real 0, 1: 0.5 < 1 covered; of real 2: 2.5 ≥ 2 not covered
+        assert!((r.coverage - 2.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn authpct_by_hand() {
+        // training pair 1 apart; a generated point 0.1 from the first (a copy) and one 5 away
+        let train = feats(&[[0.0, 0.0], [1.0, 0.0]]);
+        let gen = feats(&[[0.1, 0.0], [6.0, 0.0]]);
+        assert_eq!(authpct(&train, &gen).unwrap(), 50.0);
+    }
+
+    #[test]
+    fn vendi_counts_distinct_directions() {
+        // 4 copies of one direction: 1; two orthogonal directions equally often: 2
+        let same = feats(&[[1.0, 0.0], [2.0, 0.0], [3.0, 0.0], [0.5, 0.0]]);
+        assert!((vendi(&same, 1.0).unwrap() - 1.0).abs() < 1e-12);
+        let two = feats(&[[1.0, 0.0], [0.0, 1.0], [2.0, 0.0], [0.0, 3.0]]);
+        for q in [0.5, 1.0, 2.0, f64::INFINITY] {
+            assert!((vendi(&two, q).unwrap() - 2.0).abs() < 1e-12, "q {q}");
+        }
+    }
+
+    #[test]
+    fn bad_input_is_an_error() {
+        let two = feats(&[[0.0, 0.0], [1.0, 0.0]]);
+        assert!(prdc(&two, &two, 2).is_err());
+        assert!(prdc(&two, &two, 0).is_err());
+        assert!(vendi(&two, -1.0).is_err());
+        let one = feats(&[[0.0, 0.0]]);
+        assert!(authpct(&one, &two).is_err());
+    }
+}
