@@ -59,6 +59,12 @@ enum Cmd {
     /// Which generated samples copy which training samples: nearest pairs, distances, ratios,
     /// within τ (CSV, .npy, JSON) and grids of the closest and farthest pairs (PNG, SVG).
     Copies(cli::copies::CopiesArgs),
+    /// Precision, recall (Kynkäänniemi et al.), density and coverage (Naeem et al.) on k-NN balls.
+    Prdc(cli::fidelity::PrdcArgs),
+    /// AuthPct (Alaa et al.): the percentage of generated samples that are authentic.
+    Authpct(cli::fidelity::AuthPctArgs),
+    /// The Vendi score (Friedman & Dieng) of one set, cosine kernel.
+    Vendi(cli::fidelity::VendiArgs),
 }
 
 #[derive(Args, Debug)]
@@ -690,6 +696,9 @@ fn main() -> ExitCode {
         Cmd::Tau(a) => cmd_tau(a),
         Cmd::Embed(a) => cmd_embed(a),
         Cmd::Copies(a) => cli::copies::run(a),
+        Cmd::Prdc(a) => cli::fidelity::run_prdc(a),
+        Cmd::Authpct(a) => cli::fidelity::run_authpct(a),
+        Cmd::Vendi(a) => cli::fidelity::run_vendi(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

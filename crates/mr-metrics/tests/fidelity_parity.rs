@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+mod common;
+
 use mr_metrics::fidelity::{authpct, prdc, vendi};
 use mr_metrics::Features;
 use serde_json::Value;
@@ -80,4 +82,71 @@ fn vendi_matches_vendi_score_dual() {
         e["vendi_real_q1"].as_f64().unwrap(),
         "vendi_real_q1",
     );
+}
+
+mod cli {
+    //! The subcommands as a user runs them: JSON keys, the same values as the library, one-line
+    //! errors.
+    use super::{expected, fx};
+
+    use crate::common::{bad_input, bin, json_of};
+
+    #[test]
+    fn prdc_authpct_vendi_json() {
+        let e = expected();
+        let v = json_of(
+            bin()
+                .args(["prdc", "--json"])
+                .arg(fx("prdc_real.npy"))
+                .arg(fx("prdc_fake.npy")),
+        );
+        for k in ["precision", "recall", "density", "coverage"] {
+            let want = e["prdc_k5"][k].as_f64().unwrap();
+            assert!((v[k].as_f64().unwrap() - want).abs() <= 1e-6 * want, "{k}");
+        }
+        assert_eq!(v["k"], 5);
+        let v = json_of(
+            bin()
+                .args(["authpct", "--json", "--train"])
+                .arg(fx("prdc_real.npy"))
+                .arg("--gen")
+                .arg(fx("prdc_fake.npy")),
+        );
+        assert_eq!(v["authpct"].as_f64(), e["authpct"].as_f64());
+        let v = json_of(
+            bin()
+                .args(["vendi", "--json", "--q", "2"])
+                .arg(fx("prdc_fake.npy")),
+        );
+        let want = e["vendi_fake_q2"].as_f64().unwrap();
+        assert!((v["vendi"].as_f64().unwrap() - want).abs() <= 1e-6 * want);
+    }
+
+    #[test]
+    fn bad_input_is_one_line() {
+        bad_input(
+            bin()
+                .args(["prdc", "--k", "0"])
+                .arg(fx("prdc_real.npy"))
+                .arg(fx("prdc_fake.npy")),
+            "k = 0",
+        );
+        bad_input(
+            bin()
+                .args(["prdc"])
+                .arg(fx("prdc_real.npy"))
+                .arg(fx("kid_x.npy")),
+            "dimension",
+        );
+        bad_input(
+            bin().args(["vendi", "--q=-1"]).arg(fx("prdc_fake.npy")),
+            "q = -1",
+        );
+        bad_input(
+            bin()
+                .args(["authpct", "--train", "nope.npy", "--gen"])
+                .arg(fx("prdc_fake.npy")),
+            "nope.npy",
+        );
+    }
 }
