@@ -253,6 +253,120 @@ fn fit_cells(
     ))
 }
 
+/// A bootstrap interval of C_T.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CtBootstrap {
+    /// C_T of the data as given.
+    pub ct: f64,
+    /// Std of the replicates.
+    pub std: f64,
+    /// Percentile interval at `level`.
+    pub low: f64,
+    pub high: f64,
+    pub level: f64,
+    /// Replicates asked for, and those that had no valid C_T (a cell left without test
+    /// samples, or an empty Π_τ) and were dropped.
+    pub replicates: usize,
+    pub dropped: usize,
+    pub seed: u64,
+    /// What is resampled.
+    pub unit: &'static str,
+}
+
+/// C_T and a percentile bootstrap interval: the cells (fitted on the training set) and the
+/// training set stay fixed; each replicate resamples the test and the generated samples with
+/// replacement (their NN distances to the training samples of their cell are computed once).
+pub fn ct_bootstrap(
+    train: &Features,
+    test: &Features,
+    gen: &Features,
+    params: &CtParams,
+    replicates: usize,
+    level: f64,
+    seed: u64,
+) -> Result<CtBootstrap> {
+    use rand::{RngExt, SeedableRng};
+    if replicates < 2 {
+        return input(format!(
+            "--bootstrap needs at least 2 replicates, got {replicates}"
+        ));
+    }
+    if !(level > 0.0 && level < 1.0) {
+        return input(format!("the interval level must be in (0, 1), got {level}"));
+    }
+    let base = ct(train, test, gen, params)?;
+    let (a, b, c) = fit_cells(train, test, gen, params)?;
+    let k = params.cells;
+    let tr = members(&a, k);
+    // each test / generated sample: its cell and its NN distance to that cell's training samples
+    let dists = |f: &Features, cells: &[usize]| -> Result<Vec<f64>> {
+        let m = members(cells, k);
+        let mut out = vec![0.0; f.n()];
+        for cell in 0..k {
+            let d = nn_dist(train, &tr[cell], f, &m[cell], params.metric)?;
+            for (&i, x) in m[cell].iter().zip(d) {
+                out[i] = x;
+            }
+        }
+        Ok(out)
+    };
+    let (dp, dq) = (dists(test, &b)?, dists(gen, &c)?);
+    let (n, m) = (test.n(), gen.n());
+    let tau_c = params.tau_c.unwrap_or(20.0 / m as f64);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut reps = Vec::with_capacity(replicates);
+    let mut dropped = 0;
+    for _ in 0..replicates {
+        let (mut lp, mut lq) = (vec![Vec::new(); k], vec![Vec::new(); k]);
+        for _ in 0..n {
+            let i = rng.random_range(0..n);
+            lp[b[i]].push(dp[i]);
+        }
+        for _ in 0..m {
+            let i = rng.random_range(0..m);
+            lq[c[i]].push(dq[i]);
+        }
+        if lp.iter().any(|v| v.is_empty()) {
+            dropped += 1;
+            continue;
+        }
+        let (mut num, mut den) = (0.0, 0.0);
+        for cell in 0..k {
+            if lq[cell].len() as f64 / m as f64 > tau_c {
+                let w = lp[cell].len() as f64 / n as f64;
+                num += w * zu(&lq[cell], &lp[cell])?.1;
+                den += w;
+            }
+        }
+        if den == 0.0 {
+            dropped += 1;
+            continue;
+        }
+        reps.push(num / den);
+    }
+    if reps.len() < 2 {
+        return input(format!(
+            "only {} of {replicates} bootstrap replicates had a C_T: use fewer cells",
+            reps.len()
+        ));
+    }
+    reps.sort_by(f64::total_cmp);
+    let mean = reps.iter().sum::<f64>() / reps.len() as f64;
+    let var = reps.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (reps.len() - 1) as f64;
+    let q = (1.0 - level) / 2.0;
+    Ok(CtBootstrap {
+        ct: base.ct,
+        std: var.sqrt(),
+        low: crate::nnd::quantile_sorted(&reps, q),
+        high: crate::nnd::quantile_sorted(&reps, 1.0 - q),
+        level,
+        replicates,
+        dropped,
+        seed,
+        unit: "test and generated samples, with replacement (cells and training set fixed)",
+    })
+}
+
 /// C_T with k-means cells fitted on the training features.
 pub fn ct(
     train: &Features,
@@ -437,6 +551,51 @@ pub fn ct_mrgan(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bootstrap_brackets_the_estimate_tracks_redraws_and_is_seeded() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let mut f = |n: usize, spread: f32| {
+            let v: Vec<f32> = (0..n * 4)
+                .map(|_| (rng.random::<f32>() - 0.5) * spread)
+                .collect();
+            Features::new(v, 4, "x").unwrap()
+        };
+        let train = f(300, 1.0);
+        let params = CtParams {
+            cells: 2,
+            metric: Metric::L2,
+            ..CtParams::default()
+        };
+        let (small_t, small_g) = (f(100, 1.0), f(100, 0.9));
+        let (big_t, big_g) = (f(800, 1.0), f(800, 0.9));
+        let small = ct_bootstrap(&train, &small_t, &small_g, &params, 200, 0.9, 1).unwrap();
+        let big = ct_bootstrap(&train, &big_t, &big_g, &params, 200, 0.9, 1).unwrap();
+        for b in [&small, &big] {
+            assert!(b.low <= b.ct && b.ct <= b.high, "{b:?}");
+            assert!(b.std > 0.0 && b.dropped == 0);
+        }
+        // the bootstrap std tracks the spread of C_T over independent redraws of test and
+        // generated sets from the same distributions (within a factor 2)
+        let redraws: Vec<f64> = (0..40)
+            .map(|_| {
+                let (t, g) = (f(100, 1.0), f(100, 0.9));
+                ct(&train, &t, &g, &params).unwrap().ct
+            })
+            .collect();
+        let mu = redraws.iter().sum::<f64>() / 40.0;
+        let sd = (redraws.iter().map(|x| (x - mu) * (x - mu)).sum::<f64>() / 39.0).sqrt();
+        assert!(
+            small.std > 0.5 * sd && small.std < 2.0 * sd,
+            "bootstrap std {} vs redraw std {sd}",
+            small.std
+        );
+        let again = ct_bootstrap(&train, &small_t, &small_g, &params, 200, 0.9, 1).unwrap();
+        assert_eq!(small, again);
+        assert!(ct_bootstrap(&train, &small_t, &small_g, &params, 1, 0.9, 1).is_err());
+        assert!(ct_bootstrap(&train, &small_t, &small_g, &params, 10, 1.5, 1).is_err());
+    }
 
     #[test]
     fn zu_counts_ties_as_half() {

@@ -142,6 +142,16 @@ struct CtArgs {
     /// With labels: also MRGAN's per-class variant (PCA-64 + k-means cells, cosine).
     #[arg(long)]
     mrgan: bool,
+    /// Bootstrap replicates of the global C_T (test and generated samples resampled with
+    /// replacement; cells and training set fixed): std and percentile interval in the output.
+    #[arg(long, value_name = "N")]
+    bootstrap: Option<usize>,
+    /// Level of the bootstrap interval.
+    #[arg(long, default_value_t = 0.95, requires = "bootstrap")]
+    level: f64,
+    /// Seed of the bootstrap resampling.
+    #[arg(long, default_value_t = 0, requires = "bootstrap")]
+    bootstrap_seed: u64,
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -423,6 +433,21 @@ fn cmd_ct(a: CtArgs) -> Result<()> {
     let r = ct(train, test, gen, &params)?;
     let mut v = serde_json::to_value(&r)?;
     add_provenance(&mut v, &[&train_r, &test_r, &gen_r], &embedder);
+    let boot = match a.bootstrap {
+        Some(n) => Some(mr_metrics::ct::ct_bootstrap(
+            train,
+            test,
+            gen,
+            &params,
+            n,
+            a.level,
+            a.bootstrap_seed,
+        )?),
+        None => None,
+    };
+    if let Some(b) = &boot {
+        v["bootstrap"] = serde_json::to_value(b)?;
+    }
     let mut per_class = None;
     let labels = (
         labels_of(a.labels_train.as_ref(), &train_r)?,
@@ -471,6 +496,17 @@ fn cmd_ct(a: CtArgs) -> Result<()> {
             r.tau_c,
             r.distance
         );
+        if let Some(b) = &boot {
+            println!(
+                "bootstrap ({} replicates, {} dropped): std {:.4}, {:.0} % interval [{:.4}, {:.4}]",
+                b.replicates,
+                b.dropped,
+                b.std,
+                100.0 * b.level,
+                b.low,
+                b.high
+            );
+        }
         println!("cell  n_train  n_test  n_gen       Z_U  in Π_τ");
         for (i, c) in r.cells.iter().enumerate() {
             let z = c.z_u.map_or("-".to_string(), |z| format!("{z:.3}"));

@@ -120,6 +120,51 @@ fn ct_json_has_the_contract_keys_and_detects_copies() {
 }
 
 #[test]
+fn ct_bootstrap_interval_brackets_the_estimate_and_is_seeded() {
+    let run = |seed: &str| {
+        json_of(
+            bin()
+                .args(["ct", "--json", "--cells", "3", "--bootstrap", "200"])
+                .args(["--bootstrap-seed", seed])
+                .arg("--train")
+                .arg(fx("ct_train.npy"))
+                .arg("--test")
+                .arg(fx("ct_test.npy"))
+                .arg("--gen")
+                .arg(fx("ct_gen.npy")),
+        )
+    };
+    let v = run("7");
+    let b = &v["bootstrap"];
+    let (ct, low, high, std) = (
+        v["ct"].as_f64().unwrap(),
+        b["low"].as_f64().unwrap(),
+        b["high"].as_f64().unwrap(),
+        b["std"].as_f64().unwrap(),
+    );
+    assert!(low < ct && ct < high, "{b}");
+    assert!(std > 0.0 && std < (high - low), "{b}");
+    assert_eq!(b["replicates"], 200);
+    assert_eq!(b["level"], 0.95);
+    assert_eq!(b["ct"], v["ct"]);
+    // same seed, same interval; the seed is recorded
+    assert_eq!(run("7")["bootstrap"], *b);
+    assert_eq!(b["seed"], 7);
+    // fewer than 2 replicates is bad input
+    bad_input(
+        bin()
+            .args(["ct", "--cells", "3", "--bootstrap", "1"])
+            .arg("--train")
+            .arg(fx("ct_train.npy"))
+            .arg("--test")
+            .arg(fx("ct_test.npy"))
+            .arg("--gen")
+            .arg(fx("ct_gen.npy")),
+        "at least 2 replicates",
+    );
+}
+
+#[test]
 fn ct_classwise_and_mrgan_variant() {
     let dir = tempfile::tempdir().unwrap();
     // labels: cells of the reference k-means serve as classes
