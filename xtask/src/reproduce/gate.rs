@@ -63,8 +63,8 @@ pub struct Setup {
     pub d_width: usize,
     pub diffaug: &'static str,
     pub eval_every: usize,
-    /// Seeds run (fewer than [`SEEDS_TO_PASS`] only where one seed already settled it; `--runs`
-    /// raises it).
+    /// Seeds run (fewer than [`SEEDS_TO_PASS`] where the budget went elsewhere — `why` says so;
+    /// such a setup can fail, never pass; `--runs` raises it).
     pub seeds: usize,
     /// Why the setup is here.
     pub why: &'static str,
@@ -84,10 +84,12 @@ pub const SETUPS: &[Setup] = &[
         d_width: 32,
         diffaug: "color,translation,cutout",
         eval_every: 500,
-        seeds: 3,
+        seeds: 0,
         why: "the issue's target size: 1,000 images of one easy class; DCGAN-small at CPU width \
               with spectral norm in D and DiffAugment (the paper finds DiffAugment memorizes most); \
-              8,000 steps of batch 32 = 256 epochs",
+              8,000 steps of batch 32 = 256 epochs. Not run to the end: its one run (session 7) \
+              was lost with that machine before its logs were committed; on 2 cores the gate's \
+              budget went to the smaller sets, which memorize first if anything does",
     },
     Setup {
         name: "auto256-dcgan32-diffaug",
@@ -101,9 +103,10 @@ pub const SETUPS: &[Setup] = &[
         d_width: 32,
         diffaug: "color,translation,cutout",
         eval_every: 500,
-        seeds: 3,
+        seeds: 1,
         why: "the fallback the issue allows: the same model on 256 images (1,000 epochs in \
-              8,000 steps), a small-data regime",
+              8,000 steps), a small-data regime. One seed: on 2 cores the three seeds the pass \
+              rule needs went to the 128-image floor; one seed can fail a setup, not pass it",
     },
     Setup {
         name: "auto128-dcgan32-diffaug",
@@ -705,7 +708,11 @@ fn summary_md(t: &Table, inception: &Table, levels: &Value) -> Result<String> {
         };
         let noise = &levels[test]["noise"];
         let noise_kid = noise["kid"].as_f64().unwrap_or(f64::NAN);
-        let verdict = if n_done < SEEDS_TO_PASS {
+        let verdict = if n_done < SEEDS_TO_PASS && c > CT_PASS && n_done > 0 {
+            format!(
+                "fail on the seeds run ({n_done} of {SEEDS_TO_PASS} finished): final C_T {c:+.2} > {CT_PASS}"
+            )
+        } else if n_done < SEEDS_TO_PASS {
             format!("incomplete: {n_done} of {SEEDS_TO_PASS} seeds finished")
         } else if c <= CT_PASS && k < 0.1 * noise_kid {
             "**pass**".to_string()
@@ -724,6 +731,15 @@ fn summary_md(t: &Table, inception: &Table, levels: &Value) -> Result<String> {
             mean_std(&pick(nn_gen)).0,
             mean_std(&pick(nn_test)).0,
             noise["fid"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
+    let shown: Vec<String> = by_setup(t)?.into_iter().map(|(n, _)| n).collect();
+    for setup in SETUPS.iter().filter(|s| !shown.iter().any(|n| n == s.name)) {
+        s += &format!(
+            "| {} | {} | 0 (0) | — | — | — | — | — | — | — | — | — | — | not run: {} |\n",
+            setup.name,
+            setup.n_train,
+            setup.why.split(". ").last().unwrap_or(setup.why)
         );
     }
     s += &format!(
@@ -889,7 +905,8 @@ mod tests {
     fn plan_raises_seeds_but_never_lowers_them() {
         let base = plan(None).len();
         assert_eq!(base, SETUPS.iter().map(|s| s.seeds).sum::<usize>());
-        assert!(plan(Some(1)).len() == base);
+        assert!(plan(Some(1)).len() >= base);
+        assert!(plan(Some(1)).len() <= base + SETUPS.len());
         assert!(plan(Some(5)).len() >= base);
     }
 }
