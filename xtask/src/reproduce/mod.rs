@@ -133,6 +133,10 @@ pub struct ReproduceArgs {
     /// Build and run the release binaries instead of the dev-profile ones.
     #[arg(long)]
     pub release: bool,
+    /// Training processes side by side [default: the profile's; 2 for cpu-gate and fig-toy].
+    /// More than the cores share them: every run then finishes later, all of them together.
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
     /// Print the plan (runs, commands, expected time) and stop.
     #[arg(long)]
     pub plan: bool,
@@ -438,7 +442,7 @@ fn train_all(ctx: &Ctx, runs: &[RunSpec]) -> Result<()> {
     let pb = progress(todo.len() as u64, "training");
     let queue = Mutex::new(todo.into_iter().collect::<VecDeque<_>>());
     let errors = Mutex::new(Vec::<String>::new());
-    let workers = ctx.p.parallel.max(1);
+    let workers = ctx.args.jobs.unwrap_or(ctx.p.parallel).max(1);
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| loop {

@@ -122,7 +122,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         let queue = Mutex::new(todo.into_iter().collect::<VecDeque<_>>());
         let errors = Mutex::new(Vec::<String>::new());
         std::thread::scope(|s| {
-            for _ in 0..2 {
+            for _ in 0..args.jobs.unwrap_or(2).max(1) {
                 s.spawn(|| loop {
                     let next = queue.lock().unwrap().pop_front();
                     let Some(r) = next else { break };
