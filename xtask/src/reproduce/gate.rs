@@ -655,11 +655,14 @@ fn final_checks(
     Ok((ct, copies))
 }
 
+/// Row indices of one setup's evaluations, per seed.
+type SeedRows = BTreeMap<i64, Vec<usize>>;
+
 /// Row indices of `t` per setup (in [`SETUPS`] order), then per seed.
-fn by_setup(t: &Table) -> Result<Vec<(String, BTreeMap<i64, Vec<usize>>)>> {
+fn by_setup(t: &Table) -> Result<Vec<(String, SeedRows)>> {
     let names = t.str("setup")?;
     let seeds = t.i64("seed")?;
-    let mut out: Vec<(String, BTreeMap<i64, Vec<usize>>)> = Vec::new();
+    let mut out: Vec<(String, SeedRows)> = Vec::new();
     for i in 0..t.len() {
         if !out.iter().any(|(n, _)| n == &names[i]) {
             out.push((names[i].clone(), BTreeMap::new()));
