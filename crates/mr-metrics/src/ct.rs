@@ -286,14 +286,7 @@ pub fn ct_bootstrap(
     seed: u64,
 ) -> Result<CtBootstrap> {
     use rand::{RngExt, SeedableRng};
-    if replicates < 2 {
-        return input(format!(
-            "--bootstrap needs at least 2 replicates, got {replicates}"
-        ));
-    }
-    if !(level > 0.0 && level < 1.0) {
-        return input(format!("the interval level must be in (0, 1), got {level}"));
-    }
+    crate::bootstrap::check(replicates, level)?;
     let base = ct(train, test, gen, params)?;
     let (a, b, c) = fit_cells(train, test, gen, params)?;
     let k = params.cells;
@@ -350,15 +343,12 @@ pub fn ct_bootstrap(
             reps.len()
         ));
     }
-    reps.sort_by(f64::total_cmp);
-    let mean = reps.iter().sum::<f64>() / reps.len() as f64;
-    let var = reps.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (reps.len() - 1) as f64;
-    let q = (1.0 - level) / 2.0;
+    let (std, low, high) = crate::bootstrap::summarize(reps, level);
     Ok(CtBootstrap {
         ct: base.ct,
-        std: var.sqrt(),
-        low: crate::nnd::quantile_sorted(&reps, q),
-        high: crate::nnd::quantile_sorted(&reps, 1.0 - q),
+        std,
+        low,
+        high,
         level,
         replicates,
         dropped,

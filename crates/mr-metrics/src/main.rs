@@ -77,6 +77,16 @@ struct FidArgs {
     /// Write the first set's statistics as a pytorch-fid compatible `.npz`.
     #[arg(long, value_name = "OUT.npz")]
     save_stats: Option<PathBuf>,
+    /// Bootstrap replicates (rows of both sets resampled with replacement): std and percentile
+    /// interval in the output. Needs features or images, not `.npz` stats.
+    #[arg(long, value_name = "N")]
+    bootstrap: Option<usize>,
+    /// Level of the bootstrap interval.
+    #[arg(long, default_value_t = 0.95, requires = "bootstrap")]
+    level: f64,
+    /// Seed of the bootstrap resampling.
+    #[arg(long, default_value_t = 0, requires = "bootstrap")]
+    bootstrap_seed: u64,
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -288,14 +298,44 @@ fn cmd_fid(a: FidArgs) -> Result<()> {
     for w in &r.warnings {
         eprintln!("warning: {w}");
     }
+    let boot = match a.bootstrap {
+        Some(n) => {
+            let (ReadyData::Features(fa), ReadyData::Features(fb)) = (&ready[0].data, &rb.data)
+            else {
+                bail!(MetricsError::Input(
+                    "--bootstrap resamples rows: give features or images, not .npz statistics"
+                        .into()
+                ));
+            };
+            let pb = progress(n as u64, "FID bootstrap");
+            let b =
+                mr_metrics::fid::fid_bootstrap(fa, fb, n, a.level, a.bootstrap_seed, || pb.inc(1))?;
+            pb.finish_and_clear();
+            Some(b)
+        }
+        None => None,
+    };
     if a.json {
         let mut v = serde_json::to_value(&r)?;
         v["n_a"] = json!(na);
         v["n_b"] = json!(nb);
+        if let Some(b) = &boot {
+            v["bootstrap"] = serde_json::to_value(b)?;
+        }
         add_provenance(&mut v, &[&ready[0], rb], &embedder);
         print_json(&v)?;
     } else {
         println!("FID: {:.6}", r.fid);
+        if let Some(b) = &boot {
+            println!(
+                "bootstrap ({} replicates): std {:.4}, {:.0} % interval [{:.4}, {:.4}]",
+                b.replicates,
+                b.std,
+                100.0 * b.level,
+                b.low,
+                b.high
+            );
+        }
     }
     Ok(())
 }

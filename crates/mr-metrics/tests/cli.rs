@@ -165,6 +165,48 @@ fn ct_bootstrap_interval_brackets_the_estimate_and_is_seeded() {
 }
 
 #[test]
+fn fid_bootstrap_interval_and_stats_inputs_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = write_f32(dir.path(), "a.npy", 300, 6, 1);
+    let b = write_f32(dir.path(), "b.npy", 300, 6, 2);
+    let v = json_of(
+        bin()
+            .args([
+                "fid",
+                "--json",
+                "--bootstrap",
+                "50",
+                "--bootstrap-seed",
+                "3",
+            ])
+            .arg(&a)
+            .arg(&b),
+    );
+    let bs = &v["bootstrap"];
+    assert_eq!(bs["fid"], v["fid"]);
+    assert_eq!(bs["replicates"], 50);
+    assert_eq!(bs["seed"], 3);
+    let (low, high, std) = (
+        bs["low"].as_f64().unwrap(),
+        bs["high"].as_f64().unwrap(),
+        bs["std"].as_f64().unwrap(),
+    );
+    assert!(low < high && std > 0.0, "{bs}");
+    let stats = dir.path().join("a.npz");
+    bin()
+        .arg("fid")
+        .arg(&a)
+        .arg("--save-stats")
+        .arg(&stats)
+        .assert()
+        .success();
+    bad_input(
+        bin().args(["fid", "--bootstrap", "10"]).arg(&stats).arg(&b),
+        "not .npz statistics",
+    );
+}
+
+#[test]
 fn ct_classwise_and_mrgan_variant() {
     let dir = tempfile::tempdir().unwrap();
     // labels: cells of the reference k-means serve as classes

@@ -1,0 +1,36 @@
+//! Percentile bootstrap summaries shared by the metrics' `--bootstrap` options.
+
+use crate::{input, Result};
+
+/// Std (N − 1) and the central percentile interval at `level` of bootstrap replicates.
+pub(crate) fn summarize(mut reps: Vec<f64>, level: f64) -> (f64, f64, f64) {
+    reps.sort_by(f64::total_cmp);
+    let n = reps.len() as f64;
+    let mean = reps.iter().sum::<f64>() / n;
+    let var = reps.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0).max(1.0);
+    let q = (1.0 - level) / 2.0;
+    (
+        var.sqrt(),
+        crate::nnd::quantile_sorted(&reps, q),
+        crate::nnd::quantile_sorted(&reps, 1.0 - q),
+    )
+}
+
+/// The checks every `--bootstrap` shares: at least 2 replicates, a level in (0, 1).
+pub(crate) fn check(replicates: usize, level: f64) -> Result<()> {
+    if replicates < 2 {
+        return input(format!(
+            "--bootstrap needs at least 2 replicates, got {replicates}"
+        ));
+    }
+    if !(level > 0.0 && level < 1.0) {
+        return input(format!("the interval level must be in (0, 1), got {level}"));
+    }
+    Ok(())
+}
+
+/// `n` indices drawn uniformly with replacement from `0..n`.
+pub(crate) fn resample(rng: &mut rand_chacha::ChaCha8Rng, n: usize) -> Vec<usize> {
+    use rand::RngExt;
+    (0..n).map(|_| rng.random_range(0..n)).collect()
+}
