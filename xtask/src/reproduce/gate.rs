@@ -745,7 +745,12 @@ fn summary_md(t: &Table, inception: &Table, levels: &Value) -> Result<String> {
             "| {} | {} | 0 (0) | — | — | — | — | — | — | — | — | — | — | not run: {} |\n",
             setup.name,
             setup.n_train,
-            setup.why.split(". ").last().unwrap_or(setup.why)
+            setup
+                .why
+                .split(". ")
+                .last()
+                .unwrap_or(setup.why)
+                .trim_start_matches("Not run to the end: ")
         );
     }
     s += &format!(
