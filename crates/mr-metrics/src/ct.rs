@@ -285,11 +285,14 @@ pub fn ct_bootstrap(
     level: f64,
     seed: u64,
 ) -> Result<CtBootstrap> {
-    use rand::{RngExt, SeedableRng};
+    use rand::SeedableRng;
     crate::bootstrap::check(replicates, level)?;
-    let base = ct(train, test, gen, params)?;
+    train.same_dim(test, "train", "test")?;
+    train.same_dim(gen, "train", "generated")?;
+    // the cells once: the estimate and every replicate share them
     let (a, b, c) = fit_cells(train, test, gen, params)?;
     let k = params.cells;
+    let base = ct_with_cells(train, &a, test, &b, gen, &c, k, params.metric, params.tau_c)?;
     let tr = members(&a, k);
     // each test / generated sample: its cell and its NN distance to that cell's training samples
     let dists = |f: &Features, cells: &[usize]| -> Result<Vec<f64>> {
@@ -311,12 +314,10 @@ pub fn ct_bootstrap(
     let mut dropped = 0;
     for _ in 0..replicates {
         let (mut lp, mut lq) = (vec![Vec::new(); k], vec![Vec::new(); k]);
-        for _ in 0..n {
-            let i = rng.random_range(0..n);
+        for i in crate::bootstrap::resample(&mut rng, n) {
             lp[b[i]].push(dp[i]);
         }
-        for _ in 0..m {
-            let i = rng.random_range(0..m);
+        for i in crate::bootstrap::resample(&mut rng, m) {
             lq[c[i]].push(dq[i]);
         }
         if lp.iter().any(|v| v.is_empty()) {
