@@ -77,8 +77,20 @@ struct FidArgs {
     /// Write the first set's statistics as a pytorch-fid compatible `.npz`.
     #[arg(long, value_name = "OUT.npz")]
     save_stats: Option<PathBuf>,
-    /// Bootstrap replicates (rows of both sets resampled with replacement): std and percentile
-    /// interval in the output. Needs features or images, not `.npz` stats.
+    /// Bootstrap (fid: rows of both sets resampled with replacement; needs features or images,
+    /// not `.npz` stats).
+    #[command(flatten)]
+    boot: BootstrapOpts,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    embed: EmbedOpts,
+}
+
+/// `--bootstrap N [--level L] [--bootstrap-seed S]`, shared by the metrics that offer it.
+#[derive(Args, Debug)]
+struct BootstrapOpts {
+    /// Bootstrap replicates: std and percentile interval in the output.
     #[arg(long, value_name = "N")]
     bootstrap: Option<usize>,
     /// Level of the bootstrap interval.
@@ -87,10 +99,23 @@ struct FidArgs {
     /// Seed of the bootstrap resampling.
     #[arg(long, default_value_t = 0, requires = "bootstrap")]
     bootstrap_seed: u64,
-    #[arg(long)]
-    json: bool,
-    #[command(flatten)]
-    embed: EmbedOpts,
+}
+
+/// The text line of a bootstrap result.
+fn print_bootstrap(
+    replicates: usize,
+    dropped: Option<usize>,
+    std: f64,
+    level: f64,
+    lh: (f64, f64),
+) {
+    let dropped = dropped.map_or(String::new(), |d| format!(", {d} dropped"));
+    println!(
+        "bootstrap ({replicates} replicates{dropped}): std {std:.4}, {:.0} % interval [{:.4}, {:.4}]",
+        100.0 * level,
+        lh.0,
+        lh.1
+    );
 }
 
 #[derive(Args, Debug)]
@@ -152,16 +177,10 @@ struct CtArgs {
     /// With labels: also MRGAN's per-class variant (PCA-64 + k-means cells, cosine).
     #[arg(long)]
     mrgan: bool,
-    /// Bootstrap replicates of the global C_T (test and generated samples resampled with
-    /// replacement; cells and training set fixed): std and percentile interval in the output.
-    #[arg(long, value_name = "N")]
-    bootstrap: Option<usize>,
-    /// Level of the bootstrap interval.
-    #[arg(long, default_value_t = 0.95, requires = "bootstrap")]
-    level: f64,
-    /// Seed of the bootstrap resampling.
-    #[arg(long, default_value_t = 0, requires = "bootstrap")]
-    bootstrap_seed: u64,
+    /// Bootstrap of the global C_T (test and generated samples resampled with replacement; cells
+    /// and training set fixed).
+    #[command(flatten)]
+    boot: BootstrapOpts,
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -298,7 +317,7 @@ fn cmd_fid(a: FidArgs) -> Result<()> {
     for w in &r.warnings {
         eprintln!("warning: {w}");
     }
-    let boot = match a.bootstrap {
+    let boot = match a.boot.bootstrap {
         Some(n) => {
             let (ReadyData::Features(fa), ReadyData::Features(fb)) = (&ready[0].data, &rb.data)
             else {
@@ -308,8 +327,14 @@ fn cmd_fid(a: FidArgs) -> Result<()> {
                 ));
             };
             let pb = progress(n as u64, "FID bootstrap");
-            let b =
-                mr_metrics::fid::fid_bootstrap(fa, fb, n, a.level, a.bootstrap_seed, || pb.inc(1))?;
+            let b = mr_metrics::fid::fid_bootstrap(
+                fa,
+                fb,
+                n,
+                a.boot.level,
+                a.boot.bootstrap_seed,
+                || pb.inc(1),
+            )?;
             pb.finish_and_clear();
             Some(b)
         }
@@ -327,14 +352,7 @@ fn cmd_fid(a: FidArgs) -> Result<()> {
     } else {
         println!("FID: {:.6}", r.fid);
         if let Some(b) = &boot {
-            println!(
-                "bootstrap ({} replicates): std {:.4}, {:.0} % interval [{:.4}, {:.4}]",
-                b.replicates,
-                b.std,
-                100.0 * b.level,
-                b.low,
-                b.high
-            );
+            print_bootstrap(b.replicates, None, b.std, b.level, (b.low, b.high));
         }
     }
     Ok(())
@@ -473,15 +491,15 @@ fn cmd_ct(a: CtArgs) -> Result<()> {
     let r = ct(train, test, gen, &params)?;
     let mut v = serde_json::to_value(&r)?;
     add_provenance(&mut v, &[&train_r, &test_r, &gen_r], &embedder);
-    let boot = match a.bootstrap {
+    let boot = match a.boot.bootstrap {
         Some(n) => Some(mr_metrics::ct::ct_bootstrap(
             train,
             test,
             gen,
             &params,
             n,
-            a.level,
-            a.bootstrap_seed,
+            a.boot.level,
+            a.boot.bootstrap_seed,
         )?),
         None => None,
     };
@@ -537,14 +555,12 @@ fn cmd_ct(a: CtArgs) -> Result<()> {
             r.distance
         );
         if let Some(b) = &boot {
-            println!(
-                "bootstrap ({} replicates, {} dropped): std {:.4}, {:.0} % interval [{:.4}, {:.4}]",
+            print_bootstrap(
                 b.replicates,
-                b.dropped,
+                Some(b.dropped),
                 b.std,
-                100.0 * b.level,
-                b.low,
-                b.high
+                b.level,
+                (b.low, b.high),
             );
         }
         println!("cell  n_train  n_test  n_gen       Z_U  in Π_τ");
