@@ -16,6 +16,18 @@ fn fx(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// `--train --test --gen` of the committed C_T fixtures.
+fn ct_fixtures() -> [std::ffi::OsString; 6] {
+    [
+        "--train".into(),
+        fx("ct_train.npy").into(),
+        "--test".into(),
+        fx("ct_test.npy").into(),
+        "--gen".into(),
+        fx("ct_gen.npy").into(),
+    ]
+}
+
 fn write_f32(dir: &Path, name: &str, n: usize, d: usize, seed: u64) -> PathBuf {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let v = (0..n * d).map(|_| rng.random::<f32>()).collect();
@@ -88,12 +100,7 @@ fn ct_json_has_the_contract_keys_and_detects_copies() {
     let v = json_of(
         bin()
             .args(["ct", "--json", "--cells", "5", "--seed", "3"])
-            .arg("--train")
-            .arg(fx("ct_train.npy"))
-            .arg("--test")
-            .arg(fx("ct_test.npy"))
-            .arg("--gen")
-            .arg(fx("ct_gen.npy")),
+            .args(ct_fixtures()),
     );
     assert!(v["ct"].as_f64().unwrap() < -3.0, "{v}");
     let cells = v["cells"].as_array().unwrap();
@@ -108,12 +115,7 @@ fn ct_json_has_the_contract_keys_and_detects_copies() {
     let v = json_of(
         bin()
             .args(["ct", "--json", "--cells", "1", "--distance", "l2"])
-            .arg("--train")
-            .arg(fx("ct_train.npy"))
-            .arg("--test")
-            .arg(fx("ct_test.npy"))
-            .arg("--gen")
-            .arg(fx("ct_gen.npy")),
+            .args(ct_fixtures()),
     );
     let want = e["ct_l2_cells1"].as_f64().unwrap();
     assert!((v["ct"].as_f64().unwrap() - want).abs() < 1e-6 * want.abs());
@@ -126,12 +128,7 @@ fn ct_bootstrap_interval_brackets_the_estimate_and_is_seeded() {
             bin()
                 .args(["ct", "--json", "--cells", "3", "--bootstrap", "200"])
                 .args(["--bootstrap-seed", seed])
-                .arg("--train")
-                .arg(fx("ct_train.npy"))
-                .arg("--test")
-                .arg(fx("ct_test.npy"))
-                .arg("--gen")
-                .arg(fx("ct_gen.npy")),
+                .args(ct_fixtures()),
         )
     };
     let v = run("7");
@@ -154,12 +151,7 @@ fn ct_bootstrap_interval_brackets_the_estimate_and_is_seeded() {
     bad_input(
         bin()
             .args(["ct", "--cells", "3", "--bootstrap", "1"])
-            .arg("--train")
-            .arg(fx("ct_train.npy"))
-            .arg("--test")
-            .arg(fx("ct_test.npy"))
-            .arg("--gen")
-            .arg(fx("ct_gen.npy")),
+            .args(ct_fixtures()),
         "at least 2 replicates",
     );
 }
@@ -224,12 +216,7 @@ fn ct_classwise_and_mrgan_variant() {
     let v = json_of(
         bin()
             .args(["ct", "--json", "--cells", "2", "--mrgan"])
-            .arg("--train")
-            .arg(fx("ct_train.npy"))
-            .arg("--test")
-            .arg(fx("ct_test.npy"))
-            .arg("--gen")
-            .arg(fx("ct_gen.npy"))
+            .args(ct_fixtures())
             .arg("--labels-train")
             .arg(&lt)
             .arg("--labels-test")
