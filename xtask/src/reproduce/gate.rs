@@ -3,8 +3,8 @@
 //! size worth sweeping — while its samples stay recognisable?
 //!
 //! Every setup tried is listed in [`SETUPS`] (those that failed stay, with why). Each run is one
-//! `mr-train` process (1 thread, two side by side unless `--jobs`), evaluated every `eval_every` steps on 1,000
-//! generated samples (fixed latents) against the 1,000 held-out CIFAR-10 test images of the same
+//! `mr-train` process (1 thread; two side by side, or `--jobs N`), evaluated every `eval_every`
+//! steps on 1,000 generated samples (fixed latents) against the 1,000 held-out CIFAR-10 test images of the same
 //! class: C_T, the mean NN distance generated → train and test → train, KID and FID, all in the
 //! evaluation embedding. Runs live in `<work>/cpu-gate/<setup>-<hash>-s<seed>/`; an unfinished
 //! one is resumed from its checkpoint (bit-exact), a finished one is never retrained.
@@ -742,15 +742,8 @@ fn summary_md(t: &Table, inception: &Table, levels: &Value) -> Result<String> {
     let shown: Vec<String> = by_setup(t)?.into_iter().map(|(n, _)| n).collect();
     for setup in SETUPS.iter().filter(|s| !shown.iter().any(|n| n == s.name)) {
         s += &format!(
-            "| {} | {} | 0 (0) | — | — | — | — | — | — | — | — | — | — | not run: {} |\n",
-            setup.name,
-            setup.n_train,
-            setup
-                .why
-                .split(". ")
-                .last()
-                .unwrap_or(setup.why)
-                .trim_start_matches("Not run to the end: ")
+            "| {} | {} | 0 (0) | — | — | — | — | — | — | — | — | — | — | not run (0 seeds): {} |\n",
+            setup.name, setup.n_train, setup.why
         );
     }
     s += &format!(
