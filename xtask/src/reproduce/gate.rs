@@ -68,6 +68,11 @@ pub struct Setup {
     pub seeds: usize,
     /// Why the setup is here.
     pub why: &'static str,
+    /// A setup this one continues: the same configuration but for `steps` (more of them). Its
+    /// finished run of the same seed is copied (configuration, logs, checkpoints) and resumed, so
+    /// the first steps are not trained twice; resuming is bit-exact, so the result equals a run
+    /// trained from step 0 to `steps`.
+    pub extends: Option<&'static str>,
 }
 
 /// Every setup tried, in the order tried.
@@ -90,6 +95,7 @@ pub const SETUPS: &[Setup] = &[
               8,000 steps of batch 32 = 256 epochs. Not run to the end: its one run (session 7) \
               was lost with that machine before its logs were committed; on 2 cores the gate's \
               budget went to the smaller sets, which memorize first if anything does",
+        extends: None,
     },
     Setup {
         name: "auto256-dcgan32-diffaug",
@@ -108,6 +114,7 @@ pub const SETUPS: &[Setup] = &[
               8,000 steps), a small-data regime. Not run to the end: its seed-0 run (session 7) \
               was lost with that machine; at the measured 0.6 s per step on one core the \
               session's two cores went to three seeds of the 128-image floor",
+        extends: None,
     },
     Setup {
         name: "auto128-dcgan32-diffaug",
@@ -126,6 +133,26 @@ pub const SETUPS: &[Setup] = &[
               at step 2,500 with C_T still ≥ +0.8: 128 images, a small-data regime; 6,000 steps \
               (1,500 epochs) so that three seeds, run side by side at the measured 0.6 s per \
               step on one core, fit one session",
+        extends: None,
+    },
+    Setup {
+        name: "auto128-dcgan32-diffaug-12k",
+        train: "cifar10-train[automobile]:128@0",
+        n_train: 128,
+        test: "cifar10-test[automobile]",
+        steps: 12000,
+        batch: 32,
+        n_dis: 1,
+        g_width: 32,
+        d_width: 32,
+        diffaug: "color,translation,cutout",
+        eval_every: 500,
+        seeds: 3,
+        why: "the 128-image floor trained twice as long (12,000 steps = 3,000 epochs), continued \
+              from its 6,000-step runs (session 9): at 6,000 steps its seed-mean C_T was still \
+              falling slowly (+3.2 at 3,000, +1.2 at 4,000, −0.45 at 5,000, +0.36 at 6,000), so \
+              the gate's first question was whether more steps alone reach −3",
+        extends: Some("auto128-dcgan32-diffaug"),
     },
 ];
 
@@ -207,6 +234,71 @@ struct GateRun {
     setup: Setup,
     seed: u64,
     key: String,
+}
+
+/// The run a run of an extending setup starts from: the same seed of the setup it extends.
+fn base_run(r: &GateRun) -> Option<GateRun> {
+    let b = SETUPS.iter().find(|s| Some(s.name) == r.setup.extends)?;
+    Some(GateRun {
+        setup: *b,
+        seed: r.seed,
+        key: format!("{}-s{}", setup_key(b), r.seed),
+    })
+}
+
+/// Steps a run still has to train: an extending run that has not started begins where its base
+/// run ended.
+fn steps_to_train(r: &GateRun, work: &Path) -> usize {
+    if work.join(&r.key).join("config.toml").is_file() {
+        return r.setup.steps; // resumes from its own checkpoint (an upper bound)
+    }
+    base_run(r).map_or(r.setup.steps, |b| r.setup.steps - b.setup.steps)
+}
+
+/// Starts the run folder `out` of an extending run as a copy of its finished base run
+/// (configuration, logs, evaluations, checkpoints; not its samples), written to a temporary
+/// folder and renamed into place, so a failed copy leaves nothing behind.
+fn seed_from_base(work: &Path, r: &GateRun, out: &Path) -> Result<()> {
+    let Some(b) = base_run(r) else {
+        return Ok(());
+    };
+    let from = work.join(&b.key);
+    if !finished(&b, &from) {
+        bail!(
+            "{} continues {}, whose run {} has not finished; train that setup first",
+            r.setup.name,
+            b.setup.name,
+            from.display()
+        );
+    }
+    let tmp = out.with_extension("seeding");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    std::fs::create_dir_all(&tmp)?;
+    for f in ["config.toml", "log.csv", "eval.csv"] {
+        std::fs::copy(from.join(f), tmp.join(f))
+            .with_context(|| format!("copying {}", from.join(f).display()))?;
+    }
+    copy_tree(&from.join("checkpoints"), &tmp.join("checkpoints"))?;
+    std::fs::rename(&tmp, out)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let e = e?;
+        let dst = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_tree(&e.path(), &dst)?;
+        } else {
+            std::fs::copy(e.path(), &dst)
+                .with_context(|| format!("copying {}", e.path().display()))?;
+        }
+    }
+    Ok(())
 }
 
 fn plan(min_seeds: Option<usize>) -> Vec<GateRun> {
@@ -337,7 +429,10 @@ fn levels(metrics: &Path, work: &Path, root: &Path) -> Result<Value> {
         let mut v = serde_json::Map::new();
         let mut sources = vec![("noise".to_string(), noise_s.clone(), SAMPLES)];
         for s in SETUPS.iter().filter(|s| s.test == test) {
-            sources.push((format!("train:{}", s.train), s.train.to_string(), s.n_train));
+            let label = format!("train:{}", s.train);
+            if !sources.iter().any(|x| x.0 == label) {
+                sources.push((label, s.train.to_string(), s.n_train));
+            }
         }
         for (label, src, n) in sources {
             // the runs' KID uses subsets of half the smaller set (≤ 1,000 each)
@@ -376,16 +471,23 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         mr_data::atomic::write_bytes_atomic(&p, config(s).as_bytes())?;
     }
     if args.plan {
-        let steps: usize = todo.iter().map(|r| r.setup.steps).sum();
+        let steps: usize = todo.iter().map(|r| steps_to_train(r, &work)).sum();
         println!(
             "cpu-gate: {} runs ({} to train) over {} setups; {steps} steps to train ≈ {:.0} min \
-             on 2 cores (≈ 0.6 s per step at batch 32 on one core, measured)",
+             on 2 cores (≈ 0.75 core-seconds per step at batch 32 with its evaluations, measured: \
+             3 runs × 6,000 steps side by side in 6,728 s)",
             runs.len(),
             todo.len(),
             SETUPS.len(),
-            steps as f64 * 0.6 / 2.0 / 60.0
+            steps as f64 * 0.75 / 2.0 / 60.0
         );
         for r in &todo {
+            if let Some(b) = base_run(r) {
+                println!(
+                    "# continues {} (copied, then --resume)",
+                    work.join(&b.key).display()
+                );
+            }
             println!(
                 "mr-train --config {}/configs/{}.toml --seed {} --out {}",
                 work.display(),
@@ -410,6 +512,12 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
                         break;
                     }
                     let out = run_dir(r);
+                    if !out.join("config.toml").is_file() {
+                        if let Err(e) = seed_from_base(&work, r, &out) {
+                            errors.lock().unwrap().push(format!("{e:#}"));
+                            break;
+                        }
+                    }
                     let mut cmd = Command::new(&bins.train);
                     cmd.arg("--config")
                         .arg(
@@ -902,6 +1010,35 @@ mod tests {
                 "{}: the issue's floor is 128 images",
                 s.name
             );
+        }
+    }
+
+    #[test]
+    fn an_extending_setup_differs_from_its_base_only_in_more_steps() {
+        for s in SETUPS.iter().filter(|s| s.extends.is_some()) {
+            let b = SETUPS
+                .iter()
+                .find(|b| Some(b.name) == s.extends)
+                .unwrap_or_else(|| panic!("{} extends an unknown setup", s.name));
+            assert!(
+                s.steps > b.steps,
+                "{} must train longer than {}",
+                s.name,
+                b.name
+            );
+            let (mut cs, mut cb): (toml::Table, toml::Table) = (
+                toml::from_str(&config(s)).unwrap(),
+                toml::from_str(&config(b)).unwrap(),
+            );
+            cs["train"].as_table_mut().unwrap().remove("steps");
+            cb["train"].as_table_mut().unwrap().remove("steps");
+            assert_eq!(cs, cb, "{} and {} differ beyond steps", s.name, b.name);
+            let r = GateRun {
+                setup: *s,
+                seed: 1,
+                key: "x".into(),
+            };
+            assert_eq!(base_run(&r).unwrap().key, format!("{}-s1", setup_key(b)));
         }
     }
 
