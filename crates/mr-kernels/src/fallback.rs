@@ -1,0 +1,79 @@
+//! The trait's default methods: the batch norm composed of burn ops (any backend).
+
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{Tensor, TensorPrimitive};
+
+use crate::{BnGrads, BnOut};
+
+fn t4<B: Backend>(x: FloatTensor<B>) -> Tensor<B, 4> {
+    Tensor::from_primitive(TensorPrimitive::Float(x))
+}
+
+fn t1<B: Backend>(x: FloatTensor<B>) -> Tensor<B, 1> {
+    Tensor::from_primitive(TensorPrimitive::Float(x))
+}
+
+pub(crate) fn batch_norm_tensors<B: Backend>(
+    x: Tensor<B, 4>,
+    affine: Option<(Tensor<B, 1>, Tensor<B, 1>)>,
+    eps: f64,
+) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
+    let c = x.dims()[1];
+    let mean = x.clone().mean_dims(&[0, 2, 3]); // [1, C, 1, 1]
+    let centered = x.sub(mean.clone());
+    let var = centered.clone().square().mean_dims(&[0, 2, 3]);
+    let y = centered.div(var.clone().add_scalar(eps).sqrt());
+    let y = match affine {
+        Some((g, b)) => y.mul(g.reshape([1, c, 1, 1])).add(b.reshape([1, c, 1, 1])),
+        None => y,
+    };
+    (y, mean.reshape([c]).detach(), var.reshape([c]).detach())
+}
+
+pub(crate) fn batch_norm_train<B: Backend>(
+    x: FloatTensor<B>,
+    affine: Option<(FloatTensor<B>, FloatTensor<B>)>,
+    eps: f64,
+) -> BnOut<B> {
+    let (y, mean, var) = batch_norm_tensors(t4::<B>(x), affine.map(|(g, b)| (t1(g), t1(b))), eps);
+    BnOut {
+        y: y.into_primitive().tensor(),
+        mean: mean.into_primitive().tensor(),
+        var: var.into_primitive().tensor(),
+    }
+}
+
+pub(crate) fn batch_norm_train_backward<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: Option<FloatTensor<B>>,
+    mean: FloatTensor<B>,
+    var: FloatTensor<B>,
+    eps: f64,
+    dy: FloatTensor<B>,
+) -> BnGrads<B> {
+    let (x, dy) = (t4::<B>(x), t4::<B>(dy));
+    let [n, c, h, w] = x.dims();
+    let m = (n * h * w) as f64;
+    let inv = t1::<B>(var)
+        .add_scalar(eps)
+        .sqrt()
+        .recip()
+        .reshape([1, c, 1, 1]);
+    let xhat = x.sub(t1::<B>(mean).reshape([1, c, 1, 1])).mul(inv.clone());
+    let dbeta = dy.clone().sum_dims(&[0, 2, 3]); // [1, C, 1, 1]
+    let dgamma = dy.clone().mul(xhat.clone()).sum_dims(&[0, 2, 3]);
+    let scale = match gamma {
+        Some(g) => inv.mul(t1::<B>(g).reshape([1, c, 1, 1])),
+        None => inv,
+    };
+    let dx = dy
+        .sub(dbeta.clone().div_scalar(m))
+        .sub(xhat.mul(dgamma.clone().div_scalar(m)))
+        .mul(scale);
+    BnGrads {
+        x: dx.into_primitive().tensor(),
+        gamma: dgamma.reshape([c]).into_primitive().tensor(),
+        beta: dbeta.reshape([c]).into_primitive().tensor(),
+    }
+}

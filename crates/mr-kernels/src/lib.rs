@@ -1,0 +1,134 @@
+//! Training ops of the memorization-rejection toolkit as a burn backend extension.
+//!
+//! A profile of the gate's training step (DCGAN-small width 32 on `Autodiff<Flex>`, batch 32,
+//! one thread; `results/bench/models.md`) spent about a quarter of its time in the generator's
+//! batch norms: the layer composed of burn ops (mean, subtract, square, mean, divide, scale,
+//! shift, and the backward of each) broadcasts a `[1, C, 1, 1]` statistic over `[N, C, H, W]`,
+//! a pattern burn-flex's binary ops walk element by element through a strided iterator.
+//!
+//! [`TrainOps`] is the extension: a backend trait with one fused op (training-mode batch norm,
+//! forward and its closed-form backward), following burn's pattern for custom kernels —
+//! implemented
+//! - for burn's `Flex` CPU backend with the host kernels of [`host`] (two passes over the data
+//!   per direction, f64 accumulation),
+//! - for `Autodiff<B>` as one graph node whose backward calls `B`'s backward op,
+//! - for every other backend (CUDA, ndarray) by the trait's default methods: the same burn ops
+//!   the layer used before, so nothing changes there but that the backward is the closed form.
+//!
+//! Models stay generic: they ask for `B: TrainOps` where they asked for `B: Backend`.
+
+mod autodiff;
+mod fallback;
+#[cfg(feature = "flex")]
+mod flex;
+pub mod host;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{Tensor, TensorPrimitive};
+
+/// Forward result of the training-mode batch norm.
+#[derive(Debug)]
+pub struct BnOut<B: Backend> {
+    /// `[N, C, H, W]`: `(x − mean) / sqrt(var + eps)`, then `· gamma + beta` when affine.
+    pub y: FloatTensor<B>,
+    /// `[C]`: the batch mean over (N, H, W) (not tracked by autodiff).
+    pub mean: FloatTensor<B>,
+    /// `[C]`: the biased batch variance over (N, H, W) (not tracked by autodiff).
+    pub var: FloatTensor<B>,
+}
+
+/// Gradients of the training-mode batch norm.
+#[derive(Debug)]
+pub struct BnGrads<B: Backend> {
+    /// `[N, C, H, W]`.
+    pub x: FloatTensor<B>,
+    /// `[C]`: Σ dy · x̂ (the scale's gradient; computed even when not affine).
+    pub gamma: FloatTensor<B>,
+    /// `[C]`: Σ dy (the shift's gradient).
+    pub beta: FloatTensor<B>,
+}
+
+/// The backend extension: fused training ops with host kernels where the backend has them.
+pub trait TrainOps: Backend {
+    /// Training-mode batch norm of `x` `[N, C, H, W]` over (N, H, W), with an optional affine
+    /// `(gamma, beta)` (`[C]` each).
+    fn batch_norm_train(
+        x: FloatTensor<Self>,
+        affine: Option<(FloatTensor<Self>, FloatTensor<Self>)>,
+        eps: f64,
+    ) -> BnOut<Self> {
+        fallback::batch_norm_train::<Self>(x, affine, eps)
+    }
+
+    /// Gradients of [`TrainOps::batch_norm_train`] given the output gradient `dy`, from the
+    /// input and the forward's batch statistics (closed form:
+    /// `dx = gamma / sqrt(var + eps) · (dy − mean(dy) − x̂ · mean(dy · x̂))`).
+    fn batch_norm_train_backward(
+        x: FloatTensor<Self>,
+        gamma: Option<FloatTensor<Self>>,
+        mean: FloatTensor<Self>,
+        var: FloatTensor<Self>,
+        eps: f64,
+        dy: FloatTensor<Self>,
+    ) -> BnGrads<Self> {
+        fallback::batch_norm_train_backward::<Self>(x, gamma, mean, var, eps, dy)
+    }
+}
+
+#[cfg(feature = "ndarray")]
+impl TrainOps for burn::backend::NdArray {}
+
+#[cfg(feature = "cuda")]
+impl TrainOps for burn::backend::Cuda {}
+
+static REFERENCE: AtomicBool = AtomicBool::new(false);
+
+/// Makes [`batch_norm_train`] (and every fused op) run the burn-op reference instead, process
+/// wide — for side-by-side benchmarks (`cargo xtask bench models`); off by default.
+pub fn use_reference_ops(on: bool) {
+    REFERENCE.store(on, Ordering::Relaxed);
+}
+
+/// Whether the burn-op reference runs instead of the fused ops: [`use_reference_ops`] was
+/// called with `true`, or the environment has `MR_KERNELS=reference` (read once; for
+/// side-by-side timings of whole programs such as `mr-train`).
+pub fn reference_ops() -> bool {
+    static ENV: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    REFERENCE.load(Ordering::Relaxed)
+        || *ENV.get_or_init(|| std::env::var("MR_KERNELS").is_ok_and(|v| v == "reference"))
+}
+
+/// Training-mode batch norm on tensors: `(y, mean, var)` with `mean`/`var` `[C]` (biased) and
+/// not tracked. See [`TrainOps::batch_norm_train`].
+pub fn batch_norm_train<B: TrainOps>(
+    x: Tensor<B, 4>,
+    affine: Option<(Tensor<B, 1>, Tensor<B, 1>)>,
+    eps: f64,
+) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
+    if reference_ops() {
+        return fallback::batch_norm_tensors(x, affine, eps);
+    }
+    let out = B::batch_norm_train(
+        x.into_primitive().tensor(),
+        affine.map(|(g, b)| (g.into_primitive().tensor(), b.into_primitive().tensor())),
+        eps,
+    );
+    (
+        Tensor::from_primitive(TensorPrimitive::Float(out.y)),
+        Tensor::from_primitive(TensorPrimitive::Float(out.mean)),
+        Tensor::from_primitive(TensorPrimitive::Float(out.var)),
+    )
+}
+
+/// The burn-op reference of [`batch_norm_train`] (what every backend without host kernels
+/// runs; on an autodiff backend it is differentiated op by op). For tests and benchmarks.
+pub fn batch_norm_train_reference<B: Backend>(
+    x: Tensor<B, 4>,
+    affine: Option<(Tensor<B, 1>, Tensor<B, 1>)>,
+    eps: f64,
+) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
+    fallback::batch_norm_tensors(x, affine, eps)
+}
