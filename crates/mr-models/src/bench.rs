@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
 
 use crate::gan::{hinge_d_loss, hinge_g_loss, LatentSampler, ModelConfig};
 use crate::rng::{int_tensor_from_vec, tensor_from_vec, SeededRng};
@@ -26,7 +25,7 @@ pub struct StepBench {
 /// Seconds per iteration (`d_steps` hinge-loss D steps on a fixed real batch + 1 G step,
 /// Adam 2e-4, β = (0.5, 0.999)), one entry per timed iteration. The clock stops after the
 /// last loss value has been read back, so asynchronous backends are timed fully.
-pub fn time_iterations<B: AutodiffBackend>(
+pub fn time_iterations<B: crate::TrainBackend>(
     config: &ModelConfig,
     bench: StepBench,
     seed: u64,

@@ -7,6 +7,7 @@
 
 use burn::prelude::*;
 use burn::tensor::activation::leaky_relu;
+use mr_kernels::TrainOps;
 
 use crate::init::WeightInit;
 use crate::layers::{
@@ -62,7 +63,7 @@ pub enum MaybeCondBn<B: Backend> {
     Cond(CondBatchNorm<B>),
 }
 
-impl<B: Backend> MaybeCondBn<B> {
+impl<B: TrainOps> MaybeCondBn<B> {
     fn new(
         c: usize,
         classes: usize,
@@ -96,7 +97,7 @@ pub enum UpLayer<B: Backend> {
     Transposed(ConvT<B>),
 }
 
-impl<B: Backend> UpLayer<B> {
+impl<B: TrainOps> UpLayer<B> {
     fn new(
         kind: Upsampling,
         c_in: usize,
@@ -141,7 +142,7 @@ pub struct DcganGenerator<B: Backend> {
     ch0: usize,
 }
 
-impl<B: Backend> DcganGenerator<B> {
+impl<B: TrainOps> DcganGenerator<B> {
     /// `z: [N, z_dim]`, `labels: [N]` (ignored when unconditional) -> `[N, 3, 32, 32]` in `[-1, 1]`.
     pub fn forward(&self, z: Tensor<B, 2>, labels: Tensor<B, 1, Int>) -> Tensor<B, 4> {
         let n = z.dims()[0];
@@ -164,7 +165,7 @@ pub struct DcganDiscriminator<B: Backend> {
     embedding: Option<Embedding<B>>,
 }
 
-impl<B: Backend> DcganDiscriminator<B> {
+impl<B: TrainOps> DcganDiscriminator<B> {
     /// `x: [N, 3, 32, 32]`, `labels: [N]` -> logits `[N]`.
     pub fn forward(&self, x: Tensor<B, 4>, labels: Tensor<B, 1, Int>) -> Tensor<B, 1> {
         let h = leaky_relu(self.conv1.forward(x), 0.2); // [N, w, 16, 16]
@@ -188,7 +189,7 @@ impl<B: Backend> DcganDiscriminator<B> {
 
 impl DcganConfig {
     /// Generator and discriminator, weights drawn from `seed`.
-    pub fn init<B: Backend>(
+    pub fn init<B: TrainOps>(
         &self,
         seed: u64,
         device: &B::Device,

@@ -8,6 +8,7 @@ use burn::module::{ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, RecorderError};
 use burn::tensor::activation::relu;
+use mr_kernels::TrainOps;
 
 use crate::dcgan::{DcganConfig, DcganDiscriminator, DcganGenerator};
 use crate::resnet::{BigganConfig, ResNetDiscriminator, ResNetGenerator, SaganConfig};
@@ -56,7 +57,7 @@ impl ModelConfig {
     }
 
     /// Builds G and D with weights drawn from `seed`.
-    pub fn init<B: Backend>(
+    pub fn init<B: TrainOps>(
         &self,
         seed: u64,
         device: &B::Device,
@@ -88,7 +89,7 @@ pub enum Generator<B: Backend> {
     ResNet(ResNetGenerator<B>),
 }
 
-impl<B: Backend> Generator<B> {
+impl<B: TrainOps> Generator<B> {
     /// `z: [N, z_dim]`, `labels: [N]` (values in `0..num_classes`; ignored when unconditional)
     /// -> images `[N, 3, 32, 32]` in `[-1, 1]`.
     pub fn forward(&self, z: Tensor<B, 2>, labels: Tensor<B, 1, Int>) -> Tensor<B, 4> {
@@ -125,7 +126,7 @@ pub enum Discriminator<B: Backend> {
     ResNet(ResNetDiscriminator<B>),
 }
 
-impl<B: Backend> Discriminator<B> {
+impl<B: TrainOps> Discriminator<B> {
     /// `x: [N, 3, 32, 32]` in `[-1, 1]`, `labels: [N]` -> logits `[N]`.
     pub fn forward(&self, x: Tensor<B, 4>, labels: Tensor<B, 1, Int>) -> Tensor<B, 1> {
         match self {

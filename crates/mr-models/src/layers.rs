@@ -10,6 +10,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::module::{avg_pool2d, conv2d, conv_transpose2d, interpolate, max_pool2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, InterpolateMode, InterpolateOptions};
+use mr_kernels::TrainOps;
 
 use crate::init::WeightInit;
 use crate::rng::{tensor_from_vec, SeededRng};
@@ -317,7 +318,7 @@ pub struct BatchNorm<B: Backend> {
     pub eps: f64,
 }
 
-impl<B: Backend> BatchNorm<B> {
+impl<B: TrainOps> BatchNorm<B> {
     /// `channels` features; StudioGAN uses `eps = 1e-4`, momentum 0.1.
     pub fn new(channels: usize, affine: bool, eps: f64, device: &B::Device) -> Self {
         Self {
@@ -334,9 +335,18 @@ impl<B: Backend> BatchNorm<B> {
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let device = x.device();
         let [n, c, h, w] = x.dims();
-        let (mean, var) = if training::<B>(&device) {
-            let mean = x.clone().mean_dims(&[0, 2, 3]); // [1, C, 1, 1]
-            let var = x.clone().sub(mean.clone()).square().mean_dims(&[0, 2, 3]);
+        if training::<B>(&device) {
+            // one fused op (mr-kernels: host kernels on Flex, burn ops elsewhere)
+            let affine = match (&self.gamma, &self.beta) {
+                (None, None) => None,
+                (g, b) => Some((
+                    g.as_ref()
+                        .map_or_else(|| Tensor::ones([c], &device), |g| g.val()),
+                    b.as_ref()
+                        .map_or_else(|| Tensor::zeros([c], &device), |b| b.val()),
+                )),
+            };
+            let (y, mean_c, var_c) = mr_kernels::batch_norm_train(x, affine, self.eps);
             let count = (n * h * w) as f64;
             let unbiased = if count > 1.0 {
                 count / (count - 1.0)
@@ -346,25 +356,23 @@ impl<B: Backend> BatchNorm<B> {
             let m = self.momentum;
             let rm = self.running_mean.value_sync().to_device(&device);
             let rv = self.running_var.value_sync().to_device(&device);
-            let mean_c: Tensor<B, 1> = mean.clone().detach().reshape([c]);
-            let var_c: Tensor<B, 1> = var.clone().detach().reshape([c]).mul_scalar(unbiased);
+            let var_c = var_c.mul_scalar(unbiased);
             self.running_mean
                 .update(rm.mul_scalar(1.0 - m).add(mean_c.mul_scalar(m)).detach());
             self.running_var
                 .update(rv.mul_scalar(1.0 - m).add(var_c.mul_scalar(m)).detach());
-            (mean, var)
-        } else {
-            (
-                self.running_mean
-                    .value()
-                    .to_device(&device)
-                    .reshape([1, c, 1, 1]),
-                self.running_var
-                    .value()
-                    .to_device(&device)
-                    .reshape([1, c, 1, 1]),
-            )
-        };
+            return y;
+        }
+        let (mean, var) = (
+            self.running_mean
+                .value()
+                .to_device(&device)
+                .reshape([1, c, 1, 1]),
+            self.running_var
+                .value()
+                .to_device(&device)
+                .reshape([1, c, 1, 1]),
+        );
         let y = x.sub(mean).div(var.add_scalar(self.eps).sqrt());
         let y = match &self.gamma {
             Some(g) => y.mul(g.val().reshape([1, c, 1, 1])),
@@ -391,7 +399,7 @@ pub struct CondBatchNorm<B: Backend> {
     pub bias: Linear<B>,
 }
 
-impl<B: Backend> CondBatchNorm<B> {
+impl<B: TrainOps> CondBatchNorm<B> {
     /// `channels` features conditioned on a `cond_dim` vector.
     pub fn new(
         channels: usize,

@@ -7,11 +7,13 @@
 //! - [`DiffAugment`] (`color,translation,cutout`) and [`Ema`] of generator weights.
 //!
 //! Nothing here names a concrete backend: binaries pick one (`flex` on CPU by default, `cuda`
-//! behind the cargo feature). On an autodiff backend layers are in training mode (batch
+//! behind the cargo feature). Models ask for [`TrainOps`] (mr-kernels' backend extension: the
+//! fused batch norm, host kernels on `Flex`, burn ops elsewhere) where they would ask for
+//! `Backend`, and training code for [`TrainBackend`]. On an autodiff backend layers are in training mode (batch
 //! statistics, one spectral-norm power iteration per forward); on the inner backend
 //! (`module.valid()`) they are in eval mode.
 //!
-//! A typical step (`B: AutodiffBackend`):
+//! A typical step (`B: TrainBackend`):
 //! ```ignore
 //! let (mut g, mut d) = config.init::<B>(seed, &device);
 //! let mut latents = LatentSampler::for_config(&config, seed + 1);
@@ -51,3 +53,19 @@ pub use init::WeightInit;
 pub use mlp::{MlpDiscriminator, MlpGanConfig, MlpGenerator};
 pub use resnet::{BigganConfig, ResNetDiscriminator, ResNetGenerator, SaganConfig};
 pub use rng::SeededRng;
+
+pub use mr_kernels::TrainOps;
+
+/// An autodiff backend the models train on: it and its inner backend (where evaluation and
+/// sampling run) both have the fused ops of [`TrainOps`].
+pub trait TrainBackend:
+    burn::tensor::backend::AutodiffBackend<InnerBackend: TrainOps> + TrainOps
+{
+}
+
+impl<B> TrainBackend for B
+where
+    B: burn::tensor::backend::AutodiffBackend + TrainOps,
+    B::InnerBackend: TrainOps,
+{
+}

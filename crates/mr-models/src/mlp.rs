@@ -10,6 +10,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::prelude::*;
 use burn::tensor::activation::{leaky_relu, relu};
+use mr_kernels::TrainOps;
 
 use crate::init::WeightInit;
 use crate::layers::{LayerOpts, Linear};
@@ -51,7 +52,7 @@ pub struct MlpDiscriminator<B: Backend> {
 
 impl MlpGanConfig {
     /// G and D with weights drawn from `seed` (G first, then D, from one stream).
-    pub fn init<B: Backend>(
+    pub fn init<B: TrainOps>(
         &self,
         seed: u64,
         device: &B::Device,
@@ -93,7 +94,7 @@ impl MlpGanConfig {
     }
 }
 
-impl<B: Backend> MlpGenerator<B> {
+impl<B: TrainOps> MlpGenerator<B> {
     /// `[N, z_dim] -> [N, data_dim]`.
     pub fn forward(&self, z: Tensor<B, 2>) -> Tensor<B, 2> {
         let h = self.hidden.iter().fold(z, |h, l| relu(l.forward(h)));
@@ -101,7 +102,7 @@ impl<B: Backend> MlpGenerator<B> {
     }
 }
 
-impl<B: Backend> MlpDiscriminator<B> {
+impl<B: TrainOps> MlpDiscriminator<B> {
     /// `[N, data_dim] -> [N]`.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 1> {
         let h = self

@@ -5,6 +5,7 @@
 //! projection discriminator.
 
 use burn::prelude::*;
+use mr_kernels::TrainOps;
 
 use crate::init::WeightInit;
 use crate::layers::{
@@ -88,7 +89,7 @@ pub struct GenBlock<B: Backend> {
     conv2: Conv<B>,
 }
 
-impl<B: Backend> GenBlock<B> {
+impl<B: TrainOps> GenBlock<B> {
     fn new(
         c_in: usize,
         c_out: usize,
@@ -137,7 +138,7 @@ pub struct ResNetGenerator<B: Backend> {
     pub ch0: usize,
 }
 
-impl<B: Backend> ResNetGenerator<B> {
+impl<B: TrainOps> ResNetGenerator<B> {
     /// `z: [N, z_dim]`, `labels: [N]` -> images `[N, 3, 32, 32]` in `[-1, 1]`.
     pub fn forward(&self, z: Tensor<B, 2>, labels: Tensor<B, 1, Int>) -> Tensor<B, 4> {
         let n = z.dims()[0];
@@ -188,7 +189,7 @@ pub struct DiscBlock<B: Backend> {
     downsample: bool,
 }
 
-impl<B: Backend> DiscBlock<B> {
+impl<B: TrainOps> DiscBlock<B> {
     /// `[N, in, H, W] -> [N, out, H', W']`.
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let h = self.conv1.forward(act(x.clone()));
@@ -221,7 +222,7 @@ pub struct ResNetDiscriminator<B: Backend> {
     embedding: Embedding<B>,
 }
 
-impl<B: Backend> ResNetDiscriminator<B> {
+impl<B: TrainOps> ResNetDiscriminator<B> {
     fn new(
         width: usize,
         num_classes: usize,
@@ -282,7 +283,7 @@ impl<B: Backend> ResNetDiscriminator<B> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn build_generator<B: Backend>(
+fn build_generator<B: TrainOps>(
     z_in: usize,
     chunk: usize,
     shared: Option<(usize, usize)>,
@@ -333,7 +334,7 @@ fn build_generator<B: Backend>(
 
 impl SaganConfig {
     /// Generator and discriminator, weights drawn from `seed`.
-    pub fn init<B: Backend>(
+    pub fn init<B: TrainOps>(
         &self,
         seed: u64,
         device: &B::Device,
@@ -382,7 +383,7 @@ impl BigganConfig {
     ///
     /// # Panics
     /// If `z_dim` is not divisible by 4.
-    pub fn init<B: Backend>(
+    pub fn init<B: TrainOps>(
         &self,
         seed: u64,
         device: &B::Device,

@@ -13,6 +13,7 @@ use mr_metrics::ct::{ct, CtParams};
 use mr_metrics::fid::fid_features;
 use mr_metrics::kid::{kid, KidParams};
 use mr_metrics::Features;
+use mr_models::TrainOps;
 use mr_models::{Generator, LatentSampler, SeededRng};
 use mr_nn::{Metric, NnIndex};
 use serde::Serialize;
@@ -86,7 +87,7 @@ fn embed_set<B: Backend>(
     Ok(Features::new(f, e.feature_dim(), what).map_err(|e| BadInput(e.to_string()))?)
 }
 
-impl<B: Backend> Evaluator<B> {
+impl<B: TrainOps> Evaluator<B> {
     /// Embeds the training and test sets (through the cache in `cache` when given).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -234,7 +235,7 @@ impl<B: Backend> Evaluator<B> {
 }
 
 /// `n` samples of `g` from latents seeded `seed`, as uint8 NHWC, with their labels.
-pub fn generate_u8<B: Backend>(
+pub fn generate_u8<B: TrainOps>(
     g: &Generator<B>,
     n: usize,
     batch: usize,
@@ -256,7 +257,7 @@ pub fn generate_u8<B: Backend>(
 }
 
 /// Samples of `g` for the given labels, as uint8 NHWC.
-pub fn generate_u8_labels<B: Backend>(
+pub fn generate_u8_labels<B: TrainOps>(
     g: &Generator<B>,
     labels: &[i64],
     batch: usize,

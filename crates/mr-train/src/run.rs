@@ -21,6 +21,7 @@ use mr_data::atomic::write_bytes_atomic;
 use mr_data::ImageSet;
 use mr_embed::Embedder;
 use mr_metrics::nnd::quantile_sorted;
+use mr_models::TrainBackend;
 use serde::Serialize;
 
 use crate::config::{MrMode, TrainConfig};
@@ -199,7 +200,7 @@ fn progress(total: u64, start: u64) -> ProgressBar {
 }
 
 /// Trains (or resumes) the run in `out` and returns its summary.
-pub fn run<B: AutodiffBackend>(
+pub fn run<B: TrainBackend>(
     cfg: TrainConfig,
     out: &Path,
     opts: RunOptions<B>,

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use burn::tensor::backend::Backend;
 use mr_data::npy::{write_npy, NpyArray, NpyData};
+use mr_models::TrainOps;
 use mr_models::{load_module, Generator, ModelConfig};
 
 use crate::eval::generate_u8_labels;
@@ -21,7 +21,7 @@ pub enum Which {
 }
 
 /// Loads the generator of a run (`ema` = the EMA weights when the run kept them).
-pub fn load_generator<B: Backend>(
+pub fn load_generator<B: TrainOps>(
     run: &Path,
     which: Which,
     ema: bool,
@@ -69,7 +69,7 @@ pub fn sample_labels(num_classes: usize, n: usize, per_class: bool) -> Vec<i64> 
 
 /// Generates and writes the samples; returns how many were written.
 #[allow(clippy::too_many_arguments)]
-pub fn write_samples<B: Backend>(
+pub fn write_samples<B: TrainOps>(
     g: &Generator<B>,
     cfg: &ModelConfig,
     labels: &[i64],

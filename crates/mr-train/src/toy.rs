@@ -16,9 +16,9 @@ use std::time::Instant;
 use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
 use mr_data::synthetic::{load_points, PointSet, RING8};
 use mr_metrics::Features;
+use mr_models::TrainBackend;
 use mr_models::{hinge_d_loss, hinge_g_loss, MlpGanConfig, SeededRng};
 use mr_nn::Metric;
 use serde::{Deserialize, Serialize};
@@ -227,7 +227,7 @@ fn evaluate(
 }
 
 /// Train one toy run on backend `B` and measure it.
-pub fn run_toy<B: AutodiffBackend>(
+pub fn run_toy<B: TrainBackend>(
     cfg: &ToyConfig,
     device: &B::Device,
     mut on_step: impl FnMut(usize),

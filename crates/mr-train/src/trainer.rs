@@ -13,6 +13,7 @@ use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::activation::softplus;
 use burn::tensor::backend::AutodiffBackend;
 use mr_data::ImageSet;
+use mr_models::TrainBackend;
 use mr_models::{
     hinge_d_loss, hinge_g_loss, load_module, save_module, DiffAugmentConfig, Discriminator, Ema,
     Generator, LatentSampler, ModelConfig, SeededRng,
@@ -180,7 +181,7 @@ pub struct Trainer<B: AutodiffBackend> {
     device: B::Device,
 }
 
-impl<B: AutodiffBackend> Trainer<B> {
+impl<B: TrainBackend> Trainer<B> {
     /// Fresh models from `cfg.seed`. `rejector` must be given iff `mr.mode` is not `none`.
     pub fn new(
         cfg: TrainConfig,

@@ -153,10 +153,95 @@ fn param_counts() -> Vec<Value> {
         .collect()
 }
 
+/// The same iteration with mr-kernels' fused ops and with the burn-op reference they replace,
+/// interleaved (reference, fused, reference, fused, …) so that load on the machine hits both.
+fn fused_rows(name: &str, config: &ModelConfig, bench: StepBench, rounds: usize) -> Vec<Value> {
+    let (mut fused, mut reference) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        for (on, acc) in [(true, &mut reference), (false, &mut fused)] {
+            mr_kernels::use_reference_ops(on);
+            acc.extend(time_iterations::<Autodiff<Flex>>(
+                config,
+                bench,
+                0,
+                &Default::default(),
+            ));
+        }
+    }
+    mr_kernels::use_reference_ops(false);
+    let row = |ops: &str, times: Vec<f64>| {
+        let m = median(&times);
+        eprintln!("bench models: {name} ({ops} ops): median {m:.3} s/iter");
+        json!({
+            "model": name, "framework": "burn-flex", "ops": ops, "batch": bench.batch,
+            "d_steps": bench.d_steps, "iter_s": times, "median_s": m, "iters_per_s": 1.0 / m,
+        })
+    };
+    vec![row("reference", reference), row("fused", fused)]
+}
+
+/// The fused-op comparison alone: `MR_BENCH_ONLY=fused` runs just this section.
+fn fused_section(it: &dyn Fn(usize) -> usize) -> Vec<Value> {
+    let dcgan = ModelConfig::preset("dcgan-small").expect("preset");
+    // the cpu-gate's model and step: width 32, transposed-conv G, batch 32, 1 D + 1 G
+    let gate = ModelConfig::DcganSmall(
+        DcganConfig::new()
+            .with_g_width(32)
+            .with_d_width(32)
+            .with_upsampling(Upsampling::TransposedConv),
+    );
+    let sagan = ModelConfig::preset("sagan").expect("preset");
+    let mut v = Vec::new();
+    v.extend(fused_rows(
+        "dcgan-small",
+        &dcgan,
+        StepBench {
+            batch: 64,
+            d_steps: 5,
+            warmup: 1,
+            iters: it(2),
+        },
+        it(3),
+    ));
+    v.extend(fused_rows(
+        "cpu-gate dcgan-small w32 convT",
+        &gate,
+        StepBench {
+            batch: 32,
+            d_steps: 1,
+            warmup: 2,
+            iters: it(10),
+        },
+        it(3),
+    ));
+    v.extend(fused_rows(
+        "sagan",
+        &sagan,
+        StepBench {
+            batch: 16,
+            d_steps: 1,
+            warmup: 1,
+            iters: 1,
+        },
+        it(3),
+    ));
+    v
+}
+
 /// Runs the benchmark and writes `models.json` and `models.md` into `out_dir`.
 pub fn run(out_dir: &Path) -> Result<()> {
     let quick = std::env::var_os("MR_BENCH_QUICK").is_some();
     let it = |n: usize| if quick { 1 } else { n };
+    if std::env::var("MR_BENCH_ONLY").as_deref() == Ok("fused") {
+        let rows = fused_section(&it);
+        std::fs::create_dir_all(out_dir)?;
+        std::fs::write(
+            out_dir.join("models-fused.json"),
+            serde_json::to_string_pretty(&json!({ "fused_ops": rows, "threads": threads() }))?
+                + "\n",
+        )?;
+        return Ok(());
+    }
     let paper = |iters: usize| StepBench {
         batch: 64,
         d_steps: 5,
@@ -204,6 +289,8 @@ pub fn run(out_dir: &Path) -> Result<()> {
 
     // 4. parameter counts, ours vs the torch reimplementation of StudioGAN's architecture
     let params = param_counts();
+    // 5. mr-kernels' fused ops vs the burn ops they replace
+    let fused = fused_section(&it);
 
     std::fs::create_dir_all(out_dir)?;
     let machine = json!({
@@ -217,6 +304,7 @@ pub fn run(out_dir: &Path) -> Result<()> {
         "upsampling": up_rows,
         "flex_vs_ndarray": backend_rows,
         "params": params,
+        "fused_ops": fused,
         "machine": machine,
         "quick": quick,
     });
@@ -301,6 +389,25 @@ fn markdown(all: &Value) -> String {
             ratio
         );
     }
+    s += "\n## mr-kernels' fused ops vs the burn ops they replace (burn-flex; runs interleaved)\n\n| iteration | batch | D steps | reference s/iter | fused s/iter | speed-up |\n|---|---|---|---|---|---|\n";
+    let rows = all["fused_ops"].as_array().cloned().unwrap_or_default();
+    for pair in rows.chunks(2) {
+        let (r, f) = (&pair[0], &pair[1]);
+        let ratio = match (r["median_s"].as_f64(), f["median_s"].as_f64()) {
+            (Some(a), Some(b)) => format!("{:.2}x", a / b),
+            _ => "—".into(),
+        };
+        s += &format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            f["model"].as_str().unwrap_or(""),
+            f["batch"],
+            f["d_steps"],
+            fmt_s(r),
+            fmt_s(f),
+            ratio
+        );
+    }
+    s += "\nWhere the step's time goes (perf profile, op by op): `results/bench/models-profile.md`.\n";
     s += "\n## Trainable parameters (burn vs torch reimplementation of the StudioGAN architecture)\n\n| model | G (burn) | G (torch) | D (burn) | D (torch) |\n|---|---|---|---|---|\n";
     for r in all["params"].as_array().cloned().unwrap_or_default() {
         s += &format!(
