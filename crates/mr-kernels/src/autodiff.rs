@@ -96,54 +96,43 @@ impl<B: TrainOps, C: CheckpointStrategy> TrainOps for Autodiff<B, C> {
         affine: Option<(FloatTensor<Self>, FloatTensor<Self>)>,
         eps: f64,
     ) -> BnOut<Self> {
-        match affine {
-            Some((gamma, beta)) => {
-                let out = B::batch_norm_train(
-                    x.primitive.clone(),
-                    Some((gamma.primitive.clone(), beta.primitive.clone())),
-                    eps,
-                );
-                let (mean, var) = (out.mean.clone(), out.var.clone());
-                let y = match BatchNormAffine
-                    .prepare::<C>([x.node.clone(), gamma.node.clone(), beta.node.clone()])
-                    .compute_bound()
-                    .stateful()
-                {
-                    OpsKind::Tracked(mut prep) => {
-                        let x_state = prep.checkpoint(&x);
-                        prep.finish(
-                            (x_state, Some(gamma.primitive), out.mean, out.var, eps),
-                            out.y,
-                        )
-                    }
-                    OpsKind::UnTracked(prep) => prep.finish(out.y),
-                };
-                BnOut {
-                    y,
-                    mean: constant::<B, C>(mean),
-                    var: constant::<B, C>(var),
+        let out = B::batch_norm_train(
+            x.primitive.clone(),
+            affine
+                .as_ref()
+                .map(|(g, b)| (g.primitive.clone(), b.primitive.clone())),
+            eps,
+        );
+        let gamma = affine.as_ref().map(|(g, _)| g.primitive.clone());
+        let state = |x_state| (x_state, gamma, out.mean.clone(), out.var.clone(), eps);
+        let y = match &affine {
+            Some((g, b)) => match BatchNormAffine
+                .prepare::<C>([x.node.clone(), g.node.clone(), b.node.clone()])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(mut prep) => {
+                    let x_state = prep.checkpoint(&x);
+                    prep.finish(state(x_state), out.y)
                 }
-            }
-            None => {
-                let out = B::batch_norm_train(x.primitive.clone(), None, eps);
-                let (mean, var) = (out.mean.clone(), out.var.clone());
-                let y = match BatchNormPlain
-                    .prepare::<C>([x.node.clone()])
-                    .compute_bound()
-                    .stateful()
-                {
-                    OpsKind::Tracked(mut prep) => {
-                        let x_state = prep.checkpoint(&x);
-                        prep.finish((x_state, None, out.mean, out.var, eps), out.y)
-                    }
-                    OpsKind::UnTracked(prep) => prep.finish(out.y),
-                };
-                BnOut {
-                    y,
-                    mean: constant::<B, C>(mean),
-                    var: constant::<B, C>(var),
+                OpsKind::UnTracked(prep) => prep.finish(out.y),
+            },
+            None => match BatchNormPlain
+                .prepare::<C>([x.node.clone()])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(mut prep) => {
+                    let x_state = prep.checkpoint(&x);
+                    prep.finish(state(x_state), out.y)
                 }
-            }
+                OpsKind::UnTracked(prep) => prep.finish(out.y),
+            },
+        };
+        BnOut {
+            y,
+            mean: constant::<B, C>(out.mean),
+            var: constant::<B, C>(out.var),
         }
     }
 }

@@ -38,17 +38,17 @@ impl TrainOps for Flex {
         affine: Option<(FloatTensor<Self>, FloatTensor<Self>)>,
         eps: f64,
     ) -> BnOut<Self> {
-        let (xs, dims) = host_f32::<4>(x.clone());
-        let aff = affine
-            .clone()
-            .map(|(g, b)| (host_f32::<1>(g).0, host_f32::<1>(b).0));
-        let (Some(xs), true) = (
-            xs,
-            aff.as_ref().is_none_or(|(g, b)| g.is_some() && b.is_some()),
-        ) else {
-            return fallback::batch_norm_train::<Self>(x, affine, eps);
+        let fallback = || fallback::batch_norm_train::<Self>(x.clone(), affine.clone(), eps);
+        let (Some(xs), dims) = host_f32::<4>(x.clone()) else {
+            return fallback();
         };
-        let aff = aff.map(|(g, b)| (g.unwrap(), b.unwrap()));
+        let aff = match &affine {
+            None => None,
+            Some((g, b)) => match (host_f32::<1>(g.clone()).0, host_f32::<1>(b.clone()).0) {
+                (Some(g), Some(b)) => Some((g, b)),
+                _ => return fallback(),
+            },
+        };
         let s = shape_of(dims);
         let (y, mean, var) = host::bn_forward(
             &xs,
@@ -71,16 +71,31 @@ impl TrainOps for Flex {
         eps: f64,
         dy: FloatTensor<Self>,
     ) -> BnGrads<Self> {
-        let (xs, dims) = host_f32::<4>(x.clone());
-        let (dys, _) = host_f32::<4>(dy.clone());
-        let gs = gamma.clone().map(|g| host_f32::<1>(g).0);
-        let (ms, vs) = (host_f32::<1>(mean.clone()).0, host_f32::<1>(var.clone()).0);
-        let (Some(xs), Some(dys), Some(ms), Some(vs), true) =
-            (xs, dys, ms, vs, gs.as_ref().is_none_or(|g| g.is_some()))
-        else {
-            return fallback::batch_norm_train_backward::<Self>(x, gamma, mean, var, eps, dy);
+        let fallback = || {
+            fallback::batch_norm_train_backward::<Self>(
+                x.clone(),
+                gamma.clone(),
+                mean.clone(),
+                var.clone(),
+                eps,
+                dy.clone(),
+            )
         };
-        let gs = gs.map(|g| g.unwrap());
+        let ((Some(xs), dims), (Some(dys), _), (Some(ms), _), (Some(vs), _)) = (
+            host_f32::<4>(x.clone()),
+            host_f32::<4>(dy.clone()),
+            host_f32::<1>(mean.clone()),
+            host_f32::<1>(var.clone()),
+        ) else {
+            return fallback();
+        };
+        let gs = match &gamma {
+            None => None,
+            Some(g) => match host_f32::<1>(g.clone()).0 {
+                Some(g) => Some(g),
+                None => return fallback(),
+            },
+        };
         let s = shape_of(dims);
         let (dx, dg, db) = host::bn_backward(&xs, &dys, s, gs.as_deref(), &ms, &vs, eps);
         BnGrads {

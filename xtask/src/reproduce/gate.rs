@@ -75,6 +75,27 @@ pub struct Setup {
     pub extends: Option<&'static str>,
 }
 
+/// The 128-image floor (session 8); [`SETUPS`] also holds it continued to more steps.
+const AUTO128: Setup = Setup {
+    name: "auto128-dcgan32-diffaug",
+    train: "cifar10-train[automobile]:128@0",
+    n_train: 128,
+    test: "cifar10-test[automobile]",
+    steps: 6000,
+    batch: 32,
+    n_dis: 1,
+    g_width: 32,
+    d_width: 32,
+    diffaug: "color,translation,cutout",
+    eval_every: 500,
+    seeds: 3,
+    why: "the issue's floor, first tried (session 7) while the 1,000- and 256-image runs were \
+          at step 2,500 with C_T still ≥ +0.8: 128 images, a small-data regime; 6,000 steps \
+          (1,500 epochs) so that three seeds, run side by side at the measured 0.6 s per \
+          step on one core, fit one session",
+    extends: None,
+};
+
 /// Every setup tried, in the order tried.
 pub const SETUPS: &[Setup] = &[
     Setup {
@@ -116,43 +137,16 @@ pub const SETUPS: &[Setup] = &[
               session's two cores went to three seeds of the 128-image floor",
         extends: None,
     },
-    Setup {
-        name: "auto128-dcgan32-diffaug",
-        train: "cifar10-train[automobile]:128@0",
-        n_train: 128,
-        test: "cifar10-test[automobile]",
-        steps: 6000,
-        batch: 32,
-        n_dis: 1,
-        g_width: 32,
-        d_width: 32,
-        diffaug: "color,translation,cutout",
-        eval_every: 500,
-        seeds: 3,
-        why: "the issue's floor, first tried (session 7) while the 1,000- and 256-image runs were \
-              at step 2,500 with C_T still ≥ +0.8: 128 images, a small-data regime; 6,000 steps \
-              (1,500 epochs) so that three seeds, run side by side at the measured 0.6 s per \
-              step on one core, fit one session",
-        extends: None,
-    },
+    AUTO128,
     Setup {
         name: "auto128-dcgan32-diffaug-12k",
-        train: "cifar10-train[automobile]:128@0",
-        n_train: 128,
-        test: "cifar10-test[automobile]",
         steps: 12000,
-        batch: 32,
-        n_dis: 1,
-        g_width: 32,
-        d_width: 32,
-        diffaug: "color,translation,cutout",
-        eval_every: 500,
-        seeds: 3,
         why: "the 128-image floor trained twice as long (12,000 steps = 3,000 epochs), continued \
               from its 6,000-step runs (session 9): at 6,000 steps its seed-mean C_T was still \
               falling slowly (+3.2 at 3,000, +1.2 at 4,000, −0.45 at 5,000, +0.36 at 6,000), so \
               the gate's first question was whether more steps alone reach −3",
-        extends: Some("auto128-dcgan32-diffaug"),
+        extends: Some(AUTO128.name),
+        ..AUTO128
     },
 ];
 
@@ -236,14 +230,18 @@ struct GateRun {
     key: String,
 }
 
+impl GateRun {
+    /// Seed `seed` of `setup`, in its run folder `<setup key>-s<seed>`.
+    fn new(setup: Setup, seed: u64) -> Self {
+        let key = format!("{}-s{seed}", setup_key(&setup));
+        Self { setup, seed, key }
+    }
+}
+
 /// The run a run of an extending setup starts from: the same seed of the setup it extends.
 fn base_run(r: &GateRun) -> Option<GateRun> {
     let b = SETUPS.iter().find(|s| Some(s.name) == r.setup.extends)?;
-    Some(GateRun {
-        setup: *b,
-        seed: r.seed,
-        key: format!("{}-s{}", setup_key(b), r.seed),
-    })
+    Some(GateRun::new(*b, r.seed))
 }
 
 /// Steps a run still has to train: an extending run that has not started begins where its base
@@ -306,11 +304,7 @@ fn plan(min_seeds: Option<usize>) -> Vec<GateRun> {
     for s in SETUPS {
         let seeds = min_seeds.map_or(s.seeds, |m| m.max(s.seeds));
         for seed in 0..seeds as u64 {
-            v.push(GateRun {
-                setup: *s,
-                seed,
-                key: format!("{}-s{seed}", setup_key(s)),
-            });
+            v.push(GateRun::new(*s, seed));
         }
     }
     v
@@ -1016,10 +1010,11 @@ mod tests {
     #[test]
     fn an_extending_setup_differs_from_its_base_only_in_more_steps() {
         for s in SETUPS.iter().filter(|s| s.extends.is_some()) {
-            let b = SETUPS
-                .iter()
-                .find(|b| Some(b.name) == s.extends)
+            let base = base_run(&GateRun::new(*s, 1))
                 .unwrap_or_else(|| panic!("{} extends an unknown setup", s.name));
+            assert_eq!(base.key, format!("{}-s1", setup_key(&base.setup)));
+            let b = &base.setup;
+            assert_eq!(Some(b.name), s.extends);
             assert!(
                 s.steps > b.steps,
                 "{} must train longer than {}",
@@ -1033,12 +1028,6 @@ mod tests {
             cs["train"].as_table_mut().unwrap().remove("steps");
             cb["train"].as_table_mut().unwrap().remove("steps");
             assert_eq!(cs, cb, "{} and {} differ beyond steps", s.name, b.name);
-            let r = GateRun {
-                setup: *s,
-                seed: 1,
-                key: "x".into(),
-            };
-            assert_eq!(base_run(&r).unwrap().key, format!("{}-s1", setup_key(b)));
         }
     }
 
