@@ -195,6 +195,30 @@ pub(crate) struct Bins {
     pub(crate) metrics: PathBuf,
 }
 
+impl Bins {
+    /// Copies of both binaries in `<work>/bin/` (each written to a temporary name and renamed):
+    /// a sweep that runs for hours keeps using the binaries it was started with while the
+    /// workspace is rebuilt beside it, so its runs never mix two builds.
+    pub(crate) fn snapshot(&self, work: &Path) -> Result<Bins> {
+        let dir = work.join("bin");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let copy = |from: &Path| -> Result<PathBuf> {
+            let name = from.file_name().context("a binary path has a file name")?;
+            let to = dir.join(name);
+            let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+            std::fs::copy(from, &tmp)
+                .with_context(|| format!("copying {} to {}", from.display(), tmp.display()))?;
+            std::fs::rename(&tmp, &to)
+                .with_context(|| format!("renaming {} to {}", tmp.display(), to.display()))?;
+            Ok(to)
+        };
+        Ok(Bins {
+            train: copy(&self.train)?,
+            metrics: copy(&self.metrics)?,
+        })
+    }
+}
+
 fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
@@ -1294,7 +1318,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     }
 
     if !args.plan {
-        ctx.bins = Some(build_bins(args.release, gpu && name == ProfileName::Paper)?);
+        ctx.bins = Some(build_bins(args.release, gpu && name == ProfileName::Paper)?.snapshot(&work)?);
     }
 
     // The guideline τ in the MR embedding (τ grid = multiples of it); `--plan` uses it when the

@@ -117,7 +117,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         return Ok(());
     }
     if !args.finished_only && !todo.is_empty() {
-        let bins = build_bins(args.release, false)?;
+        let bins = build_bins(args.release, false)?.snapshot(&work)?;
         let pb = progress(todo.len() as u64, "toy runs");
         let queue = Mutex::new(todo.into_iter().collect::<VecDeque<_>>());
         let errors = Mutex::new(Vec::<String>::new());
