@@ -1,5 +1,7 @@
-//! [`TrainOps`] on `Autodiff<B>`: each fused op is one graph node whose backward calls the
-//! inner backend's backward op (burn's pattern for custom kernels with autodiff).
+//! [`TrainOps`] on `Autodiff<B>`: each fused op (batch norm, convolution, transposed
+//! convolution) is one graph node whose backward calls the inner backend's backward op
+//! (burn's pattern for custom kernels with autodiff); a convolution computes only the
+//! gradients its tracked parents need.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -7,10 +9,10 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::NodeId;
 use burn::backend::Autodiff;
-use burn::tensor::ops::FloatTensor;
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor};
 use burn::tensor::{Tensor, TensorPrimitive};
 
-use crate::{BnGrads, BnOut, TrainOps};
+use crate::{BnGrads, BnOut, ConvGrads, ConvNeeds, TrainOps};
 
 /// An untracked autodiff tensor holding an inner backend's primitive.
 fn constant<B: TrainOps, C: CheckpointStrategy>(x: FloatTensor<B>) -> FloatTensor<Autodiff<B, C>> {
@@ -90,6 +92,105 @@ impl<B: TrainOps> Backward<B, 1> for BatchNormPlain {
     }
 }
 
+/// A convolution's options: plain or transposed.
+#[derive(Debug, Clone)]
+enum ConvKind {
+    Plain(ConvOptions<2>),
+    Transposed(ConvTransposeOptions<2>),
+}
+
+/// What a convolution's backward needs: its input, its weight, its options.
+type ConvState<B> = (FloatTensor<B>, FloatTensor<B>, ConvKind);
+
+fn conv_grads<B: TrainOps>(
+    state: ConvState<B>,
+    dy: FloatTensor<B>,
+    need: ConvNeeds,
+) -> ConvGrads<B> {
+    let (x, w, kind) = state;
+    match kind {
+        ConvKind::Plain(o) => B::conv2d_train_backward(x, w, dy, o, need),
+        ConvKind::Transposed(o) => B::conv_transpose2d_train_backward(x, w, dy, o, need),
+    }
+}
+
+/// A convolution with bias: parents x, weight, bias.
+#[derive(Debug)]
+struct ConvBias;
+
+/// A convolution without bias: parents x, weight.
+#[derive(Debug)]
+struct ConvPlain;
+
+impl<B: TrainOps> Backward<B, 3> for ConvBias {
+    type State = ConvState<B>;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let need = ConvNeeds {
+            x: node_x.is_some(),
+            weight: node_w.is_some(),
+            bias: node_b.is_some(),
+        };
+        let dy = grads.consume::<B>(&ops.node);
+        let g = conv_grads::<B>(ops.state, dy, need);
+        for (node, grad) in [(node_x, g.x), (node_w, g.weight), (node_b, g.bias)] {
+            if let (Some(node), Some(grad)) = (node, grad) {
+                grads.register::<B>(node.id, grad);
+            }
+        }
+    }
+}
+
+impl<B: TrainOps> Backward<B, 2> for ConvPlain {
+    type State = ConvState<B>;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w] = ops.parents;
+        let need = ConvNeeds {
+            x: node_x.is_some(),
+            weight: node_w.is_some(),
+            bias: false,
+        };
+        let dy = grads.consume::<B>(&ops.node);
+        let g = conv_grads::<B>(ops.state, dy, need);
+        for (node, grad) in [(node_x, g.x), (node_w, g.weight)] {
+            if let (Some(node), Some(grad)) = (node, grad) {
+                grads.register::<B>(node.id, grad);
+            }
+        }
+    }
+}
+
+/// The graph node of a convolution whose inner-backend output is `y`.
+fn conv_node<B: TrainOps, C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<B, C>>,
+    w: FloatTensor<Autodiff<B, C>>,
+    bias: Option<FloatTensor<Autodiff<B, C>>>,
+    kind: ConvKind,
+    y: FloatTensor<B>,
+) -> FloatTensor<Autodiff<B, C>> {
+    let state = (x.primitive.clone(), w.primitive.clone(), kind);
+    match bias {
+        Some(b) => match ConvBias
+            .prepare::<C>([x.node.clone(), w.node.clone(), b.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(state, y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        },
+        None => match ConvPlain
+            .prepare::<C>([x.node.clone(), w.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(state, y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        },
+    }
+}
+
 impl<B: TrainOps, C: CheckpointStrategy> TrainOps for Autodiff<B, C> {
     fn batch_norm_train(
         x: FloatTensor<Self>,
@@ -134,5 +235,35 @@ impl<B: TrainOps, C: CheckpointStrategy> TrainOps for Autodiff<B, C> {
             mean: constant::<B, C>(out.mean),
             var: constant::<B, C>(out.var),
         }
+    }
+
+    fn conv2d_train(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let y = B::conv2d_train(
+            x.primitive.clone(),
+            weight.primitive.clone(),
+            bias.as_ref().map(|b| b.primitive.clone()),
+            options.clone(),
+        );
+        conv_node::<B, C>(x, weight, bias, ConvKind::Plain(options), y)
+    }
+
+    fn conv_transpose2d_train(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        options: ConvTransposeOptions<2>,
+    ) -> FloatTensor<Self> {
+        let y = B::conv_transpose2d_train(
+            x.primitive.clone(),
+            weight.primitive.clone(),
+            bias.as_ref().map(|b| b.primitive.clone()),
+            options.clone(),
+        );
+        conv_node::<B, C>(x, weight, bias, ConvKind::Transposed(options), y)
     }
 }

@@ -1,10 +1,11 @@
-//! The trait's default methods: the batch norm composed of burn ops (any backend).
+//! The trait's default methods: the batch norm composed of burn ops, and the convolutions'
+//! backward products as burn's own `ModuleOps` computes them (any backend).
 
 use burn::tensor::backend::Backend;
-use burn::tensor::ops::FloatTensor;
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor};
 use burn::tensor::{Tensor, TensorPrimitive};
 
-use crate::{BnGrads, BnOut};
+use crate::{BnGrads, BnOut, ConvGrads, ConvNeeds};
 
 fn t4<B: Backend>(x: FloatTensor<B>) -> Tensor<B, 4> {
     Tensor::from_primitive(TensorPrimitive::Float(x))
@@ -75,5 +76,51 @@ pub(crate) fn batch_norm_train_backward<B: Backend>(
         x: dx.into_primitive().tensor(),
         gamma: dgamma.reshape([c]).into_primitive().tensor(),
         beta: dbeta.reshape([c]).into_primitive().tensor(),
+    }
+}
+
+/// `[C]`: `dy` `[N, C, H, W]` summed over (N, H, W).
+pub(crate) fn bias_grad<B: Backend>(dy: FloatTensor<B>) -> FloatTensor<B> {
+    let dy = t4::<B>(dy);
+    let c = dy.dims()[1];
+    dy.sum_dims(&[0, 2, 3])
+        .reshape([c])
+        .into_primitive()
+        .tensor()
+}
+
+pub(crate) fn conv2d_train_backward<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    dy: FloatTensor<B>,
+    options: ConvOptions<2>,
+    need: ConvNeeds,
+) -> ConvGrads<B> {
+    ConvGrads {
+        x: need
+            .x
+            .then(|| B::conv2d_x_backward(x.clone(), weight.clone(), dy.clone(), options.clone())),
+        weight: need
+            .weight
+            .then(|| B::conv2d_weight_backward(x, weight, dy.clone(), options)),
+        bias: need.bias.then(|| bias_grad::<B>(dy)),
+    }
+}
+
+pub(crate) fn conv_transpose2d_train_backward<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    dy: FloatTensor<B>,
+    options: ConvTransposeOptions<2>,
+    need: ConvNeeds,
+) -> ConvGrads<B> {
+    ConvGrads {
+        x: need
+            .x
+            .then(|| B::conv_transpose2d_x_backward(weight.clone(), dy.clone(), options.clone())),
+        weight: need
+            .weight
+            .then(|| B::conv_transpose2d_weight_backward(x, weight, dy.clone(), options)),
+        bias: need.bias.then(|| bias_grad::<B>(dy)),
     }
 }

@@ -1,11 +1,13 @@
 //! [`TrainOps`] on burn's `Flex` CPU backend: the host kernels of [`crate::host`].
 
 use burn::backend::Flex;
-use burn::tensor::ops::FloatTensor;
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor, ModuleOps};
+use burn::tensor::TensorMetadata;
 use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 
+use crate::conv::{self, ConvGeom};
 use crate::host::{self, Nchw};
-use crate::{fallback, BnGrads, BnOut, TrainOps};
+use crate::{fallback, BnGrads, BnOut, ConvGrads, ConvNeeds, TrainOps};
 
 /// The values of a float primitive as f32 (a copy; `None` for another dtype) and its shape.
 fn host_f32<const D: usize>(x: FloatTensor<Flex>) -> (Option<Vec<f32>>, [usize; D]) {
@@ -30,6 +32,60 @@ fn shape_of(d: [usize; 4]) -> Nchw {
         c: d[1],
         hw: d[2] * d[3],
     }
+}
+
+/// The host kernels' geometry of a convolution, when they handle it (f32, groups 1,
+/// dilation 1).
+fn conv_geom(
+    x: [usize; 4],
+    w: [usize; 4],
+    dtype: DType,
+    options: &ConvOptions<2>,
+) -> Option<ConvGeom> {
+    if dtype != DType::F32 || options.groups != 1 || options.dilation != [1, 1] || x[1] != w[1] {
+        return None;
+    }
+    ConvGeom::new(x, [w[0], w[2], w[3]], options.stride, options.padding)
+}
+
+/// As [`conv_geom`], for a transposed convolution (its adjoint convolution's geometry).
+fn conv_t_geom(
+    x: [usize; 4],
+    w: [usize; 4],
+    dtype: DType,
+    options: &ConvTransposeOptions<2>,
+) -> Option<ConvGeom> {
+    if dtype != DType::F32 || options.groups != 1 || options.dilation != [1, 1] || x[1] != w[0] {
+        return None;
+    }
+    conv::conv_transpose_geom(
+        x,
+        [w[1], w[2], w[3]],
+        options.stride,
+        options.padding,
+        options.padding_out,
+    )
+}
+
+fn dims4(x: &FloatTensor<Flex>) -> [usize; 4] {
+    x.shape().dims::<4>()
+}
+
+/// `(x, weight, bias)` on the host, all f32 (`None` if any is not).
+type HostConvArgs = (Vec<f32>, Vec<f32>, Option<Vec<f32>>);
+
+fn host_conv_args(
+    x: &FloatTensor<Flex>,
+    weight: &FloatTensor<Flex>,
+    bias: &Option<FloatTensor<Flex>>,
+) -> Option<HostConvArgs> {
+    let xs = host_f32::<4>(x.clone()).0?;
+    let ws = host_f32::<4>(weight.clone()).0?;
+    let bs = match bias {
+        None => None,
+        Some(b) => Some(host_f32::<1>(b.clone()).0?),
+    };
+    Some((xs, ws, bs))
 }
 
 impl TrainOps for Flex {
@@ -102,6 +158,96 @@ impl TrainOps for Flex {
             x: prim(dx, dims),
             gamma: prim(dg, [s.c]),
             beta: prim(db, [s.c]),
+        }
+    }
+
+    fn conv2d_train(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let geom = conv_geom(dims4(&x), dims4(&weight), x.dtype(), &options);
+        let (Some(g), Some((xs, ws, bs))) = (geom, host_conv_args(&x, &weight, &bias)) else {
+            return Self::conv2d(x, weight, bias, options);
+        };
+        let y = conv::conv2d_forward(&xs, &ws, bs.as_deref(), &g);
+        prim(y, [g.n, g.cout, g.ho, g.wo])
+    }
+
+    fn conv2d_train_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        options: ConvOptions<2>,
+        need: ConvNeeds,
+    ) -> ConvGrads<Self> {
+        let (xd, wd) = (dims4(&x), dims4(&weight));
+        let geom = conv_geom(xd, wd, x.dtype(), &options)
+            .filter(|g| dims4(&dy) == [g.n, g.cout, g.ho, g.wo]);
+        let host = (
+            host_f32::<4>(x.clone()).0,
+            host_f32::<4>(weight.clone()).0,
+            host_f32::<4>(dy.clone()).0,
+        );
+        let (Some(g), (Some(xs), Some(ws), Some(dys))) = (geom, host) else {
+            return fallback::conv2d_train_backward::<Self>(x, weight, dy, options, need);
+        };
+        ConvGrads {
+            x: need
+                .x
+                .then(|| prim(conv::conv2d_backward_input(&dys, &ws, &g), xd)),
+            weight: need
+                .weight
+                .then(|| prim(conv::conv2d_backward_weight(&xs, &dys, &g), wd)),
+            bias: need
+                .bias
+                .then(|| prim(conv::bias_grad(&dys, g.n, g.cout, g.p()), [g.cout])),
+        }
+    }
+
+    fn conv_transpose2d_train(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        options: ConvTransposeOptions<2>,
+    ) -> FloatTensor<Self> {
+        let geom = conv_t_geom(dims4(&x), dims4(&weight), x.dtype(), &options);
+        let (Some(g), Some((xs, ws, bs))) = (geom, host_conv_args(&x, &weight, &bias)) else {
+            return Self::conv_transpose2d(x, weight, bias, options);
+        };
+        let y = conv::conv_transpose2d_forward(&xs, &ws, bs.as_deref(), &g);
+        prim(y, [g.n, g.cin, g.h, g.w])
+    }
+
+    fn conv_transpose2d_train_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        options: ConvTransposeOptions<2>,
+        need: ConvNeeds,
+    ) -> ConvGrads<Self> {
+        let (xd, wd) = (dims4(&x), dims4(&weight));
+        let geom = conv_t_geom(xd, wd, x.dtype(), &options)
+            .filter(|g| dims4(&dy) == [g.n, g.cin, g.h, g.w]);
+        let host = (
+            host_f32::<4>(x.clone()).0,
+            host_f32::<4>(weight.clone()).0,
+            host_f32::<4>(dy.clone()).0,
+        );
+        let (Some(g), (Some(xs), Some(ws), Some(dys))) = (geom, host) else {
+            return fallback::conv_transpose2d_train_backward::<Self>(x, weight, dy, options, need);
+        };
+        ConvGrads {
+            x: need
+                .x
+                .then(|| prim(conv::conv_transpose2d_backward_input(&dys, &ws, &g), xd)),
+            weight: need
+                .weight
+                .then(|| prim(conv::conv_transpose2d_backward_weight(&xs, &dys, &g), wd)),
+            bias: need
+                .bias
+                .then(|| prim(conv::bias_grad(&dys, g.n, g.cin, g.h * g.w), [g.cin])),
         }
     }
 }

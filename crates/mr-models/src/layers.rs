@@ -8,7 +8,7 @@
 use burn::module::{Param, RunningState};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, softmax};
-use burn::tensor::module::{avg_pool2d, conv2d, conv_transpose2d, interpolate, max_pool2d};
+use burn::tensor::module::{avg_pool2d, interpolate, max_pool2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, InterpolateMode, InterpolateOptions};
 use mr_kernels::TrainOps;
 
@@ -160,7 +160,11 @@ impl<B: Backend> Conv<B> {
         }
     }
 
-    /// `[N, in, H, W] -> [N, out, H', W']`.
+}
+
+impl<B: TrainOps> Conv<B> {
+    /// `[N, in, H, W] -> [N, out, H', W']` (mr-kernels' convolution: host kernels on the CPU
+    /// backend, burn's op elsewhere).
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let opts = ConvOptions::new(
             [self.stride, self.stride],
@@ -168,7 +172,7 @@ impl<B: Backend> Conv<B> {
             [1, 1],
             1,
         );
-        conv2d(
+        mr_kernels::conv2d(
             x,
             self.effective_weight(),
             self.bias.as_ref().map(|b| b.val()),
@@ -202,10 +206,13 @@ impl<B: Backend> ConvT<B> {
         }
     }
 
-    /// `[N, in, H, W] -> [N, out, 2H, 2W]`.
+}
+
+impl<B: TrainOps> ConvT<B> {
+    /// `[N, in, H, W] -> [N, out, 2H, 2W]` (mr-kernels' transposed convolution).
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let opts = ConvTransposeOptions::new([2, 2], [1, 1], [0, 0], [1, 1], 1);
-        conv_transpose2d(x, self.weight.val(), Some(self.bias.val()), opts)
+        mr_kernels::conv_transpose2d(x, self.weight.val(), Some(self.bias.val()), opts)
     }
 }
 
@@ -457,7 +464,9 @@ impl<B: Backend> SelfAttention<B> {
             sigma: Param::from_tensor(Tensor::zeros([1], device)),
         }
     }
+}
 
+impl<B: TrainOps> SelfAttention<B> {
     /// `[N, C, H, W] -> [N, C, H, W]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [n, c, h, w] = x.dims();

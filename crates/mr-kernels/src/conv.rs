@@ -1,0 +1,573 @@
+//! Host kernels of the training convolutions on plain `f32` slices in NCHW order: a 2-D
+//! convolution (groups 1, dilation 1, any stride and zero padding), its two backward products,
+//! and the transposed convolution as the same three products with the roles swapped.
+//!
+//! One image at a time: `im2col` unfolds the image into columns `[K = cin·kh·kw, P = ho·wo]`
+//! (row copies for wide stride-1 outputs, a precomputed gather table otherwise — the GAN's
+//! 4×4 stride-2 layers on 4–32-pixel maps, where per-row bookkeeping cost more than the copy;
+//! a 1×1 stride-1 convolution uses the image itself), and each product is one faer GEMM on
+//! them —
+//! - forward: `y_n = W · cols_n (+ b)` (`W` is `[cout, K]`, the weight's own layout),
+//! - input gradient: `dx_n = col2im(Wᵀ · dy_n)`,
+//! - weight gradient: `dW = Σ_n dy_n · cols_nᵀ`.
+//!
+//! A transposed convolution with weight `[cin_t, cout_t, kh, kw]` is the adjoint of the
+//! convolution `cout_t → cin_t` with that very weight read as `[cout, cin, kh, kw]`, so its
+//! forward is that convolution's input gradient, its input gradient that convolution's
+//! forward, and its weight gradient that convolution's weight gradient with input and output
+//! swapped.
+//!
+//! Images run in parallel (rayon) where a product writes one output per image; the weight
+//! gradient sums over images in fixed chunks of [`WEIGHT_GRAD_CHUNK`] images, added in chunk
+//! order, so its result does not depend on the number of threads (a seeded run stays
+//! bit-for-bit reproducible on any thread count).
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
+
+/// Images per partial sum of the weight gradient (the unit of its parallelism).
+pub const WEIGHT_GRAD_CHUNK: usize = 8;
+
+/// Geometry of a convolution `[n, cin, h, w] → [n, cout, ho, wo]` with kernel `kh × kw`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeom {
+    pub n: usize,
+    pub cin: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cout: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub ho: usize,
+    pub wo: usize,
+}
+
+impl ConvGeom {
+    /// The geometry of a convolution of an `[n, cin, h, w]` input with a `[cout, cin, kh, kw]`
+    /// weight; `None` when the kernel does not fit the padded input or a stride is 0.
+    pub fn new(
+        [n, cin, h, w]: [usize; 4],
+        [cout, kh, kw]: [usize; 3],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> Option<Self> {
+        if stride.contains(&0) || kh == 0 || kw == 0 {
+            return None;
+        }
+        let (hp, wp) = (h + 2 * padding[0], w + 2 * padding[1]);
+        if hp < kh || wp < kw {
+            return None;
+        }
+        Some(Self {
+            n,
+            cin,
+            h,
+            w,
+            cout,
+            kh,
+            kw,
+            stride,
+            padding,
+            ho: (hp - kh) / stride[0] + 1,
+            wo: (wp - kw) / stride[1] + 1,
+        })
+    }
+
+    /// A 1×1 convolution with stride 1 and no padding: the image is its own columns.
+    pub fn pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.padding == [0, 0]
+    }
+
+    /// Rows of the columns (and of a weight row): `cin·kh·kw`.
+    pub fn k(&self) -> usize {
+        self.cin * self.kh * self.kw
+    }
+
+    /// Output positions per image: `ho·wo`.
+    pub fn p(&self) -> usize {
+        self.ho * self.wo
+    }
+
+    /// Values of one input image.
+    pub fn image_len(&self) -> usize {
+        self.cin * self.h * self.w
+    }
+
+    /// Values of one output image.
+    pub fn out_len(&self) -> usize {
+        self.cout * self.p()
+    }
+
+    /// Output columns `ox` whose input column `ox·s + kx − pad` lies in `0..w`, as a range.
+    fn valid_cols(&self, kx: usize) -> (usize, usize) {
+        valid(self.wo, self.stride[1], kx, self.padding[1], self.w)
+    }
+
+    /// Output rows `oy` whose input row lies in `0..h`.
+    fn valid_rows(&self, ky: usize) -> (usize, usize) {
+        valid(self.ho, self.stride[0], ky, self.padding[0], self.h)
+    }
+}
+
+/// `o` in `lo..hi` ⇔ `0 ≤ o·s + k − pad < len`, for `o < n_out`.
+fn valid(n_out: usize, s: usize, k: usize, pad: usize, len: usize) -> (usize, usize) {
+    // o·s + k ≥ pad  ⇔ o ≥ ceil((pad − k) / s)
+    let lo = if k >= pad { 0 } else { (pad - k).div_ceil(s) };
+    // o·s + k − pad ≤ len − 1 ⇔ o ≤ (len − 1 + pad − k) / s
+    let hi = if len + pad < k + 1 {
+        0
+    } else {
+        ((len - 1 + pad - k) / s + 1).min(n_out)
+    };
+    (lo.min(hi), hi)
+}
+
+/// Output rows at least this wide (with stride 1) unfold row by row (`memcpy`s of input rows);
+/// narrower ones, and strided ones, gather through an index table.
+const ROW_COPY_MIN_WIDTH: usize = 32;
+
+/// How one geometry unfolds: row copies, or a gather table `idx[(ky·kw + kx)·P + p]` = the
+/// input position read by output `p` at kernel offset `(ky, kx)`, `h·w` where it reads padding
+/// (the gather reads a copy of the plane with one zero appended). Built once per op call.
+struct Unfold {
+    g: ConvGeom,
+    idx: Option<Vec<u32>>,
+}
+
+impl Unfold {
+    fn new(g: &ConvGeom) -> Self {
+        let hw = g.h * g.w;
+        let rows = g.stride[1] == 1 && g.wo >= ROW_COPY_MIN_WIDTH;
+        let idx = (!rows && hw < u32::MAX as usize).then(|| {
+            let mut idx = Vec::with_capacity(g.kh * g.kw * g.p());
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    for oy in 0..g.ho {
+                        let iy = (oy * g.stride[0] + ky).checked_sub(g.padding[0]);
+                        for ox in 0..g.wo {
+                            let ix = (ox * g.stride[1] + kx).checked_sub(g.padding[1]);
+                            let at = match (iy, ix) {
+                                (Some(iy), Some(ix)) if iy < g.h && ix < g.w => iy * g.w + ix,
+                                _ => hw,
+                            };
+                            idx.push(at as u32);
+                        }
+                    }
+                }
+            }
+            idx
+        });
+        Self { g: *g, idx }
+    }
+
+    /// Scratch of one thread: the columns and the gather's padded plane.
+    fn scratch(&self, with_cols: bool) -> (Vec<f32>, Vec<f32>) {
+        let g = &self.g;
+        let cols = if with_cols { g.k() * g.p() } else { 0 };
+        let ext = if self.idx.is_some() { g.h * g.w + 1 } else { 0 };
+        (vec![0.0; cols], vec![0.0; ext])
+    }
+
+    fn im2col(&self, x: &[f32], cols: &mut [f32], ext: &mut [f32]) {
+        let Some(idx) = &self.idx else {
+            return im2col_rows(x, &self.g, cols);
+        };
+        let g = &self.g;
+        let (p, hw, kk) = (g.p(), g.h * g.w, g.kh * g.kw);
+        for ci in 0..g.cin {
+            ext[..hw].copy_from_slice(&x[ci * hw..(ci + 1) * hw]);
+            ext[hw] = 0.0;
+            let rows = &mut cols[ci * kk * p..(ci + 1) * kk * p];
+            for (d, &i) in rows.iter_mut().zip(idx) {
+                *d = ext[i as usize];
+            }
+        }
+    }
+
+    fn col2im_add(&self, cols: &[f32], dx: &mut [f32], ext: &mut [f32]) {
+        let Some(idx) = &self.idx else {
+            return col2im_rows(cols, &self.g, dx);
+        };
+        let g = &self.g;
+        let (p, hw, kk) = (g.p(), g.h * g.w, g.kh * g.kw);
+        for ci in 0..g.cin {
+            let plane = &mut dx[ci * hw..(ci + 1) * hw];
+            ext[..hw].copy_from_slice(plane);
+            let rows = &cols[ci * kk * p..(ci + 1) * kk * p];
+            for (v, &i) in rows.iter().zip(idx) {
+                ext[i as usize] += *v;
+            }
+            plane.copy_from_slice(&ext[..hw]);
+        }
+    }
+}
+
+/// Unfolds one image (`cin·h·w` values) into `cols` (`K × P`, row-major; zeros where the
+/// kernel reads padding), row by row.
+fn im2col_rows(x: &[f32], g: &ConvGeom, cols: &mut [f32]) {
+    let (p, hw) = (g.p(), g.h * g.w);
+    for ci in 0..g.cin {
+        let plane = &x[ci * hw..(ci + 1) * hw];
+        for ky in 0..g.kh {
+            let (oy0, oy1) = g.valid_rows(ky);
+            for kx in 0..g.kw {
+                let row = (ci * g.kh + ky) * g.kw + kx;
+                let dst = &mut cols[row * p..(row + 1) * p];
+                let (ox0, ox1) = g.valid_cols(kx);
+                for oy in 0..g.ho {
+                    let out = &mut dst[oy * g.wo..(oy + 1) * g.wo];
+                    if oy < oy0 || oy >= oy1 || ox0 >= ox1 {
+                        out.fill(0.0);
+                        continue;
+                    }
+                    let iy = oy * g.stride[0] + ky - g.padding[0];
+                    let src = &plane[iy * g.w..(iy + 1) * g.w];
+                    out[..ox0].fill(0.0);
+                    out[ox1..].fill(0.0);
+                    let ix0 = ox0 * g.stride[1] + kx - g.padding[1];
+                    if g.stride[1] == 1 {
+                        out[ox0..ox1].copy_from_slice(&src[ix0..ix0 + (ox1 - ox0)]);
+                    } else {
+                        for (o, v) in out[ox0..ox1]
+                            .iter_mut()
+                            .zip(src[ix0..].iter().step_by(g.stride[1]))
+                        {
+                            *o = *v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col_rows`]: adds the columns (`K × P`) back onto one image (`dx`,
+/// `cin·h·w` values, accumulated into).
+fn col2im_rows(cols: &[f32], g: &ConvGeom, dx: &mut [f32]) {
+    let (p, hw) = (g.p(), g.h * g.w);
+    for ci in 0..g.cin {
+        let plane = &mut dx[ci * hw..(ci + 1) * hw];
+        for ky in 0..g.kh {
+            let (oy0, oy1) = g.valid_rows(ky);
+            for kx in 0..g.kw {
+                let row = (ci * g.kh + ky) * g.kw + kx;
+                let src = &cols[row * p..(row + 1) * p];
+                let (ox0, ox1) = g.valid_cols(kx);
+                if ox0 >= ox1 {
+                    continue;
+                }
+                let ix0 = ox0 * g.stride[1] + kx - g.padding[1];
+                for oy in oy0..oy1 {
+                    let iy = oy * g.stride[0] + ky - g.padding[0];
+                    let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
+                    let s = &src[oy * g.wo + ox0..oy * g.wo + ox1];
+                    if g.stride[1] == 1 {
+                        for (d, v) in dst[ix0..ix0 + s.len()].iter_mut().zip(s) {
+                            *d += *v;
+                        }
+                    } else {
+                        for (d, v) in dst[ix0..].iter_mut().step_by(g.stride[1]).zip(s) {
+                            *d += *v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn check(what: &str, got: usize, want: usize) {
+    assert_eq!(got, want, "{what}: {got} values, expected {want}");
+}
+
+/// Convolution forward: `x` `[n, cin, h, w]`, `weight` `[cout, cin, kh, kw]`, `bias`
+/// `[cout]` → `[n, cout, ho, wo]`.
+pub fn conv2d_forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &ConvGeom) -> Vec<f32> {
+    check("conv2d input", x.len(), g.n * g.image_len());
+    check("conv2d weight", weight.len(), g.cout * g.k());
+    let (k, p) = (g.k(), g.p());
+    let w = MatRef::from_row_major_slice(weight, g.cout, k);
+    let mut out = vec![0.0f32; g.n * g.out_len()];
+    if g.out_len() == 0 || g.n == 0 {
+        return out;
+    }
+    let u = Unfold::new(g);
+    out.par_chunks_mut(g.out_len())
+        .zip(x.par_chunks(g.image_len().max(1)))
+        .for_each_init(
+            || u.scratch(!g.pointwise()),
+            |(cols, ext), (y, xi)| {
+                let c = if g.pointwise() {
+                    MatRef::from_row_major_slice(xi, k, p)
+                } else {
+                    u.im2col(xi, cols, ext);
+                    MatRef::from_row_major_slice(cols, k, p)
+                };
+                let dst = MatMut::from_row_major_slice_mut(y, g.cout, p);
+                matmul(dst, Accum::Replace, w, c, 1.0f32, Par::Seq);
+                if let Some(b) = bias {
+                    for (plane, bv) in y.chunks_mut(p).zip(b) {
+                        plane.iter_mut().for_each(|v| *v += *bv);
+                    }
+                }
+            },
+        );
+    out
+}
+
+/// Convolution input gradient: `dy` `[n, cout, ho, wo]`, `weight` `[cout, cin, kh, kw]` →
+/// `dx` `[n, cin, h, w]`.
+pub fn conv2d_backward_input(dy: &[f32], weight: &[f32], g: &ConvGeom) -> Vec<f32> {
+    check("conv2d output gradient", dy.len(), g.n * g.out_len());
+    check("conv2d weight", weight.len(), g.cout * g.k());
+    let (k, p) = (g.k(), g.p());
+    let wt = MatRef::from_row_major_slice(weight, g.cout, k).transpose();
+    let mut dx = vec![0.0f32; g.n * g.image_len()];
+    if g.image_len() == 0 || g.n == 0 {
+        return dx;
+    }
+    let u = Unfold::new(g);
+    dx.par_chunks_mut(g.image_len())
+        .zip(dy.par_chunks(g.out_len().max(1)))
+        .for_each_init(
+            || u.scratch(!g.pointwise()),
+            |(cols, ext), (dxi, dyi)| {
+                let d = MatRef::from_row_major_slice(dyi, g.cout, p);
+                if g.pointwise() {
+                    let c = MatMut::from_row_major_slice_mut(dxi, k, p);
+                    matmul(c, Accum::Replace, wt, d, 1.0f32, Par::Seq);
+                } else {
+                    let c = MatMut::from_row_major_slice_mut(cols, k, p);
+                    matmul(c, Accum::Replace, wt, d, 1.0f32, Par::Seq);
+                    u.col2im_add(cols, dxi, ext);
+                }
+            },
+        );
+    dx
+}
+
+/// Convolution weight gradient: `x` `[n, cin, h, w]`, `dy` `[n, cout, ho, wo]` → `dW`
+/// `[cout, cin, kh, kw]`.
+pub fn conv2d_backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
+    check("conv2d input", x.len(), g.n * g.image_len());
+    check("conv2d output gradient", dy.len(), g.n * g.out_len());
+    let (k, p) = (g.k(), g.p());
+    let len = g.cout * k;
+    if g.n == 0 || len == 0 || p == 0 {
+        return vec![0.0; len];
+    }
+    let chunks: Vec<(usize, usize)> = (0..g.n)
+        .step_by(WEIGHT_GRAD_CHUNK)
+        .map(|i| (i, (i + WEIGHT_GRAD_CHUNK).min(g.n)))
+        .collect();
+    let u = Unfold::new(g);
+    let partials: Vec<Vec<f32>> = chunks
+        .par_iter()
+        .map(|&(i0, i1)| {
+            let mut dw = vec![0.0f32; len];
+            let (mut cols, mut ext) = u.scratch(!g.pointwise());
+            for i in i0..i1 {
+                let xi = &x[i * g.image_len()..(i + 1) * g.image_len()];
+                let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
+                let c = if g.pointwise() {
+                    MatRef::from_row_major_slice(xi, k, p)
+                } else {
+                    u.im2col(xi, &mut cols, &mut ext);
+                    MatRef::from_row_major_slice(&cols, k, p)
+                };
+                let d = MatRef::from_row_major_slice(dyi, g.cout, p);
+                let c = c.transpose();
+                let dst = MatMut::from_row_major_slice_mut(&mut dw, g.cout, k);
+                let accum = if i == i0 { Accum::Replace } else { Accum::Add };
+                matmul(dst, accum, d, c, 1.0f32, Par::Seq);
+            }
+            dw
+        })
+        .collect();
+    let mut parts = partials.into_iter();
+    let mut dw = parts.next().unwrap_or_else(|| vec![0.0; len]);
+    for part in parts {
+        dw.iter_mut().zip(&part).for_each(|(a, b)| *a += *b);
+    }
+    dw
+}
+
+/// Bias gradient: `dy` `[n, c, hw]` summed over images and positions (f64 sums) → `[c]`.
+pub fn bias_grad(dy: &[f32], n: usize, c: usize, hw: usize) -> Vec<f32> {
+    check("bias gradient input", dy.len(), n * c * hw);
+    let mut acc = vec![0.0f64; c];
+    for plane in dy.chunks(hw.max(1)).take(n * c).enumerate() {
+        let (i, v) = plane;
+        acc[i % c.max(1)] += v.iter().map(|&a| f64::from(a)).sum::<f64>();
+    }
+    acc.into_iter().map(|v| v as f32).collect()
+}
+
+/// The geometry of the convolution whose adjoint is the transposed convolution of an
+/// `[n, cin_t, h, w]` input with a `[cin_t, cout_t, kh, kw]` weight, stride `s`, padding `p`,
+/// output padding `op` (each `op < s`): the convolution maps `[n, cout_t, ho, wo]` (the
+/// transposed convolution's output, `ho = (h − 1)·s − 2p + kh + op`) to `[n, cin_t, h, w]`.
+/// `None` when that output would be empty or the sizes do not round-trip.
+pub fn conv_transpose_geom(
+    [n, cin_t, h, w]: [usize; 4],
+    [cout_t, kh, kw]: [usize; 3],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    padding_out: [usize; 2],
+) -> Option<ConvGeom> {
+    if h == 0 || w == 0 || (0..2).any(|i| padding_out[i] >= stride[i]) {
+        return None;
+    }
+    let size = |len: usize, i: usize, k: usize| -> Option<usize> {
+        ((len - 1) * stride[i] + k + padding_out[i]).checked_sub(2 * padding[i])
+    };
+    let (ho, wo) = (size(h, 0, kh)?, size(w, 1, kw)?);
+    let g = ConvGeom::new([n, cout_t, ho, wo], [cin_t, kh, kw], stride, padding)?;
+    (g.ho == h && g.wo == w).then_some(g)
+}
+
+/// Transposed convolution forward through its adjoint geometry `g` (see
+/// [`conv_transpose_geom`]): `x` `[n, cin_t, h, w]` → `[n, cout_t, ho, wo]` (+ bias).
+pub fn conv_transpose2d_forward(
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    g: &ConvGeom,
+) -> Vec<f32> {
+    let mut y = conv2d_backward_input(x, weight, g);
+    if let Some(b) = bias {
+        let hw = g.h * g.w;
+        for (i, plane) in y.chunks_mut(hw.max(1)).enumerate() {
+            let bv = b[i % g.cin];
+            plane.iter_mut().for_each(|v| *v += bv);
+        }
+    }
+    y
+}
+
+/// Transposed convolution input gradient: `dy` `[n, cout_t, ho, wo]` → `[n, cin_t, h, w]`.
+pub fn conv_transpose2d_backward_input(dy: &[f32], weight: &[f32], g: &ConvGeom) -> Vec<f32> {
+    conv2d_forward(dy, weight, None, g)
+}
+
+/// Transposed convolution weight gradient: `x` `[n, cin_t, h, w]`, `dy` `[n, cout_t, ho, wo]`
+/// → `[cin_t, cout_t, kh, kw]`.
+pub fn conv_transpose2d_backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
+    conv2d_backward_weight(dy, x, g)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_ranges_cover_exactly_the_in_bounds_positions() {
+        for &(n_out, s, k, pad, len) in &[
+            (16, 2, 0, 1, 32),
+            (16, 2, 3, 1, 32),
+            (5, 1, 0, 2, 3),
+            (3, 3, 2, 0, 7),
+            (4, 1, 4, 2, 2),
+        ] {
+            let (lo, hi) = valid(n_out, s, k, pad, len);
+            for o in 0..n_out {
+                let i = (o * s + k) as isize - pad as isize;
+                let inside = i >= 0 && (i as usize) < len;
+                assert_eq!(
+                    inside,
+                    (lo..hi).contains(&o),
+                    "{n_out} {s} {k} {pad} {len} o={o}"
+                );
+            }
+        }
+    }
+
+    /// The convolution by its definition, one output value at a time.
+    fn naive(x: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
+        let mut y = vec![0.0f32; g.n * g.out_len()];
+        for n in 0..g.n {
+            for co in 0..g.cout {
+                for oy in 0..g.ho {
+                    for ox in 0..g.wo {
+                        let mut acc = 0.0f64;
+                        for ci in 0..g.cin {
+                            for ky in 0..g.kh {
+                                for kx in 0..g.kw {
+                                    let iy =
+                                        (oy * g.stride[0] + ky) as isize - g.padding[0] as isize;
+                                    let ix =
+                                        (ox * g.stride[1] + kx) as isize - g.padding[1] as isize;
+                                    if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xv = x[((n * g.cin + ci) * g.h + iy as usize) * g.w
+                                        + ix as usize];
+                                    let wv = w[((co * g.cin + ci) * g.kh + ky) * g.kw + kx];
+                                    acc += f64::from(xv) * f64::from(wv);
+                                }
+                            }
+                        }
+                        y[((n * g.cout + co) * g.ho + oy) * g.wo + ox] = acc as f32;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn forward_and_its_adjoint_match_the_definition() {
+        let mut seed = 1u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        };
+        for (x, k, s, p) in [
+            ([2, 3, 9, 8], [4, 3, 3], [2, 1], [1, 2]),
+            ([1, 2, 5, 5], [3, 4, 4], [2, 2], [1, 1]),
+            ([3, 1, 4, 6], [2, 1, 1], [1, 1], [0, 0]),
+            ([1, 2, 6, 40], [3, 2, 3], [1, 1], [1, 1]), // wide rows: the row-copy path
+        ] {
+            let g = ConvGeom::new(x, k, s, p).unwrap();
+            let xs: Vec<f32> = (0..g.n * g.image_len()).map(|_| next()).collect();
+            let ws: Vec<f32> = (0..g.cout * g.k()).map(|_| next()).collect();
+            let dy: Vec<f32> = (0..g.n * g.out_len()).map(|_| next()).collect();
+            let y = conv2d_forward(&xs, &ws, None, &g);
+            let want = naive(&xs, &ws, &g);
+            for (a, b) in y.iter().zip(&want) {
+                assert!((a - b).abs() <= 1e-5, "{x:?}: {a} vs {b}");
+            }
+            // ⟨conv(x), dy⟩ = ⟨x, conv_dx(dy)⟩ = ⟨w, conv_dw(x, dy)⟩
+            let dot = |a: &[f32], b: &[f32]| {
+                a.iter()
+                    .zip(b)
+                    .map(|(u, v)| f64::from(*u) * f64::from(*v))
+                    .sum::<f64>()
+            };
+            let lhs = dot(&y, &dy);
+            let dx = conv2d_backward_input(&dy, &ws, &g);
+            let dw = conv2d_backward_weight(&xs, &dy, &g);
+            assert!(
+                (lhs - dot(&xs, &dx)).abs() <= 1e-4 * lhs.abs().max(1.0),
+                "{x:?}: input adjoint"
+            );
+            assert!(
+                (lhs - dot(&ws, &dw)).abs() <= 1e-4 * lhs.abs().max(1.0),
+                "{x:?}: weight adjoint"
+            );
+        }
+    }
+
+    #[test]
+    fn dcgan_upsampling_round_trips_its_sizes() {
+        let g = conv_transpose_geom([2, 8, 4, 4], [3, 4, 4], [2, 2], [1, 1], [0, 0]).unwrap();
+        assert_eq!((g.cin, g.h, g.w, g.cout, g.ho, g.wo), (3, 8, 8, 8, 4, 4));
+        assert!(conv_transpose_geom([1, 1, 4, 4], [1, 4, 4], [2, 2], [1, 1], [2, 0]).is_none());
+    }
+}
