@@ -148,6 +148,28 @@ pub const SETUPS: &[Setup] = &[
         extends: Some(AUTO128.name),
         ..AUTO128
     },
+    Setup {
+        name: "auto128-dcgan64-diffaug",
+        g_width: 64,
+        d_width: 64,
+        seeds: 1,
+        why: "a stronger generator and critic (width 64, about 4× the parameters) on the \
+              128-image floor (session 10): the 32-wide runs plateau at C_T ≈ 0 from step 6,500 \
+              to 12,000 with their KID still falling, so the next question was capacity. One \
+              seed, a pilot (it can fail, never pass): 0.88 s per step on one core, measured, \
+              against the 32-wide model's 0.29 s",
+        ..AUTO128
+    },
+    Setup {
+        name: "auto128-dcgan32-noaug",
+        diffaug: "",
+        why: "the 128-image floor without augmentation (session 10): with DiffAugment the \
+              generator stayed as far from the training images as real test images are; \
+              without it the critic overfits the 128 images first (DESIGN's pilots), and the \
+              question is whether the generator then copies them (the 8-image smoke run did, \
+              in this embedding) or only degrades",
+        ..AUTO128
+    },
 ];
 
 /// The `mr-train` configuration of a setup (τ = 0: no rejection; seed set per run).
@@ -492,7 +514,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let bins = build_bins(args.release, false)?;
+    let bins = build_bins(args.release, false)?.snapshot(&work)?;
     if !args.finished_only && !todo.is_empty() {
         let pb = progress(todo.len() as u64, "gate runs");
         let queue = Mutex::new(todo.into_iter().collect::<VecDeque<_>>());
