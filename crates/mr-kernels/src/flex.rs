@@ -3,21 +3,40 @@
 use burn::backend::Flex;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor, ModuleOps};
 use burn::tensor::TensorMetadata;
-use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
+use burn::tensor::{DType, Tensor, TensorData};
 
 use crate::conv::{self, ConvGeom};
 use crate::host::{self, Nchw};
 use crate::{fallback, BnGrads, BnOut, ConvGrads, ConvNeeds, TrainOps};
 
-/// The values of a float primitive as f32 (a copy; `None` for another dtype) and its shape.
-fn host_f32<const D: usize>(x: FloatTensor<Flex>) -> (Option<Vec<f32>>, [usize; D]) {
-    let t = Tensor::<Flex, D>::from_primitive(TensorPrimitive::Float(x));
-    let dims = t.dims();
-    let data = t.into_data();
-    if data.dtype != DType::F32 {
+/// A float primitive's values as one contiguous f32 slice, borrowed from the tensor's own
+/// buffer when it already is contiguous (the common case: no copy), else from a contiguous
+/// copy.
+struct Host(FloatTensor<Flex>);
+
+impl std::ops::Deref for Host {
+    type Target = [f32];
+
+    fn deref(&self) -> &[f32] {
+        self.0.as_slice::<f32>().unwrap_or(&[])
+    }
+}
+
+/// The values of a float primitive on the host (`None` for another dtype) and its shape.
+fn host_f32<const D: usize>(x: FloatTensor<Flex>) -> (Option<Host>, [usize; D]) {
+    let dims = x.shape().dims::<D>();
+    if x.dtype() != DType::F32 {
         return (None, dims);
     }
-    (data.into_vec::<f32>().ok(), dims)
+    let t = if x.as_slice::<f32>().is_some() {
+        x
+    } else {
+        x.to_contiguous()
+    };
+    let ok = t
+        .as_slice::<f32>()
+        .is_some_and(|v| v.len() == dims.iter().product::<usize>());
+    (ok.then_some(Host(t)), dims)
 }
 
 fn prim<const D: usize>(v: Vec<f32>, shape: [usize; D]) -> FloatTensor<Flex> {
@@ -72,7 +91,7 @@ fn dims4(x: &FloatTensor<Flex>) -> [usize; 4] {
 }
 
 /// `(x, weight, bias)` on the host, all f32 (`None` if any is not).
-type HostConvArgs = (Vec<f32>, Vec<f32>, Option<Vec<f32>>);
+type HostConvArgs = (Host, Host, Option<Host>);
 
 fn host_conv_args(
     x: &FloatTensor<Flex>,
@@ -106,12 +125,8 @@ impl TrainOps for Flex {
             },
         };
         let s = shape_of(dims);
-        let (y, mean, var) = host::bn_forward(
-            &xs,
-            s,
-            aff.as_ref().map(|(g, b)| (g.as_slice(), b.as_slice())),
-            eps,
-        );
+        let (y, mean, var) =
+            host::bn_forward(&xs, s, aff.as_ref().map(|(g, b)| (&g[..], &b[..])), eps);
         BnOut {
             y: prim(y, dims),
             mean: prim(mean, [s.c]),

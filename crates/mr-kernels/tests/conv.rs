@@ -287,3 +287,27 @@ fn weight_gradient_does_not_depend_on_the_thread_count() {
     assert_eq!(one, dw(2));
     assert_eq!(one, dw(3));
 }
+
+#[test]
+fn a_strided_view_input_equals_its_contiguous_copy() {
+    // a swapped-dims view (not contiguous in memory) goes through a contiguous copy
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    let c = &CONV_CASES[1];
+    let [n, cin, h, w] = c.0;
+    let v = inputs(Op::Conv, c, &mut rng);
+    let ws = weight_shape(Op::Conv, c);
+    let x = tensor::<Flex, 4>(v.x.clone(), c.0);
+    let view = x.clone().swap_dims(2, 3).swap_dims(2, 3);
+    let copy = tensor::<Flex, 4>(vals(x.swap_dims(2, 3)), [n, cin, w, h]).swap_dims(2, 3);
+    let y = |x: Tensor<Flex, 4>| {
+        vals(mr_kernels::conv2d(
+            x,
+            tensor(v.w.clone(), ws),
+            None,
+            conv_opts(c),
+        ))
+    };
+    let reference = y(tensor(v.x.clone(), c.0));
+    assert_eq!(y(view), reference);
+    assert_eq!(y(copy), reference);
+}

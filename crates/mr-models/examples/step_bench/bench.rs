@@ -9,7 +9,9 @@
 //! (1 D + 1 G step, small batch) and reported separately.
 //!
 //! Environment: `MR_BENCH_QUICK=1` for one timed iteration everywhere (a smoke run),
-//! `MR_BENCH_PYTHON` to pick another interpreter.
+//! `MR_BENCH_PYTHON` to pick another interpreter, `MR_BENCH_ONLY=paper` (the burn-vs-torch
+//! paper iteration alone, into `models-paper.json`; `MR_BENCH_MODELS=dcgan-small` to skip
+//! BigGAN) or `MR_BENCH_ONLY=fused` (the fused-vs-reference section, `models-fused.json`).
 //!
 //! Needs: `mr-models` with features `["ndarray"]` (flex is its default), `serde_json`, `anyhow`.
 
@@ -180,6 +182,34 @@ fn fused_rows(name: &str, config: &ModelConfig, bench: StepBench, rounds: usize)
     vec![row("reference", reference), row("fused", fused)]
 }
 
+/// One paper iteration (batch 64, 5 D + 1 G).
+fn paper(iters: usize) -> StepBench {
+    StepBench {
+        batch: 64,
+        d_steps: 5,
+        warmup: 1,
+        iters,
+    }
+}
+
+/// The paper iteration of dcgan-small and BigGAN on burn-flex and in torch, one after the
+/// other per model; `MR_BENCH_ONLY=paper` runs just this section (`MR_BENCH_MODELS=dcgan-small`
+/// to leave out BigGAN's ≈ 10 minutes).
+fn paper_section(it: &dyn Fn(usize) -> usize) -> Vec<Value> {
+    let models = std::env::var("MR_BENCH_MODELS").unwrap_or_else(|_| "dcgan-small,biggan".into());
+    let mut rows = Vec::new();
+    for (name, iters) in [("dcgan-small", it(5)), ("biggan", it(2))] {
+        if !models.split(',').any(|m| m.trim() == name) {
+            continue;
+        }
+        let cfg = ModelConfig::preset(name).expect("preset");
+        let b = paper(iters);
+        rows.push(burn_row("flex", name, &cfg, b));
+        rows.push(torch_row(name, b));
+    }
+    rows
+}
+
 /// The fused-op comparison alone: `MR_BENCH_ONLY=fused` runs just this section.
 fn fused_section(it: &dyn Fn(usize) -> usize) -> Vec<Value> {
     let dcgan = ModelConfig::preset("dcgan-small").expect("preset");
@@ -232,6 +262,17 @@ fn fused_section(it: &dyn Fn(usize) -> usize) -> Vec<Value> {
 pub fn run(out_dir: &Path) -> Result<()> {
     let quick = std::env::var_os("MR_BENCH_QUICK").is_some();
     let it = |n: usize| if quick { 1 } else { n };
+    if std::env::var("MR_BENCH_ONLY").as_deref() == Ok("paper") {
+        let rows = paper_section(&it);
+        std::fs::create_dir_all(out_dir)?;
+        std::fs::write(
+            out_dir.join("models-paper.json"),
+            serde_json::to_string_pretty(
+                &json!({ "paper_iteration": rows, "threads": threads() }),
+            )? + "\n",
+        )?;
+        return Ok(());
+    }
     if std::env::var("MR_BENCH_ONLY").as_deref() == Ok("fused") {
         let rows = fused_section(&it);
         std::fs::create_dir_all(out_dir)?;
@@ -242,24 +283,13 @@ pub fn run(out_dir: &Path) -> Result<()> {
         )?;
         return Ok(());
     }
-    let paper = |iters: usize| StepBench {
-        batch: 64,
-        d_steps: 5,
-        warmup: 1,
-        iters,
-    };
     let dcgan = ModelConfig::preset("dcgan-small").expect("preset");
     let dcgan_t =
         ModelConfig::DcganSmall(DcganConfig::new().with_upsampling(Upsampling::TransposedConv));
     let biggan = ModelConfig::preset("biggan").expect("preset");
 
     // 1. paper iteration, burn-flex vs torch
-    let mut main_rows = Vec::new();
-    for (name, cfg, iters) in [("dcgan-small", &dcgan, it(5)), ("biggan", &biggan, it(2))] {
-        let b = paper(iters);
-        main_rows.push(burn_row("flex", name, cfg, b));
-        main_rows.push(torch_row(name, b));
-    }
+    let main_rows = paper_section(&it);
     // 2. DCGAN-small upsampling layer: nearest+conv3 (default) vs transposed conv
     let up_rows = vec![burn_row(
         "flex",
