@@ -152,12 +152,13 @@ pub const SETUPS: &[Setup] = &[
         name: "auto128-dcgan64-diffaug",
         g_width: 64,
         d_width: 64,
-        seeds: 1,
+        seeds: 3,
         why: "a stronger generator and critic (width 64, about 4× the parameters) on the \
               128-image floor (session 10): the 32-wide runs plateau at C_T ≈ 0 from step 6,500 \
-              to 12,000 with their KID still falling, so the next question was capacity. One \
-              seed, a pilot (it can fail, never pass): 0.88 s per step on one core, measured, \
-              against the 32-wide model's 0.29 s",
+              to 12,000 with their KID still falling, so the next question was capacity. \
+              0.7 s per step on one core with mr-kernels' convolutions (measured beside a \
+              second run and builds); seed 0 ran first, seeds 1 and 2 were started when it was \
+              at step 1,150 and 3,350",
         ..AUTO128
     },
     Setup {
@@ -167,7 +168,10 @@ pub const SETUPS: &[Setup] = &[
               generator stayed as far from the training images as real test images are; \
               without it the critic overfits the 128 images first (DESIGN's pilots), and the \
               question is whether the generator then copies them (the 8-image smoke run did, \
-              in this embedding) or only degrades",
+              in this embedding) or only degrades. 0.19 s per step on one core (measured). \
+              Two seeds, not three: both stayed at C_T ≥ +2.7 from step 3,500 on, so the third \
+              seed's core went to the width-64 setup",
+        seeds: 2,
         ..AUTO128
     },
 ];
@@ -319,6 +323,40 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Seconds per step assumed for a setup none of whose runs has logged a step yet (session 8:
+/// 3 runs × 6,000 steps of the 32-wide DiffAugment model side by side on 2 cores in 6,728 s).
+const FALLBACK_RATE: f64 = 0.75;
+
+/// Seconds per step of a setup as its runs logged them (`wall_s` / `step` of each run's last
+/// `log.csv` row, median over its run folders); `None` before any has logged a step.
+fn measured_rate(work: &Path, s: &Setup) -> Option<f64> {
+    let prefix = format!("{}-s", setup_key(s));
+    let mut rates = Vec::new();
+    for e in std::fs::read_dir(work).ok()?.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if !name.starts_with(&prefix) || !e.path().is_dir() {
+            continue;
+        }
+        let Ok((header, rows)) = read_csv(&e.path().join("log.csv")) else {
+            continue;
+        };
+        let (Some(i_step), Some(i_wall)) = (
+            header.iter().position(|h| h == "step"),
+            header.iter().position(|h| h == "wall_s"),
+        ) else {
+            continue;
+        };
+        let last = rows.last().and_then(|r| {
+            let step: f64 = r.get(i_step)?.parse().ok()?;
+            let wall: f64 = r.get(i_wall)?.parse().ok()?;
+            (step > 0.0 && wall > 0.0).then_some(wall / step)
+        });
+        rates.extend(last);
+    }
+    rates.sort_by(f64::total_cmp);
+    (!rates.is_empty()).then(|| rates[rates.len() / 2])
 }
 
 fn plan(min_seeds: Option<usize>) -> Vec<GateRun> {
@@ -488,14 +526,27 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     }
     if args.plan {
         let steps: usize = todo.iter().map(|r| steps_to_train(r, &work)).sum();
+        let (mut core_s, mut guessed) = (0.0, 0usize);
+        for r in &todo {
+            let rate = measured_rate(&work, &r.setup);
+            guessed += usize::from(rate.is_none());
+            core_s += steps_to_train(r, &work) as f64 * rate.unwrap_or(FALLBACK_RATE);
+        }
         println!(
             "cpu-gate: {} runs ({} to train) over {} setups; {steps} steps to train ≈ {:.0} min \
-             on 2 cores (≈ 0.75 core-seconds per step at batch 32 with its evaluations, measured: \
-             3 runs × 6,000 steps side by side in 6,728 s)",
+             on 2 cores (each setup's seconds per step as its own runs logged them{})",
             runs.len(),
             todo.len(),
             SETUPS.len(),
-            steps as f64 * 0.75 / 2.0 / 60.0
+            core_s / 2.0 / 60.0,
+            if guessed > 0 {
+                format!(
+                    "; {guessed} run(s) of setups not run yet at {FALLBACK_RATE} s per step, the \
+                     32-wide DiffAugment rate of session 8"
+                )
+            } else {
+                String::new()
+            }
         );
         for r in &todo {
             if let Some(b) = base_run(r) {
