@@ -2,14 +2,15 @@
 //! convolution (groups 1, dilation 1, any stride and zero padding), its two backward products,
 //! and the transposed convolution as the same three products with the roles swapped.
 //!
-//! One image at a time: `im2col` unfolds the image into columns `[K = cin·kh·kw, P = ho·wo]`
-//! (row copies for wide stride-1 outputs, a precomputed gather table otherwise — the GAN's
-//! 4×4 stride-2 layers on 4–32-pixel maps, where per-row bookkeeping cost more than the copy;
-//! a 1×1 stride-1 convolution uses the image itself), and each product is one faer GEMM on
-//! them —
-//! - forward: `y_n = W · cols_n (+ b)` (`W` is `[cout, K]`, the weight's own layout),
-//! - input gradient: `dx_n = col2im(Wᵀ · dy_n)`,
-//! - weight gradient: `dW = Σ_n dy_n · cols_nᵀ`.
+//! A group of images at a time (up to 8, as many as keep the group's columns ≤ 16 MB):
+//! `im2col` unfolds each image into its columns of a block `[K = cin·kh·kw, group·P]`
+//! (`P = ho·wo`; row copies for wide stride-1 outputs, a precomputed gather table otherwise —
+//! the GAN's 4×4 stride-2 layers on 4–32-pixel maps, where per-row bookkeeping cost more than
+//! the copy), and each product is one faer GEMM on the block — wide enough to be efficient
+//! even on a generator's 4×4 maps, where one image's GEMM has only 16 columns:
+//! - forward: `Y = W · cols (+ b)` (`W` is `[cout, K]`, the weight's own layout),
+//! - input gradient: `dx = col2im(Wᵀ · dY)`,
+//! - weight gradient: `dW = Σ_groups dY · colsᵀ`.
 //!
 //! A transposed convolution with weight `[cin_t, cout_t, kh, kw]` is the adjoint of the
 //! convolution `cout_t → cin_t` with that very weight read as `[cout, cin, kh, kw]`, so its
@@ -17,16 +18,16 @@
 //! forward, and its weight gradient that convolution's weight gradient with input and output
 //! swapped.
 //!
-//! Images run in parallel (rayon) where a product writes one output per image; the weight
-//! gradient sums over images in fixed chunks of [`WEIGHT_GRAD_CHUNK`] images, added in chunk
-//! order, so its result does not depend on the number of threads (a seeded run stays
-//! bit-for-bit reproducible on any thread count).
+//! Groups run in parallel (rayon), each GEMM single-threaded; the groups follow from the
+//! geometry alone and the weight gradient adds their partial sums in group order, so no
+//! result depends on the number of threads (a seeded run stays bit-for-bit reproducible on
+//! any thread count).
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
-/// Images per partial sum of the weight gradient (the unit of its parallelism).
+/// The most images in one GEMM group (and so in one partial sum of the weight gradient).
 pub const WEIGHT_GRAD_CHUNK: usize = 8;
 
 /// Geometry of a convolution `[n, cin, h, w] → [n, cout, ho, wo]` with kernel `kh × kw`.
@@ -74,11 +75,6 @@ impl ConvGeom {
             ho: (hp - kh) / stride[0] + 1,
             wo: (wp - kw) / stride[1] + 1,
         })
-    }
-
-    /// A 1×1 convolution with stride 1 and no padding: the image is its own columns.
-    pub fn pointwise(&self) -> bool {
-        self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.padding == [0, 0]
     }
 
     /// Rows of the columns (and of a weight row): `cin·kh·kw`.
@@ -163,42 +159,42 @@ impl Unfold {
         Self { g: *g, idx }
     }
 
-    /// Scratch of one thread: the columns and the gather's padded plane.
-    fn scratch(&self, with_cols: bool) -> (Vec<f32>, Vec<f32>) {
-        let g = &self.g;
-        let cols = if with_cols { g.k() * g.p() } else { 0 };
-        let ext = if self.idx.is_some() { g.h * g.w + 1 } else { 0 };
-        (vec![0.0; cols], vec![0.0; ext])
-    }
-
-    fn im2col(&self, x: &[f32], cols: &mut [f32], ext: &mut [f32]) {
+    /// Unfolds one image into its `P` columns of a `K × ld` block, starting at column `off`.
+    fn im2col(&self, x: &[f32], cols: &mut [f32], ld: usize, off: usize, ext: &mut [f32]) {
         let Some(idx) = &self.idx else {
-            return im2col_rows(x, &self.g, cols);
+            return im2col_rows(x, &self.g, cols, ld, off);
         };
         let g = &self.g;
         let (p, hw, kk) = (g.p(), g.h * g.w, g.kh * g.kw);
         for ci in 0..g.cin {
             ext[..hw].copy_from_slice(&x[ci * hw..(ci + 1) * hw]);
             ext[hw] = 0.0;
-            let rows = &mut cols[ci * kk * p..(ci + 1) * kk * p];
-            for (d, &i) in rows.iter_mut().zip(idx) {
-                *d = ext[i as usize];
+            for (r, ids) in idx.chunks(p).enumerate() {
+                let row = ci * kk + r;
+                let dst = &mut cols[row * ld + off..row * ld + off + p];
+                for (d, &i) in dst.iter_mut().zip(ids) {
+                    *d = ext[i as usize];
+                }
             }
         }
     }
 
-    fn col2im_add(&self, cols: &[f32], dx: &mut [f32], ext: &mut [f32]) {
+    /// The adjoint of [`Unfold::im2col`]: adds one image's columns back onto it.
+    fn col2im_add(&self, cols: &[f32], ld: usize, off: usize, dx: &mut [f32], ext: &mut [f32]) {
         let Some(idx) = &self.idx else {
-            return col2im_rows(cols, &self.g, dx);
+            return col2im_rows(cols, ld, off, &self.g, dx);
         };
         let g = &self.g;
         let (p, hw, kk) = (g.p(), g.h * g.w, g.kh * g.kw);
         for ci in 0..g.cin {
             let plane = &mut dx[ci * hw..(ci + 1) * hw];
             ext[..hw].copy_from_slice(plane);
-            let rows = &cols[ci * kk * p..(ci + 1) * kk * p];
-            for (v, &i) in rows.iter().zip(idx) {
-                ext[i as usize] += *v;
+            for (r, ids) in idx.chunks(p).enumerate() {
+                let row = ci * kk + r;
+                let src = &cols[row * ld + off..row * ld + off + p];
+                for (v, &i) in src.iter().zip(ids) {
+                    ext[i as usize] += *v;
+                }
             }
             plane.copy_from_slice(&ext[..hw]);
         }
@@ -207,7 +203,7 @@ impl Unfold {
 
 /// Unfolds one image (`cin·h·w` values) into `cols` (`K × P`, row-major; zeros where the
 /// kernel reads padding), row by row.
-fn im2col_rows(x: &[f32], g: &ConvGeom, cols: &mut [f32]) {
+fn im2col_rows(x: &[f32], g: &ConvGeom, cols: &mut [f32], ld: usize, off: usize) {
     let (p, hw) = (g.p(), g.h * g.w);
     for ci in 0..g.cin {
         let plane = &x[ci * hw..(ci + 1) * hw];
@@ -215,7 +211,7 @@ fn im2col_rows(x: &[f32], g: &ConvGeom, cols: &mut [f32]) {
             let (oy0, oy1) = g.valid_rows(ky);
             for kx in 0..g.kw {
                 let row = (ci * g.kh + ky) * g.kw + kx;
-                let dst = &mut cols[row * p..(row + 1) * p];
+                let dst = &mut cols[row * ld + off..row * ld + off + p];
                 let (ox0, ox1) = g.valid_cols(kx);
                 for oy in 0..g.ho {
                     let out = &mut dst[oy * g.wo..(oy + 1) * g.wo];
@@ -246,7 +242,7 @@ fn im2col_rows(x: &[f32], g: &ConvGeom, cols: &mut [f32]) {
 
 /// The adjoint of [`im2col_rows`]: adds the columns (`K × P`) back onto one image (`dx`,
 /// `cin·h·w` values, accumulated into).
-fn col2im_rows(cols: &[f32], g: &ConvGeom, dx: &mut [f32]) {
+fn col2im_rows(cols: &[f32], ld: usize, off: usize, g: &ConvGeom, dx: &mut [f32]) {
     let (p, hw) = (g.p(), g.h * g.w);
     for ci in 0..g.cin {
         let plane = &mut dx[ci * hw..(ci + 1) * hw];
@@ -254,7 +250,7 @@ fn col2im_rows(cols: &[f32], g: &ConvGeom, dx: &mut [f32]) {
             let (oy0, oy1) = g.valid_rows(ky);
             for kx in 0..g.kw {
                 let row = (ci * g.kh + ky) * g.kw + kx;
-                let src = &cols[row * p..(row + 1) * p];
+                let src = &cols[row * ld + off..row * ld + off + p];
                 let (ox0, ox1) = g.valid_cols(kx);
                 if ox0 >= ox1 {
                     continue;
@@ -283,34 +279,79 @@ fn check(what: &str, got: usize, want: usize) {
     assert_eq!(got, want, "{what}: {got} values, expected {want}");
 }
 
+/// Floats of one image group's columns (`K × group·P`; 16 MB): groups of small maps make one
+/// GEMM wide enough to run near the machine's peak …
+const GROUP_COLS_BUDGET: usize = 1 << 22;
+
+/// Images per GEMM: as many as fit [`GROUP_COLS_BUDGET`], at most [`WEIGHT_GRAD_CHUNK`], at
+/// least 1 — from the geometry alone, so the groups (and the weight gradient's summation order)
+/// do not depend on the number of threads.
+fn group_size(g: &ConvGeom) -> usize {
+    (GROUP_COLS_BUDGET / (g.k() * g.p()).max(1)).clamp(1, WEIGHT_GRAD_CHUNK)
+}
+
+/// Copies `gs` images of `[c, P]` into one `[c, gs·P]` block (image `j` at columns `j·P..`).
+fn gather_block(src: &[f32], c: usize, p: usize, gs: usize, dst: &mut [f32]) {
+    for j in 0..gs {
+        for ch in 0..c {
+            let from = &src[(j * c + ch) * p..(j * c + ch + 1) * p];
+            dst[ch * gs * p + j * p..ch * gs * p + (j + 1) * p].copy_from_slice(from);
+        }
+    }
+}
+
+/// The inverse of [`gather_block`].
+fn scatter_block(src: &[f32], c: usize, p: usize, gs: usize, dst: &mut [f32]) {
+    for j in 0..gs {
+        for ch in 0..c {
+            let from = &src[ch * gs * p + j * p..ch * gs * p + (j + 1) * p];
+            dst[(j * c + ch) * p..(j * c + ch + 1) * p].copy_from_slice(from);
+        }
+    }
+}
+
+/// Scratch of one group: columns, a `[c, gs·P]` block, the gather's padded plane.
+fn group_scratch(u: &Unfold, c: usize, gsize: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let g = &u.g;
+    let ext = if u.idx.is_some() { g.h * g.w + 1 } else { 0 };
+    (
+        vec![0.0; g.k() * g.p() * gsize],
+        vec![0.0; c * g.p() * gsize],
+        vec![0.0; ext],
+    )
+}
+
 /// Convolution forward: `x` `[n, cin, h, w]`, `weight` `[cout, cin, kh, kw]`, `bias`
 /// `[cout]` → `[n, cout, ho, wo]`.
 pub fn conv2d_forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &ConvGeom) -> Vec<f32> {
     check("conv2d input", x.len(), g.n * g.image_len());
     check("conv2d weight", weight.len(), g.cout * g.k());
     let (k, p) = (g.k(), g.p());
-    let w = MatRef::from_row_major_slice(weight, g.cout, k);
     let mut out = vec![0.0f32; g.n * g.out_len()];
     if g.out_len() == 0 || g.n == 0 {
         return out;
     }
+    let w = MatRef::from_row_major_slice(weight, g.cout, k);
     let u = Unfold::new(g);
-    out.par_chunks_mut(g.out_len())
-        .zip(x.par_chunks(g.image_len().max(1)))
+    let gsize = group_size(g);
+    out.par_chunks_mut(gsize * g.out_len())
+        .zip(x.par_chunks((gsize * g.image_len()).max(1)))
         .for_each_init(
-            || u.scratch(!g.pointwise()),
-            |(cols, ext), (y, xi)| {
-                let c = if g.pointwise() {
-                    MatRef::from_row_major_slice(xi, k, p)
-                } else {
-                    u.im2col(xi, cols, ext);
-                    MatRef::from_row_major_slice(cols, k, p)
-                };
-                let dst = MatMut::from_row_major_slice_mut(y, g.cout, p);
+            || group_scratch(&u, g.cout, gsize),
+            |(cols, block, ext), (y, xs)| {
+                let gs = y.len() / g.out_len();
+                let ld = gs * p;
+                for (j, xi) in xs.chunks(g.image_len().max(1)).take(gs).enumerate() {
+                    u.im2col(xi, cols, ld, j * p, ext);
+                }
+                let c = MatRef::from_row_major_slice(&cols[..k * ld], k, ld);
+                let dst = MatMut::from_row_major_slice_mut(&mut block[..g.cout * ld], g.cout, ld);
                 matmul(dst, Accum::Replace, w, c, 1.0f32, Par::Seq);
+                scatter_block(block, g.cout, p, gs, y);
                 if let Some(b) = bias {
-                    for (plane, bv) in y.chunks_mut(p).zip(b) {
-                        plane.iter_mut().for_each(|v| *v += *bv);
+                    for (i, plane) in y.chunks_mut(p).enumerate() {
+                        let bv = b[i % g.cout];
+                        plane.iter_mut().for_each(|v| *v += bv);
                     }
                 }
             },
@@ -324,25 +365,26 @@ pub fn conv2d_backward_input(dy: &[f32], weight: &[f32], g: &ConvGeom) -> Vec<f3
     check("conv2d output gradient", dy.len(), g.n * g.out_len());
     check("conv2d weight", weight.len(), g.cout * g.k());
     let (k, p) = (g.k(), g.p());
-    let wt = MatRef::from_row_major_slice(weight, g.cout, k).transpose();
     let mut dx = vec![0.0f32; g.n * g.image_len()];
-    if g.image_len() == 0 || g.n == 0 {
+    if g.image_len() == 0 || g.n == 0 || g.out_len() == 0 {
         return dx;
     }
+    let wt = MatRef::from_row_major_slice(weight, g.cout, k).transpose();
     let u = Unfold::new(g);
-    dx.par_chunks_mut(g.image_len())
-        .zip(dy.par_chunks(g.out_len().max(1)))
+    let gsize = group_size(g);
+    dx.par_chunks_mut(gsize * g.image_len())
+        .zip(dy.par_chunks(gsize * g.out_len()))
         .for_each_init(
-            || u.scratch(!g.pointwise()),
-            |(cols, ext), (dxi, dyi)| {
-                let d = MatRef::from_row_major_slice(dyi, g.cout, p);
-                if g.pointwise() {
-                    let c = MatMut::from_row_major_slice_mut(dxi, k, p);
-                    matmul(c, Accum::Replace, wt, d, 1.0f32, Par::Seq);
-                } else {
-                    let c = MatMut::from_row_major_slice_mut(cols, k, p);
-                    matmul(c, Accum::Replace, wt, d, 1.0f32, Par::Seq);
-                    u.col2im_add(cols, dxi, ext);
+            || group_scratch(&u, g.cout, gsize),
+            |(cols, block, ext), (dxs, dys)| {
+                let gs = dxs.len() / g.image_len();
+                let ld = gs * p;
+                gather_block(dys, g.cout, p, gs, block);
+                let d = MatRef::from_row_major_slice(&block[..g.cout * ld], g.cout, ld);
+                let c = MatMut::from_row_major_slice_mut(&mut cols[..k * ld], k, ld);
+                matmul(c, Accum::Replace, wt, d, 1.0f32, Par::Seq);
+                for (j, dxi) in dxs.chunks_mut(g.image_len()).enumerate() {
+                    u.col2im_add(cols, ld, j * p, dxi, ext);
                 }
             },
         );
@@ -359,31 +401,34 @@ pub fn conv2d_backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
     if g.n == 0 || len == 0 || p == 0 {
         return vec![0.0; len];
     }
-    let chunks: Vec<(usize, usize)> = (0..g.n)
-        .step_by(WEIGHT_GRAD_CHUNK)
-        .map(|i| (i, (i + WEIGHT_GRAD_CHUNK).min(g.n)))
-        .collect();
     let u = Unfold::new(g);
-    let partials: Vec<Vec<f32>> = chunks
+    let gsize = group_size(g);
+    let groups: Vec<(usize, usize)> = (0..g.n)
+        .step_by(gsize)
+        .map(|i| (i, (i + gsize).min(g.n)))
+        .collect();
+    let partials: Vec<Vec<f32>> = groups
         .par_iter()
         .map(|&(i0, i1)| {
-            let mut dw = vec![0.0f32; len];
-            let (mut cols, mut ext) = u.scratch(!g.pointwise());
-            for i in i0..i1 {
-                let xi = &x[i * g.image_len()..(i + 1) * g.image_len()];
-                let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
-                let c = if g.pointwise() {
-                    MatRef::from_row_major_slice(xi, k, p)
-                } else {
-                    u.im2col(xi, &mut cols, &mut ext);
-                    MatRef::from_row_major_slice(&cols, k, p)
-                };
-                let d = MatRef::from_row_major_slice(dyi, g.cout, p);
-                let c = c.transpose();
-                let dst = MatMut::from_row_major_slice_mut(&mut dw, g.cout, k);
-                let accum = if i == i0 { Accum::Replace } else { Accum::Add };
-                matmul(dst, accum, d, c, 1.0f32, Par::Seq);
+            let (mut cols, mut block, mut ext) = group_scratch(&u, g.cout, gsize);
+            let gs = i1 - i0;
+            let ld = gs * p;
+            for j in 0..gs {
+                let xi = &x[(i0 + j) * g.image_len()..(i0 + j + 1) * g.image_len()];
+                u.im2col(xi, &mut cols, ld, j * p, &mut ext);
             }
+            gather_block(
+                &dy[i0 * g.out_len()..i1 * g.out_len()],
+                g.cout,
+                p,
+                gs,
+                &mut block,
+            );
+            let mut dw = vec![0.0f32; len];
+            let d = MatRef::from_row_major_slice(&block[..g.cout * ld], g.cout, ld);
+            let c = MatRef::from_row_major_slice(&cols[..k * ld], k, ld).transpose();
+            let dst = MatMut::from_row_major_slice_mut(&mut dw, g.cout, k);
+            matmul(dst, Accum::Replace, d, c, 1.0f32, Par::Seq);
             dw
         })
         .collect();
