@@ -159,7 +159,6 @@ impl<B: Backend> Conv<B> {
             }
         }
     }
-
 }
 
 impl<B: TrainOps> Conv<B> {
@@ -205,7 +204,6 @@ impl<B: Backend> ConvT<B> {
             bias: Param::from_tensor(Tensor::zeros([c_out], device)),
         }
     }
-
 }
 
 impl<B: TrainOps> ConvT<B> {

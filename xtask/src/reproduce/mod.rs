@@ -1318,7 +1318,8 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     }
 
     if !args.plan {
-        ctx.bins = Some(build_bins(args.release, gpu && name == ProfileName::Paper)?.snapshot(&work)?);
+        ctx.bins =
+            Some(build_bins(args.release, gpu && name == ProfileName::Paper)?.snapshot(&work)?);
     }
 
     // The guideline τ in the MR embedding (τ grid = multiples of it); `--plan` uses it when the
