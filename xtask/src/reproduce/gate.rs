@@ -149,6 +149,17 @@ pub const SETUPS: &[Setup] = &[
         ..AUTO128
     },
     Setup {
+        name: "auto128-dcgan32-diffaug-30k",
+        steps: 30000,
+        why: "the 128-image floor trained 30,000 steps (7,500 epochs) from scratch (session \
+              10): the issue's 'longer training' question, affordable once mr-kernels' \
+              convolutions brought this config to 0.13 s per step on a quiet core (≈ 65 min per \
+              seed). Not continued from the 12,000-step runs: those were trained by the binary \
+              before mr-kernels, and resuming them with this one would mix two builds in one \
+              run; its first 12,000 steps are a fresh, equally seeded replicate of theirs",
+        ..AUTO128
+    },
+    Setup {
         name: "auto128-dcgan64-diffaug",
         g_width: 64,
         d_width: 64,
@@ -325,9 +336,16 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Seconds per step assumed for a setup none of whose runs has logged a step yet (session 8:
-/// 3 runs × 6,000 steps of the 32-wide DiffAugment model side by side on 2 cores in 6,728 s).
-const FALLBACK_RATE: f64 = 0.75;
+/// Seconds per step assumed for a 32-wide setup none of whose runs has logged a step yet
+/// (session 10, mr-kernels' convolutions: 0.13 s per step on a quiet core for the 32-wide
+/// DiffAugment model, plus ≈ 0.016 s per step for its evaluations every 500 steps) …
+const FALLBACK_RATE: f64 = 0.15;
+
+/// … scaled by the generator's width squared (the 64-wide model logged 0.75 s per step beside
+/// other runs).
+fn fallback_rate(s: &Setup) -> f64 {
+    FALLBACK_RATE * (s.g_width as f64 / 32.0).powi(2)
+}
 
 /// Seconds per step of a setup as its runs logged them (`wall_s` / `step` of each run's last
 /// `log.csv` row, median over its run folders); `None` before any has logged a step.
@@ -530,7 +548,8 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         for r in &todo {
             let rate = measured_rate(&work, &r.setup);
             guessed += usize::from(rate.is_none());
-            core_s += steps_to_train(r, &work) as f64 * rate.unwrap_or(FALLBACK_RATE);
+            core_s +=
+                steps_to_train(r, &work) as f64 * rate.unwrap_or_else(|| fallback_rate(&r.setup));
         }
         println!(
             "cpu-gate: {} runs ({} to train) over {} setups; {steps} steps to train ≈ {:.0} min \
@@ -541,8 +560,8 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
             core_s / 2.0 / 60.0,
             if guessed > 0 {
                 format!(
-                    "; {guessed} run(s) of setups not run yet at {FALLBACK_RATE} s per step, the \
-                     32-wide DiffAugment rate of session 8"
+                    "; {guessed} run(s) of setups not run yet at {FALLBACK_RATE} s per step × \
+                     (width / 32)², the 32-wide rate measured in session 10"
                 )
             } else {
                 String::new()
