@@ -275,6 +275,49 @@ impl GateRun {
     }
 }
 
+/// File in a run folder naming the `mr-train` build (`<work>/bin/<build>/`) that started it.
+const BUILD_FILE: &str = "build.txt";
+
+fn recorded_build(run: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(run.join(BUILD_FILE)).ok()?;
+    let b = text.trim();
+    (!b.is_empty()).then(|| b.to_string())
+}
+
+/// The binaries that train run folder `run`: a new run is started (and recorded in its
+/// `build.txt`) by the current snapshot `bins`; a started run is resumed only by the build
+/// that started it — resuming with another would mix two builds' floating-point summation
+/// orders in one run, which then equals neither build's run.
+fn training_bins(work: &Path, bins: &super::Bins, run: &Path) -> Result<super::Bins> {
+    if !run.join("config.toml").is_file() {
+        let build = bins
+            .build()
+            .context("the binaries are not a snapshot under <work>/bin")?;
+        std::fs::create_dir_all(run)?;
+        mr_data::atomic::write_bytes_atomic(
+            &run.join(BUILD_FILE),
+            format!("{build}\n").as_bytes(),
+        )?;
+        return Ok(bins.clone());
+    }
+    match recorded_build(run) {
+        Some(b) => super::Bins::of_build(work, &b).with_context(|| {
+            format!(
+                "{} was started by mr-train build {b}, which is no longer in {}; resuming it \
+                 with another build would mix two builds in one run: delete the folder to \
+                 retrain it",
+                run.display(),
+                work.join("bin").display()
+            )
+        }),
+        None => bail!(
+            "{} was started before runs recorded their mr-train build ({BUILD_FILE}); resuming \
+             it with this build could mix two builds in one run: delete the folder to retrain it",
+            run.display()
+        ),
+    }
+}
+
 /// The run a run of an extending setup starts from: the same seed of the setup it extends.
 fn base_run(r: &GateRun) -> Option<GateRun> {
     let b = SETUPS.iter().find(|s| Some(s.name) == r.setup.extends)?;
@@ -604,7 +647,14 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
                             break;
                         }
                     }
-                    let mut cmd = Command::new(&bins.train);
+                    let run_bins = match training_bins(&work, &bins, &out) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            errors.lock().unwrap().push(format!("{e:#}"));
+                            break;
+                        }
+                    };
+                    let mut cmd = Command::new(&run_bins.train);
                     cmd.arg("--config")
                         .arg(
                             work.join("configs")
@@ -671,8 +721,11 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         }
         // the last checkpoint's samples, for the grid
         let grid = d.join("samples-last-16.npy");
+        let own = recorded_build(&d)
+            .and_then(|b| super::Bins::of_build(&work, &b))
+            .unwrap_or_else(|| bins.clone());
         if !grid.is_file() && d.join("config.toml").is_file() {
-            let mut cmd = Command::new(&bins.train);
+            let mut cmd = Command::new(&own.train);
             cmd.args(["sample", "--run"])
                 .arg(&d)
                 .args(["--n", "16", "--which", "last", "--out"])
@@ -686,7 +739,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         let npy = dir.join("runs").join(&r.key).join("samples-last-16.npy");
         std::fs::copy(&grid, &npy)?;
         if done {
-            let (inc, copies) = final_checks(&bins, &work, &root, &dir, r, &d)?;
+            let (inc, copies) = final_checks(&own, &work, &root, &dir, r, &d)?;
             finals.push((r.clone(), inc));
             if let Some(c) = copies {
                 used.last_mut().unwrap()["copies"] = c;
@@ -1081,6 +1134,45 @@ pub fn draw(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_is_resumed_only_by_the_build_that_started_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let work = tmp.path();
+        let fake = work.join("fake");
+        std::fs::create_dir_all(&fake).unwrap();
+        for (name, body) in [("mr-train", "build A"), ("mr-metrics", "metrics")] {
+            std::fs::write(fake.join(name), body).unwrap();
+        }
+        let built = super::super::Bins {
+            train: fake.join("mr-train"),
+            metrics: fake.join("mr-metrics"),
+        };
+        let a = built.snapshot(work).unwrap();
+        let build_a = a.build().unwrap();
+        assert_eq!(build_a.len(), 12);
+        // a new run is started by the current snapshot and records it
+        let run = work.join("run-s0");
+        assert_eq!(training_bins(work, &a, &run).unwrap().train, a.train);
+        assert_eq!(recorded_build(&run).as_deref(), Some(build_a.as_str()));
+        // once started, it resumes with its own build even when a newer one is current
+        std::fs::write(run.join("config.toml"), "").unwrap();
+        std::fs::write(fake.join("mr-train"), "build B, longer").unwrap();
+        let b = built.snapshot(work).unwrap();
+        assert_ne!(b.build(), a.build());
+        assert_eq!(training_bins(work, &b, &run).unwrap().train, a.train);
+        // its build gone: refused, with the way out in the message
+        std::fs::remove_dir_all(work.join("bin").join(&build_a)).unwrap();
+        let e = format!("{:#}", training_bins(work, &b, &run).unwrap_err());
+        assert!(
+            e.contains("no longer in") && e.contains("delete the folder"),
+            "{e}"
+        );
+        // started before builds were recorded: refused too
+        std::fs::remove_file(run.join(BUILD_FILE)).unwrap();
+        let e = format!("{:#}", training_bins(work, &b, &run).unwrap_err());
+        assert!(e.contains("before runs recorded"), "{e}");
+    }
 
     #[test]
     fn every_setup_has_a_distinct_key_and_a_valid_config() {

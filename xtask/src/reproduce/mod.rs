@@ -190,21 +190,30 @@ fn progress(len: u64, what: &str) -> ProgressBar {
 }
 
 /// The two binaries the pipeline drives.
+#[derive(Debug, Clone)]
 pub(crate) struct Bins {
     pub(crate) train: PathBuf,
     pub(crate) metrics: PathBuf,
 }
 
 impl Bins {
-    /// Copies of both binaries in `<work>/bin/` (each written to a temporary name and renamed):
-    /// a sweep that runs for hours keeps using the binaries it was started with while the
-    /// workspace is rebuilt beside it, so its runs never mix two builds.
+    /// Copies of both binaries in `<work>/bin/<build>/`, `<build>` the first 12 hex digits of
+    /// mr-train's sha256 (each file written to a temporary name and renamed): a sweep that runs
+    /// for hours keeps using the binaries it was started with while the workspace is rebuilt
+    /// beside it, and a run can later be resumed by the very build that started it
+    /// ([`Bins::build`], [`Bins::of_build`]).
     pub(crate) fn snapshot(&self, work: &Path) -> Result<Bins> {
-        let dir = work.join("bin");
+        let bytes = std::fs::read(&self.train)
+            .with_context(|| format!("reading {}", self.train.display()))?;
+        let build = sha256_hex(&bytes)[..12].to_string();
+        let dir = work.join("bin").join(&build);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let copy = |from: &Path| -> Result<PathBuf> {
             let name = from.file_name().context("a binary path has a file name")?;
             let to = dir.join(name);
+            if to.is_file() && std::fs::metadata(&to)?.len() == std::fs::metadata(from)?.len() {
+                return Ok(to);
+            }
             let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
             std::fs::copy(from, &tmp)
                 .with_context(|| format!("copying {} to {}", from.display(), tmp.display()))?;
@@ -216,6 +225,22 @@ impl Bins {
             train: copy(&self.train)?,
             metrics: copy(&self.metrics)?,
         })
+    }
+
+    /// The build id of a snapshot (`<build>` of `<work>/bin/<build>/mr-train`).
+    pub(crate) fn build(&self) -> Option<String> {
+        let dir = self.train.parent()?;
+        Some(dir.file_name()?.to_string_lossy().to_string())
+    }
+
+    /// The snapshot of build `build` under `work`, if it is still there.
+    pub(crate) fn of_build(work: &Path, build: &str) -> Option<Bins> {
+        let dir = work.join("bin").join(build);
+        let b = Bins {
+            train: dir.join("mr-train"),
+            metrics: dir.join("mr-metrics"),
+        };
+        (b.train.is_file() && b.metrics.is_file()).then_some(b)
     }
 }
 
