@@ -13,7 +13,7 @@
 //! setup, mean ± std over seeds), `samples.{png,svg}` (the last checkpoint's samples of every run
 //! beside training images), `data.{csv,parquet}` (one row per run and evaluation), `table.md`
 //! (per setup: final C_T mean ± std and per seed, the verdict), `levels.json` (the noise and
-//! real-data levels of KID/FID), `runs/<run>/{config.toml,log.csv,eval.csv}` and
+//! real-data levels of KID/FID), `runs/<run>/{config.toml,log.csv,eval.csv,build.txt}` and
 //! `provenance.json`.
 //!
 //! A setup **passes** when its final C_T (last evaluation; the criterion is fixed before looking,
@@ -697,10 +697,13 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
             continue;
         }
         let done = finished(r, &d);
-        used.push(json!({"run": r.key, "finished": done, "evaluations": evals.len()}));
+        used.push(json!({
+            "run": r.key, "finished": done, "evaluations": evals.len(),
+            "mr_train_build": recorded_build(&d),
+        }));
         let keep = dir.join("runs").join(&r.key);
         std::fs::create_dir_all(&keep)?;
-        for f in ["config.toml", "log.csv", "eval.csv"] {
+        for f in ["config.toml", "log.csv", "eval.csv", BUILD_FILE] {
             if d.join(f).is_file() {
                 std::fs::copy(d.join(f), keep.join(f))
                     .with_context(|| format!("copying {}", d.join(f).display()))?;
