@@ -275,6 +275,17 @@ impl GateRun {
     }
 }
 
+/// A setup's label in the sample grid: width, augmentation (DA = DiffAugment), steps in
+/// thousands — e.g. `w32 DA 12k`.
+fn short_tag(s: &Setup) -> String {
+    let aug = if s.diffaug.trim().is_empty() {
+        "noaug"
+    } else {
+        "DA"
+    };
+    format!("w{} {aug} {}k", s.g_width, s.steps / 1000)
+}
+
 /// File in a run folder naming the `mr-train` build (`<work>/bin/<build>/`) that started it.
 const BUILD_FILE: &str = "build.txt";
 
@@ -1097,7 +1108,8 @@ pub fn draw(dir: &Path) -> Result<()> {
         |a| panels(a, &ct, &nn, &kid),
         |a| panels(a, &ct, &nn, &kid),
     )?;
-    // sample grid: one row per run (16 samples), one row of training images per setup
+    // sample grid: one row per run (16 samples, labelled by `short_tag`), one row of training
+    // images per setup
     let mut rows: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
     let root = mr_data::registry::data_root(None);
     for (name, seeds) in by_setup(&t)? {
@@ -1106,7 +1118,7 @@ pub fn draw(dir: &Path) -> Result<()> {
                 let imgs = (0..16.min(set.len))
                     .map(|i| set.image(i).to_vec())
                     .collect();
-                rows.push((format!("train n={}", s.n_train), imgs));
+                rows.push((format!("train ({})", s.n_train), imgs));
             }
             for &seed in seeds.keys() {
                 let p = dir
@@ -1115,7 +1127,7 @@ pub fn draw(dir: &Path) -> Result<()> {
                     .join("samples-last-16.npy");
                 if let Ok(set) = mr_data::registry::load_path(&p) {
                     let imgs = (0..set.len).map(|i| set.image(i).to_vec()).collect();
-                    rows.push((format!("n={} seed {seed}", s.n_train), imgs));
+                    rows.push((format!("{} s{seed}", short_tag(s)), imgs));
                 }
             }
         }
