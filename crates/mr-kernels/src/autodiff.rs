@@ -122,23 +122,29 @@ struct ConvBias;
 #[derive(Debug)]
 struct ConvPlain;
 
+/// The backward of both convolution nodes: parents `[x, weight]` or `[x, weight, bias]`, each
+/// gradient computed only for a tracked parent.
+fn conv_backward<B: TrainOps, const N: usize>(ops: Ops<ConvState<B>, N>, grads: &mut Gradients) {
+    let tracked = |i: usize| ops.parents.get(i).is_some_and(Option::is_some);
+    let need = ConvNeeds {
+        x: tracked(0),
+        weight: tracked(1),
+        bias: tracked(2),
+    };
+    let dy = grads.consume::<B>(&ops.node);
+    let g = conv_grads::<B>(ops.state, dy, need);
+    for (node, grad) in ops.parents.into_iter().zip([g.x, g.weight, g.bias]) {
+        if let (Some(node), Some(grad)) = (node, grad) {
+            grads.register::<B>(node.id, grad);
+        }
+    }
+}
+
 impl<B: TrainOps> Backward<B, 3> for ConvBias {
     type State = ConvState<B>;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x, node_w, node_b] = ops.parents;
-        let need = ConvNeeds {
-            x: node_x.is_some(),
-            weight: node_w.is_some(),
-            bias: node_b.is_some(),
-        };
-        let dy = grads.consume::<B>(&ops.node);
-        let g = conv_grads::<B>(ops.state, dy, need);
-        for (node, grad) in [(node_x, g.x), (node_w, g.weight), (node_b, g.bias)] {
-            if let (Some(node), Some(grad)) = (node, grad) {
-                grads.register::<B>(node.id, grad);
-            }
-        }
+        conv_backward::<B, 3>(ops, grads);
     }
 }
 
@@ -146,19 +152,7 @@ impl<B: TrainOps> Backward<B, 2> for ConvPlain {
     type State = ConvState<B>;
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x, node_w] = ops.parents;
-        let need = ConvNeeds {
-            x: node_x.is_some(),
-            weight: node_w.is_some(),
-            bias: false,
-        };
-        let dy = grads.consume::<B>(&ops.node);
-        let g = conv_grads::<B>(ops.state, dy, need);
-        for (node, grad) in [(node_x, g.x), (node_w, g.weight)] {
-            if let (Some(node), Some(grad)) = (node, grad) {
-                grads.register::<B>(node.id, grad);
-            }
-        }
+        conv_backward::<B, 2>(ops, grads);
     }
 }
 

@@ -349,10 +349,7 @@ pub fn conv2d_forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &ConvG
                 matmul(dst, Accum::Replace, w, c, 1.0f32, Par::Seq);
                 scatter_block(block, g.cout, p, gs, y);
                 if let Some(b) = bias {
-                    for (i, plane) in y.chunks_mut(p).enumerate() {
-                        let bv = b[i % g.cout];
-                        plane.iter_mut().for_each(|v| *v += bv);
-                    }
+                    add_bias(y, b, p);
                 }
             },
         );
@@ -440,13 +437,21 @@ pub fn conv2d_backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
     dw
 }
 
+/// Adds `bias[ch]` to every plane (`hw` values) of channel `ch` of `y` `[n, c, hw]`,
+/// `c = bias.len()`.
+fn add_bias(y: &mut [f32], bias: &[f32], hw: usize) {
+    for (i, plane) in y.chunks_mut(hw.max(1)).enumerate() {
+        let bv = bias[i % bias.len()];
+        plane.iter_mut().for_each(|v| *v += bv);
+    }
+}
+
 /// Bias gradient: `dy` `[n, c, hw]` summed over images and positions (f64 sums) → `[c]`.
 pub fn bias_grad(dy: &[f32], n: usize, c: usize, hw: usize) -> Vec<f32> {
     check("bias gradient input", dy.len(), n * c * hw);
     let mut acc = vec![0.0f64; c];
-    for plane in dy.chunks(hw.max(1)).take(n * c).enumerate() {
-        let (i, v) = plane;
-        acc[i % c.max(1)] += v.iter().map(|&a| f64::from(a)).sum::<f64>();
+    for (i, plane) in dy.chunks(hw.max(1)).take(n * c).enumerate() {
+        acc[i % c] += plane.iter().map(|&a| f64::from(a)).sum::<f64>();
     }
     acc.into_iter().map(|v| v as f32).collect()
 }
@@ -484,24 +489,9 @@ pub fn conv_transpose2d_forward(
 ) -> Vec<f32> {
     let mut y = conv2d_backward_input(x, weight, g);
     if let Some(b) = bias {
-        let hw = g.h * g.w;
-        for (i, plane) in y.chunks_mut(hw.max(1)).enumerate() {
-            let bv = b[i % g.cin];
-            plane.iter_mut().for_each(|v| *v += bv);
-        }
+        add_bias(&mut y, b, g.h * g.w);
     }
     y
-}
-
-/// Transposed convolution input gradient: `dy` `[n, cout_t, ho, wo]` → `[n, cin_t, h, w]`.
-pub fn conv_transpose2d_backward_input(dy: &[f32], weight: &[f32], g: &ConvGeom) -> Vec<f32> {
-    conv2d_forward(dy, weight, None, g)
-}
-
-/// Transposed convolution weight gradient: `x` `[n, cin_t, h, w]`, `dy` `[n, cout_t, ho, wo]`
-/// → `[cin_t, cout_t, kh, kw]`.
-pub fn conv_transpose2d_backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
-    conv2d_backward_weight(dy, x, g)
 }
 
 #[cfg(test)]

@@ -107,6 +107,55 @@ fn host_conv_args(
     Some((xs, ws, bs))
 }
 
+/// The gradients of a convolution (`transposed`: of the transposed convolution whose adjoint
+/// geometry is `geom`) on the host kernels; `None` where they do not apply (no geometry, a
+/// gradient of the wrong shape, a tensor not f32). A transposed convolution's products are its
+/// adjoint convolution's with input and output swapped: input gradient = forward of `dy`,
+/// weight gradient = weight gradient with `(dy, x)`, bias over the adjoint's input channels.
+fn host_conv_backward(
+    x: &FloatTensor<Flex>,
+    weight: &FloatTensor<Flex>,
+    dy: &FloatTensor<Flex>,
+    geom: Option<ConvGeom>,
+    transposed: bool,
+    need: ConvNeeds,
+) -> Option<ConvGrads<Flex>> {
+    let g = geom?;
+    let (conv_in, conv_out) = ([g.n, g.cin, g.h, g.w], [g.n, g.cout, g.ho, g.wo]);
+    let dy_shape = if transposed { conv_in } else { conv_out };
+    if dims4(dy) != dy_shape {
+        return None;
+    }
+    let (xs, ws, dys) = (
+        host_f32::<4>(x.clone()).0?,
+        host_f32::<4>(weight.clone()).0?,
+        host_f32::<4>(dy.clone()).0?,
+    );
+    let (xd, wd) = (dims4(x), dims4(weight));
+    let dx = || {
+        if transposed {
+            conv::conv2d_forward(&dys, &ws, None, &g)
+        } else {
+            conv::conv2d_backward_input(&dys, &ws, &g)
+        }
+    };
+    let dw = || {
+        if transposed {
+            conv::conv2d_backward_weight(&dys, &xs, &g)
+        } else {
+            conv::conv2d_backward_weight(&xs, &dys, &g)
+        }
+    };
+    let [_, c, h, w] = dy_shape;
+    Some(ConvGrads {
+        x: need.x.then(|| prim(dx(), xd)),
+        weight: need.weight.then(|| prim(dw(), wd)),
+        bias: need
+            .bias
+            .then(|| prim(conv::bias_grad(&dys, g.n, c, h * w), [c])),
+    })
+}
+
 impl TrainOps for Flex {
     fn batch_norm_train(
         x: FloatTensor<Self>,
@@ -197,28 +246,10 @@ impl TrainOps for Flex {
         options: ConvOptions<2>,
         need: ConvNeeds,
     ) -> ConvGrads<Self> {
-        let (xd, wd) = (dims4(&x), dims4(&weight));
-        let geom = conv_geom(xd, wd, x.dtype(), &options)
-            .filter(|g| dims4(&dy) == [g.n, g.cout, g.ho, g.wo]);
-        let host = (
-            host_f32::<4>(x.clone()).0,
-            host_f32::<4>(weight.clone()).0,
-            host_f32::<4>(dy.clone()).0,
-        );
-        let (Some(g), (Some(xs), Some(ws), Some(dys))) = (geom, host) else {
-            return fallback::conv2d_train_backward::<Self>(x, weight, dy, options, need);
-        };
-        ConvGrads {
-            x: need
-                .x
-                .then(|| prim(conv::conv2d_backward_input(&dys, &ws, &g), xd)),
-            weight: need
-                .weight
-                .then(|| prim(conv::conv2d_backward_weight(&xs, &dys, &g), wd)),
-            bias: need
-                .bias
-                .then(|| prim(conv::bias_grad(&dys, g.n, g.cout, g.p()), [g.cout])),
-        }
+        let geom = conv_geom(dims4(&x), dims4(&weight), x.dtype(), &options);
+        host_conv_backward(&x, &weight, &dy, geom, false, need).unwrap_or_else(|| {
+            fallback::conv2d_train_backward::<Self>(x, weight, dy, options, need)
+        })
     }
 
     fn conv_transpose2d_train(
@@ -242,27 +273,9 @@ impl TrainOps for Flex {
         options: ConvTransposeOptions<2>,
         need: ConvNeeds,
     ) -> ConvGrads<Self> {
-        let (xd, wd) = (dims4(&x), dims4(&weight));
-        let geom = conv_t_geom(xd, wd, x.dtype(), &options)
-            .filter(|g| dims4(&dy) == [g.n, g.cin, g.h, g.w]);
-        let host = (
-            host_f32::<4>(x.clone()).0,
-            host_f32::<4>(weight.clone()).0,
-            host_f32::<4>(dy.clone()).0,
-        );
-        let (Some(g), (Some(xs), Some(ws), Some(dys))) = (geom, host) else {
-            return fallback::conv_transpose2d_train_backward::<Self>(x, weight, dy, options, need);
-        };
-        ConvGrads {
-            x: need
-                .x
-                .then(|| prim(conv::conv_transpose2d_backward_input(&dys, &ws, &g), xd)),
-            weight: need
-                .weight
-                .then(|| prim(conv::conv_transpose2d_backward_weight(&xs, &dys, &g), wd)),
-            bias: need
-                .bias
-                .then(|| prim(conv::bias_grad(&dys, g.n, g.cin, g.h * g.w), [g.cin])),
-        }
+        let geom = conv_t_geom(dims4(&x), dims4(&weight), x.dtype(), &options);
+        host_conv_backward(&x, &weight, &dy, geom, true, need).unwrap_or_else(|| {
+            fallback::conv_transpose2d_train_backward::<Self>(x, weight, dy, options, need)
+        })
     }
 }

@@ -8,6 +8,9 @@ use mr_kernels::{batch_norm_train, batch_norm_train_reference};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+mod common;
+use common::{rel_err, vals};
+
 type A = Autodiff<Flex>;
 
 const SHAPES: &[[usize; 4]] = &[
@@ -22,22 +25,6 @@ fn random(rng: &mut ChaCha8Rng, n: usize, scale: f32, shift: f32) -> Vec<f32> {
     (0..n)
         .map(|_| rng.random_range(-1.0f32..1.0) * scale + shift)
         .collect()
-}
-
-fn rel_err(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let scale = b
-        .iter()
-        .fold(0f64, |m, &v| m.max(f64::from(v).abs()))
-        .max(1e-12);
-    let diff = a.iter().zip(b).fold(0f64, |m, (&x, &y)| {
-        m.max((f64::from(x) - f64::from(y)).abs())
-    });
-    diff / scale
-}
-
-fn vals<B: burn::tensor::backend::Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().into_vec::<f32>().unwrap()
 }
 
 #[test]

@@ -13,6 +13,9 @@ use burn::tensor::{Tensor, TensorData};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+mod common;
+use common::{rel_err, vals};
+
 type A = Autodiff<Flex>;
 
 /// (input `[n, cin, h, w]`, cout, kernel `[kh, kw]`, stride, padding).
@@ -41,22 +44,6 @@ const CONV_T_CASES: &[Case] = &[
 
 fn random(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
-}
-
-fn rel_err(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let scale = b
-        .iter()
-        .fold(0f64, |m, &v| m.max(f64::from(v).abs()))
-        .max(1e-12);
-    let diff = a.iter().zip(b).fold(0f64, |m, (&x, &y)| {
-        m.max((f64::from(x) - f64::from(y)).abs())
-    });
-    diff / scale
-}
-
-fn vals<B: burn::tensor::backend::Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().into_vec::<f32>().unwrap()
 }
 
 fn tensor<B: burn::tensor::backend::Backend, const D: usize>(

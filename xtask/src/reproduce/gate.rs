@@ -597,13 +597,13 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         mr_data::atomic::write_bytes_atomic(&p, config(s).as_bytes())?;
     }
     if args.plan {
-        let steps: usize = todo.iter().map(|r| steps_to_train(r, &work)).sum();
-        let (mut core_s, mut guessed) = (0.0, 0usize);
+        let (mut steps, mut core_s, mut guessed) = (0usize, 0.0, 0usize);
         for r in &todo {
+            let n = steps_to_train(r, &work);
             let rate = measured_rate(&work, &r.setup);
             guessed += usize::from(rate.is_none());
-            core_s +=
-                steps_to_train(r, &work) as f64 * rate.unwrap_or_else(|| fallback_rate(&r.setup));
+            steps += n;
+            core_s += n as f64 * rate.unwrap_or_else(|| fallback_rate(&r.setup));
         }
         println!(
             "cpu-gate: {} runs ({} to train) over {} setups; {steps} steps to train ≈ {:.0} min \
