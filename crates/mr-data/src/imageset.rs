@@ -187,6 +187,51 @@ impl ImageSet {
         }
     }
 
+    /// The set as `size`×`size` RGB: each image centred on a black (zero) canvas (a border of
+    /// `(size − H) / 2` pixels above and left, the rest below and right) and, if it has one
+    /// channel, that channel copied to R, G and B. The pixels themselves are untouched (no
+    /// resampling), so MNIST's 28×28 digits become the 32×32 RGB images the GANs and `small-cnn`
+    /// take, exactly as the common "pad 2" convention does. Errors on images larger than
+    /// `size` or with a channel count other than 1 or 3.
+    pub fn pad_to_rgb(&self, size: usize) -> Result<ImageSet, DataError> {
+        let (h, w, c) = (self.height, self.width, self.channels);
+        if h > size || w > size {
+            return Err(DataError::Invalid(format!(
+                "{}: images of {h}×{w} do not fit a {size}×{size} canvas",
+                self.source
+            )));
+        }
+        if c != 1 && c != 3 {
+            return Err(DataError::Invalid(format!(
+                "{}: cannot make RGB of {c}-channel images",
+                self.source
+            )));
+        }
+        let (top, left) = ((size - h) / 2, (size - w) / 2);
+        let out_size = size * size * 3;
+        let mut pixels = vec![0u8; self.len * out_size];
+        for (i, out) in pixels.chunks_exact_mut(out_size).enumerate() {
+            let img = self.image(i);
+            for y in 0..h {
+                for x in 0..w {
+                    let dst = ((y + top) * size + x + left) * 3;
+                    for k in 0..3 {
+                        out[dst + k] = img[(y * w + x) * c + if c == 1 { 0 } else { k }];
+                    }
+                }
+            }
+        }
+        Ok(ImageSet {
+            pixels,
+            len: self.len,
+            height: size,
+            width: size,
+            channels: 3,
+            labels: self.labels.clone(),
+            ..self.clone_meta()
+        })
+    }
+
     fn clone_meta(&self) -> ImageSet {
         ImageSet {
             pixels: Vec::new(),
@@ -345,6 +390,32 @@ mod tests {
         let mut c = toy();
         c.labels.as_mut().unwrap()[0] = 1;
         assert_ne!(c.content_hash(), h);
+    }
+
+    #[test]
+    fn pad_to_rgb_centres_and_refuses_what_does_not_fit() {
+        let a = toy(); // 2×2 RGB
+        let p = a.pad_to_rgb(5).unwrap(); // border 1 above/left, 2 below/right
+        assert_eq!(p.shape(), [6, 5, 5, 3]);
+        assert_eq!(p.labels, a.labels);
+        let img = p.image(3);
+        assert_eq!(&img[(5 + 1) * 3..][..3], &a.image(3)[..3]);
+        assert_eq!(&img[(2 * 5 + 2) * 3..][..3], &a.image(3)[9..12]);
+        let inside: usize = img.iter().filter(|&&v| v != 0).count();
+        assert!(inside <= 12);
+        assert_eq!(img[0..3], [0, 0, 0]);
+        assert_eq!(img[img.len() - 3..], [0, 0, 0]);
+        assert!(a
+            .pad_to_rgb(1)
+            .unwrap_err()
+            .to_string()
+            .contains("do not fit"));
+        let two = ImageSet::new(vec![1; 8], [1, 2, 2, 2], None, vec![], "two").unwrap();
+        assert!(two
+            .pad_to_rgb(4)
+            .unwrap_err()
+            .to_string()
+            .contains("2-channel"));
     }
 
     #[test]

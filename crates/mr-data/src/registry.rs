@@ -19,7 +19,8 @@
 //! cifar100/{python,binary}/
 //! cifar10.1/cifar10.1_{v6,v4}_{data,labels}.npy
 //! cifair10/                              ciFAIR-10 (CIFAR python layout)
-//! mnist/, fashion-mnist/                 IDX files (plain or .gz)
+//! mnist/, fashion-mnist/                 IDX files (plain or .gz; `mnist32-*` and
+//!                                        `fashion-mnist32-*` read the same files, padded to 32×32 RGB)
 //! weights/inception-fid/default_1.pt, weights/effnet-lite0/efficientnet-lite0-57934424.pth
 //! foolbox-data/                          foolbox 3.3.4's sample images
 //! ```
@@ -150,6 +151,16 @@ pub const DATASETS: &[DatasetName] = &[
         about: "MNIST test set, 10,000 images",
     },
     DatasetName {
+        name: "mnist32-train",
+        fetch: "mnist",
+        about: "MNIST training set as 32×32 RGB (2-px black border, gray copied to R, G, B)",
+    },
+    DatasetName {
+        name: "mnist32-test",
+        fetch: "mnist",
+        about: "MNIST test set as 32×32 RGB (2-px black border, gray copied to R, G, B)",
+    },
+    DatasetName {
         name: "fashion-mnist-train",
         fetch: "fashion-mnist",
         about: "Fashion-MNIST training set",
@@ -158,6 +169,17 @@ pub const DATASETS: &[DatasetName] = &[
         name: "fashion-mnist-test",
         fetch: "fashion-mnist",
         about: "Fashion-MNIST test set",
+    },
+    DatasetName {
+        name: "fashion-mnist32-train",
+        fetch: "fashion-mnist",
+        about:
+            "Fashion-MNIST training set as 32×32 RGB (2-px black border, gray copied to R, G, B)",
+    },
+    DatasetName {
+        name: "fashion-mnist32-test",
+        fetch: "fashion-mnist",
+        about: "Fashion-MNIST test set as 32×32 RGB (2-px black border, gray copied to R, G, B)",
     },
 ];
 
@@ -386,6 +408,14 @@ pub fn present_variant(name: &str, root: &Path) -> Option<String> {
             root.join("cifair10").is_dir().then(|| "python".to_string())
         }
         "mnist-train" | "mnist-test" => root.join("mnist").is_dir().then(|| "idx".to_string()),
+        "mnist32-train" | "mnist32-test" => root
+            .join("mnist")
+            .is_dir()
+            .then(|| "idx-pad32-rgb".to_string()),
+        "fashion-mnist32-train" | "fashion-mnist32-test" => root
+            .join("fashion-mnist")
+            .is_dir()
+            .then(|| "idx-pad32-rgb".to_string()),
         "fashion-mnist-train" | "fashion-mnist-test" => root
             .join("fashion-mnist")
             .is_dir()
@@ -528,7 +558,14 @@ fn load_name(entry: &DatasetName, root: &Path) -> Result<ImageSet, DataError> {
             set.variant = Some("python".into());
             set
         }
-        "mnist-train" | "mnist-test" | "fashion-mnist-train" | "fashion-mnist-test" => {
+        "mnist-train"
+        | "mnist-test"
+        | "fashion-mnist-train"
+        | "fashion-mnist-test"
+        | "mnist32-train"
+        | "mnist32-test"
+        | "fashion-mnist32-train"
+        | "fashion-mnist32-test" => {
             let fashion = name.starts_with("fashion");
             let dir = root.join(if fashion { "fashion-mnist" } else { "mnist" });
             need(&dir)?;
@@ -542,6 +579,10 @@ fn load_name(entry: &DatasetName, root: &Path) -> Result<ImageSet, DataError> {
             };
             let mut set = idx::read_mnist_dir(&dir, name.ends_with("train"), classes)?;
             set.variant = Some("idx".into());
+            if name.contains("mnist32") {
+                set = set.pad_to_rgb(32)?;
+                set.variant = Some("idx-pad32-rgb".into());
+            }
             set
         }
         other => {

@@ -227,6 +227,48 @@ fn gz(bytes: &[u8]) -> Vec<u8> {
 }
 
 #[test]
+fn mnist32_is_the_digit_on_a_black_32x32_rgb_canvas() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("mnist");
+    fs::create_dir_all(&d).unwrap();
+    let px: Vec<u8> = (0..2 * 28 * 28).map(|i| (i % 251) as u8 + 1).collect();
+    fs::write(
+        d.join("t10k-images-idx3-ubyte"),
+        idx_bytes(8, &[2, 28, 28], &px),
+    )
+    .unwrap();
+    fs::write(
+        d.join("t10k-labels-idx1-ubyte"),
+        idx_bytes(8, &[2], &[4, 1]),
+    )
+    .unwrap();
+    let raw = mr_data::registry::load("mnist-test", tmp.path()).unwrap();
+    let s = mr_data::registry::load("mnist32-test[1,4]", tmp.path()).unwrap();
+    assert_eq!(s.shape(), [2, 32, 32, 3]);
+    assert_eq!(s.variant.as_deref(), Some("idx-pad32-rgb"));
+    // labels renumbered in the order given ("1" → 0, "4" → 1), images in file order
+    assert_eq!(s.labels.as_ref().unwrap(), &vec![1, 0]);
+    for (i, img) in [(0, s.image(0)), (1, s.image(1))] {
+        for y in 0..32 {
+            for x in 0..32 {
+                let inside = (2..30).contains(&y) && (2..30).contains(&x);
+                let want = if inside {
+                    raw.image(i)[(y - 2) * 28 + x - 2]
+                } else {
+                    0
+                };
+                assert_eq!(&img[(y * 32 + x) * 3..][..3], &[want; 3], "({y}, {x})");
+            }
+        }
+    }
+    // the same files, so the same fetch hint when they are missing
+    let e = mr_data::registry::load("fashion-mnist32-train", tmp.path())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("fashion-mnist"), "{e}");
+}
+
+#[test]
 fn mnist_idx_plain_and_gzip() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
