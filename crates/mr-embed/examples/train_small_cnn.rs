@@ -1,18 +1,20 @@
-//! Train the `small-cnn` embedder as a CIFAR-10 classifier (the code of
-//! `cargo xtask train-small-cnn`, which runs this example).
+//! Train a `small-cnn` embedder as a classifier (the code of `cargo xtask train-small-cnn`,
+//! which runs this example): `small-cnn` on CIFAR-10, `small-cnn-mnist` on MNIST.
 //!
 //! ```text
-//! cargo run --release -p mr-embed --example train_small_cnn -- [--out DIR] [--epochs E]
-//!     [--train-subset K] [--batch B] [--lr LR] [--seed S] [--time-batches N]
+//! cargo run --release -p mr-embed --example train_small_cnn -- [--variant NAME] [--out DIR]
+//!     [--epochs E] [--train-subset K] [--batch B] [--lr LR] [--seed S] [--time-batches N]
 //! ```
 //!
 //! Every random draw is seeded by `--seed`: the weight init, the per-epoch shuffle and the
-//! augmentation (random 32×32 crop of the 4-pixel zero-padded image, horizontal flip with
-//! probability ½). Adam (β = 0.9, 0.999) with a learning rate that falls linearly to 0 over the
-//! run, cross-entropy loss, batch norm in training mode. After training it prints the accuracy on
-//! `cifar10-test` (eval mode: running batch-norm statistics) and the embedding throughput, and
-//! writes `<out>/small-cnn-cifar10.mpk` (full-precision burn named MessagePack, temp + rename)
-//! and `<out>/small-cnn-cifar10.json` (seed, epochs, accuracy, timings, sha256 of the weights).
+//! augmentation (random 32×32 crop of the zero-padded image — 4 pixels of padding for
+//! CIFAR-10, 2 for MNIST — and for CIFAR-10 a horizontal flip with probability ½). Adam
+//! (β = 0.9, 0.999) with a learning rate that falls linearly to 0 over the run, cross-entropy
+//! loss, batch norm in training mode. After training it prints the accuracy on the variant's test
+//! set (eval mode: running batch-norm statistics) and the embedding throughput, and writes
+//! `<out>/<weights file>` (e.g. `small-cnn-cifar10.mpk`: full-precision burn named MessagePack,
+//! temp + rename) and the `.json` beside it (seed, epochs, accuracy, timings, sha256 of the
+//! weights).
 //! `--time-batches N` only times N training batches and exits (to size a run).
 
 use std::path::PathBuf;
@@ -26,7 +28,7 @@ use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use mr_data::ImageSet;
 use mr_embed::pipeline::progress_bar;
-use mr_embed::small_cnn::{self, save_small_cnn, SmallCnn, SmallCnnConfig, SmallCnnEmbedder};
+use mr_embed::small_cnn::{self, save_small_cnn, SmallCnn, SmallCnnEmbedder};
 use mr_embed::Embedder;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -37,6 +39,7 @@ type B = Autodiff<Inner>;
 
 #[derive(Debug)]
 struct Args {
+    variant: &'static small_cnn::Variant,
     out: PathBuf,
     epochs: usize,
     train_subset: Option<usize>,
@@ -48,6 +51,7 @@ struct Args {
 
 fn parse_args() -> Result<Args> {
     let mut a = Args {
+        variant: &small_cnn::CIFAR10,
         out: PathBuf::from("crates/mr-embed/weights"),
         epochs: 4,
         train_subset: None,
@@ -61,6 +65,13 @@ fn parse_args() -> Result<Args> {
         let mut val = || it.next().with_context(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--out" => a.out = PathBuf::from(val()?),
+            "--variant" => {
+                let v = val()?;
+                a.variant = small_cnn::variant(&v).with_context(|| {
+                    let known: Vec<&str> = small_cnn::VARIANTS.iter().map(|v| v.name).collect();
+                    format!("unknown --variant {v} (known: {})", known.join(", "))
+                })?;
+            }
             "--epochs" => a.epochs = val()?.parse().context("--epochs")?,
             "--train-subset" => a.train_subset = Some(val()?.parse().context("--train-subset")?),
             "--batch" => a.batch = val()?.parse().context("--batch")?,
@@ -77,15 +88,22 @@ fn parse_args() -> Result<Args> {
 }
 
 /// One augmented batch: images `idx` of `set` → `[n, 3, 32, 32]` in `x / 127.5 − 1`, each
-/// randomly shifted by up to 4 pixels (zero = black padding) and flipped with probability ½.
-fn augmented_batch(set: &ImageSet, idx: &[usize], rng: &mut ChaCha8Rng) -> Vec<f32> {
+/// randomly shifted by up to `v.max_shift` pixels (zero = black padding) and, if `v.hflip`,
+/// flipped with probability ½.
+fn augmented_batch(
+    set: &ImageSet,
+    idx: &[usize],
+    v: &small_cnn::Variant,
+    rng: &mut ChaCha8Rng,
+) -> Vec<f32> {
     const S: usize = 32;
+    let m = v.max_shift;
     let mut out = vec![-1.0f32; idx.len() * 3 * S * S];
     for (k, &i) in idx.iter().enumerate() {
         let img = set.image(i);
-        let dy = rng.random_range(0..9usize) as isize - 4;
-        let dx = rng.random_range(0..9usize) as isize - 4;
-        let flip = rng.random::<bool>();
+        let dy = rng.random_range(0..=2 * m) as isize - m as isize;
+        let dx = rng.random_range(0..=2 * m) as isize - m as isize;
+        let flip = v.hflip && rng.random::<bool>();
         let dst = &mut out[k * 3 * S * S..(k + 1) * 3 * S * S];
         for y in 0..S {
             let sy = y as isize + dy;
@@ -157,14 +175,16 @@ fn run() -> Result<()> {
     let args = parse_args()?;
     let root = mr_embed::paths::data_root();
     let device = Default::default();
+    let v = args.variant;
     let train_spec = match args.train_subset {
-        Some(k) => format!("cifar10-train:{k}@{}", args.seed),
-        None => "cifar10-train".to_string(),
+        Some(k) => format!("{}:{k}@{}", v.train_set, args.seed),
+        None => v.train_set.to_string(),
     };
     let t_load = Instant::now();
     let train = mr_data::registry::load(&train_spec, &root)
         .with_context(|| format!("loading {train_spec}"))?;
-    let test = mr_data::registry::load("cifar10-test", &root).context("loading cifar10-test")?;
+    let test = mr_data::registry::load(v.test_set, &root)
+        .with_context(|| format!("loading {}", v.test_set))?;
     if train.height != 32 || train.width != 32 || train.channels != 3 {
         bail!("{train_spec}: expected 32x32 RGB images");
     }
@@ -176,7 +196,7 @@ fn run() -> Result<()> {
         t_load.elapsed().as_secs_f64()
     );
 
-    let config = SmallCnnConfig::new();
+    let config = v.config();
     let mut net: SmallCnn<B> = config.init(args.seed, &device);
     let mut optim = AdamConfig::new().init();
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed.wrapping_add(1));
@@ -199,7 +219,7 @@ fn run() -> Result<()> {
         let t_epoch = Instant::now();
         for idx in order.chunks(args.batch) {
             let m = idx.len();
-            let x = augmented_batch(&train, idx, &mut rng);
+            let x = augmented_batch(&train, idx, v, &mut rng);
             let x = Tensor::<B, 4>::from_data(TensorData::new(x, [m, 3, 32, 32]), &device);
             let y = Tensor::<B, 2>::from_data(
                 TensorData::new(one_hot(&labels, idx, classes), [m, classes]),
@@ -281,19 +301,20 @@ fn run() -> Result<()> {
     let eval_net = net.valid();
     let (acc, ips) = evaluate(eval_net.clone(), &test, 250)?;
     println!(
-        "cifar10-test accuracy {acc:.4} ({} images); embedding {ips:.0} images/s; training {:.1} min",
+        "{} accuracy {acc:.4} ({} images); embedding {ips:.0} images/s; training {:.1} min",
+        v.test_set,
         test.len(),
         train_secs / 60.0
     );
 
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let weights = args.out.join(small_cnn::WEIGHTS_FILE);
+    let weights = args.out.join(v.weights_file);
     save_small_cnn(eval_net, &weights)?;
     let sha = mr_data::imageset::sha256_file(&weights)?;
     let meta = json!({
-        "embedder": small_cnn::NAME,
-        "weights_file": small_cnn::WEIGHTS_FILE,
+        "embedder": v.name,
+        "weights_file": v.weights_file,
         "weights_sha256": sha,
         "format": "burn 0.21.0 NamedMpk, FullPrecisionSettings (f32)",
         "config": config,
@@ -305,9 +326,13 @@ fn run() -> Result<()> {
         "batch": args.batch,
         "optimizer": "Adam(beta1=0.9, beta2=0.999, eps=1e-5), lr linear decay to 0",
         "lr": args.lr,
-        "augmentation": "random crop 32 of 4-px zero-padded image, horizontal flip p=0.5",
+        "augmentation": if v.hflip {
+            format!("random crop 32 of {}-px zero-padded image, horizontal flip p=0.5", v.max_shift)
+        } else {
+            format!("random crop 32 of {}-px zero-padded image, no flip", v.max_shift)
+        },
         "preprocess": small_cnn::default_preprocess().id(),
-        "test_set": "cifar10-test",
+        "test_set": v.test_set,
         "test_images": test.len(),
         "test_accuracy": acc,
         "train_seconds": train_secs,
@@ -316,8 +341,8 @@ fn run() -> Result<()> {
         "history": history,
         "backend": "burn 0.21.0 Autodiff<Flex> (CPU)",
     });
-    let json_path = args.out.join("small-cnn-cifar10.json");
-    let tmp = args.out.join("small-cnn-cifar10.json.tmp");
+    let json_path = weights.with_extension("json");
+    let tmp = weights.with_extension("json.tmp");
     std::fs::write(&tmp, serde_json::to_string_pretty(&meta)? + "\n")?;
     std::fs::rename(&tmp, &json_path)?;
     eprintln!(

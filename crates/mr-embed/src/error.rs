@@ -43,7 +43,7 @@ pub enum EmbedError {
     Image { path: PathBuf, msg: String },
     #[error("invalid input: {0}")]
     Input(String),
-    #[error("unknown embedder `{0}` (known: inception-fid, effnet-lite0, small-cnn)")]
+    #[error("unknown embedder `{0}` (known: {known})", known = crate::zoo::EMBEDDERS.join(", "))]
     UnknownEmbedder(String),
     #[error(transparent)]
     Npy(#[from] mr_data::npy::NpyError),

@@ -3,9 +3,9 @@
 //! `inception-fid` and `effnet-lite0` load their weights from the data root (`cargo xtask
 //! fetch <name>` puts them there); a missing file is an [`EmbedError::WeightsNotFound`] that
 //! says how to fetch it. Without `default_1.pt`, `inception-fid` also accepts pytorch-fid's
-//! `pt_inception-2015-12-05-6726825d.pth` in the same folder (id tag `tf2015-ptfid`). `small-cnn` is trained in this project and its weights ship inside the
-//! crate ([`small_cnn::BUNDLED_WEIGHTS`]); a file at `<root>/weights/small-cnn/small-cnn-cifar10.mpk`
-//! overrides them (tag `file`).
+//! `pt_inception-2015-12-05-6726825d.pth` in the same folder (id tag `tf2015-ptfid`). `small-cnn` (CIFAR-10), `small-cnn-mnist` (MNIST) and `small-cnn-fmnist` (Fashion-MNIST) are trained in this project and their
+//! weights ship inside the crate ([`small_cnn::VARIANTS`]); a file at
+//! `<root>/weights/<name>/<weights file>` overrides them (tag `file-<sha256[..8]>`).
 
 use std::path::{Path, PathBuf};
 
@@ -14,11 +14,16 @@ use burn::tensor::backend::Backend;
 use crate::error::EmbedError;
 use crate::inception;
 use crate::paths::{fetch_hint, weight_file};
-use crate::small_cnn::{self, SmallCnnConfig, SmallCnnEmbedder};
+use crate::small_cnn::{self, SmallCnnEmbedder};
 use crate::{EffNetLite0, Embedder, InceptionFid, Preprocess, Resize, Scale};
 
 /// Names accepted by [`load_embedder`].
-pub const EMBEDDERS: &[&str] = &["inception-fid", "effnet-lite0", "small-cnn"];
+pub const EMBEDDERS: &[&str] = &[
+    "inception-fid",
+    "effnet-lite0",
+    "small-cnn",
+    "small-cnn-mnist",
+];
 
 /// The weight file of embedder `name` under data root `root` (for `small-cnn`, the optional
 /// override of the bundled weights).
@@ -26,8 +31,10 @@ pub fn embedder_weights(name: &str, root: &Path) -> Result<PathBuf, EmbedError> 
     let file = match name {
         "inception-fid" => "default_1.pt",
         "effnet-lite0" => "efficientnet-lite0-57934424.pth",
-        small_cnn::NAME => small_cnn::WEIGHTS_FILE,
-        _ => return Err(EmbedError::UnknownEmbedder(name.to_string())),
+        _ => match small_cnn::variant(name) {
+            Some(v) => v.weights_file,
+            None => return Err(EmbedError::UnknownEmbedder(name.to_string())),
+        },
     };
     Ok(weight_file(name, file, root))
 }
@@ -60,14 +67,15 @@ pub fn load_embedder_with<B: Backend + 'static>(
         scale: scale.unwrap_or(default.scale),
         ..default
     };
-    if name == small_cnn::NAME {
+    if let Some(variant) = small_cnn::variant(name) {
         let net = if path.is_file() {
             let bytes = std::fs::read(&path).map_err(|e| EmbedError::io(&path, e))?;
             let tag = format!("file-{}", &mr_data::imageset::sha256_bytes(&bytes)[..8]);
-            SmallCnnEmbedder::<B>::from_bytes(&bytes, &SmallCnnConfig::new(), &tag, device)
+            SmallCnnEmbedder::<B>::from_bytes(&bytes, &variant.config(), &tag, device)
                 .map_err(|e| EmbedError::Input(format!("{}: {e}", path.display())))?
+                .named(variant)
         } else {
-            SmallCnnEmbedder::<B>::bundled(device)?
+            SmallCnnEmbedder::<B>::bundled_variant(variant, device)?
         };
         let (default, wanted) = (*net.preprocess(), choose(*net.preprocess()));
         if wanted != default {
