@@ -44,7 +44,8 @@ pub const SEEDS_TO_PASS: usize = 3;
 pub const CT_PASS: f64 = -3.0;
 /// Generated samples per evaluation.
 pub const SAMPLES: usize = 1000;
-/// Evaluation embedder (also the rejection embedder of the sweep that follows).
+/// Evaluation embedder of the CIFAR-10 setups (also the rejection embedder of the sweep that
+/// follows); each [`Setup`] names its own.
 pub const EMBEDDER: &str = "small-cnn";
 
 /// One setup of the gate.
@@ -56,6 +57,8 @@ pub struct Setup {
     pub n_train: usize,
     /// Held-out reference of the same class(es).
     pub test: &'static str,
+    /// Evaluation embedder (a classifier trained on the data set's full training split).
+    pub embedder: &'static str,
     pub steps: usize,
     pub batch: usize,
     pub n_dis: usize,
@@ -81,6 +84,7 @@ const AUTO128: Setup = Setup {
     train: "cifar10-train[automobile]:128@0",
     n_train: 128,
     test: "cifar10-test[automobile]",
+    embedder: EMBEDDER,
     steps: 6000,
     batch: 32,
     n_dis: 1,
@@ -96,6 +100,38 @@ const AUTO128: Setup = Setup {
     extends: None,
 };
 
+/// MNIST's 128-image floor (session 11): the CIFAR-10 floor's model on one digit.
+const MNIST128: Setup = Setup {
+    name: "mnist7-128-dcgan32-diffaug",
+    train: "mnist32-train[7]:128@0",
+    n_train: 128,
+    test: "mnist32-test[7]",
+    embedder: "small-cnn-mnist",
+    why: "the issue's second data set (session 11): 128 MNIST sevens (32×32 RGB: the 28×28 \
+          digit on a 2-pixel black border, gray copied to R, G and B), held out against the \
+          1,028 test sevens, evaluated in `small-cnn-mnist` (64-d, trained on all 60,000 MNIST \
+          training digits; Meehan et al. evaluate C_T on MNIST in such a learned space). The \
+          model, augmentation and schedule of the CIFAR-10 floor, so the two differ only in the \
+          data: digits are simpler images, which a 32-wide DCGAN can draw sharply — if copying \
+          needs a generator that can reproduce its training images, it shows here first",
+    ..AUTO128
+};
+
+/// Fashion-MNIST's 128-image floor (session 11): the same model on one clothing class.
+const FMNIST128: Setup = Setup {
+    name: "fmnist-sneaker128-dcgan32-diffaug",
+    train: "fashion-mnist32-train[sneaker]:128@0",
+    n_train: 128,
+    test: "fashion-mnist32-test[sneaker]",
+    embedder: "small-cnn-fmnist",
+    why: "Fashion-MNIST, the issue's third data set (session 11): 128 sneakers (32×32 RGB as \
+          for MNIST), held out against the 1,000 test sneakers, evaluated in \
+          `small-cnn-fmnist` (64-d, trained on all 60,000 Fashion-MNIST training images): \
+          textured gray images between MNIST's strokes and CIFAR-10's photographs, same model \
+          and schedule as the other floors",
+    ..AUTO128
+};
+
 /// Every setup tried, in the order tried.
 pub const SETUPS: &[Setup] = &[
     Setup {
@@ -103,6 +139,7 @@ pub const SETUPS: &[Setup] = &[
         train: "cifar10-train[automobile]:1000@0",
         n_train: 1000,
         test: "cifar10-test[automobile]",
+        embedder: EMBEDDER,
         steps: 8000,
         batch: 32,
         n_dis: 1,
@@ -123,6 +160,7 @@ pub const SETUPS: &[Setup] = &[
         train: "cifar10-train[automobile]:256@0",
         n_train: 256,
         test: "cifar10-test[automobile]",
+        embedder: EMBEDDER,
         steps: 8000,
         batch: 32,
         n_dis: 1,
@@ -185,6 +223,20 @@ pub const SETUPS: &[Setup] = &[
         seeds: 2,
         ..AUTO128
     },
+    MNIST128,
+    FMNIST128,
+    Setup {
+        name: "mnist7-128-dcgan32-diffaug-20k",
+        steps: 20000,
+        seeds: 1,
+        why: "the MNIST floor trained to 20,000 steps (5,000 epochs), continued from its \
+              6,000-step seed 0 (session 11): at 6,000 steps its C_T sat at +1.3 to +4.6 from \
+              step 3,500 on with KID near the real-data level, the pattern of the CIFAR-10 floor, \
+              whose 30,000-step seed 0 drifted to C_T ≈ −1 to −2 only after 15,000 steps. One \
+              seed: the other core trained seeds 1 and 2 of the 6,000-step setup",
+        extends: Some(MNIST128.name),
+        ..MNIST128
+    },
 ];
 
 /// The `mr-train` configuration of a setup (τ = 0: no rejection; seed set per run).
@@ -222,7 +274,7 @@ fn config(s: &Setup) -> String {
             ("mode", text("none")),
             ("tau", toml::Value::Float(0.0)),
             ("policy", text("shrink")),
-            ("embedder", text(EMBEDDER)),
+            ("embedder", text(s.embedder)),
         ]),
     );
     root.insert(
@@ -230,7 +282,7 @@ fn config(s: &Setup) -> String {
         section(vec![
             ("every", int(s.eval_every)),
             ("samples", int(SAMPLES)),
-            ("embedder", text(EMBEDDER)),
+            ("embedder", text(s.embedder)),
             ("test", text(s.test)),
             ("fid_ref", text("test")),
             ("cells", int(5)),
@@ -275,15 +327,16 @@ impl GateRun {
     }
 }
 
-/// A setup's label in the sample grid: width, augmentation (DA = DiffAugment), steps in
-/// thousands — e.g. `w32 DA 12k`.
+/// A setup's label in the sample grid: data (the name up to `-dcgan`), width, augmentation
+/// (DA = DiffAugment), steps in thousands — e.g. `auto128 w32 DA 12k`.
 fn short_tag(s: &Setup) -> String {
     let aug = if s.diffaug.trim().is_empty() {
         "noaug"
     } else {
         "DA"
     };
-    format!("w{} {aug} {}k", s.g_width, s.steps / 1000)
+    let data = s.name.split("-dcgan").next().unwrap_or(s.name);
+    format!("{data} w{} {aug} {}k", s.g_width, s.steps / 1000)
 }
 
 /// File in a run folder naming the `mr-train` build (`<work>/bin/<build>/`) that started it.
@@ -368,6 +421,11 @@ fn seed_from_base(work: &Path, r: &GateRun, out: &Path) -> Result<()> {
     for f in ["config.toml", "log.csv", "eval.csv"] {
         std::fs::copy(from.join(f), tmp.join(f))
             .with_context(|| format!("copying {}", from.join(f).display()))?;
+    }
+    // the continuation is resumed by the build that trained its first steps (if the base
+    // recorded one; one that did not is refused by `training_bins`, as any such run)
+    if from.join(BUILD_FILE).is_file() {
+        std::fs::copy(from.join(BUILD_FILE), tmp.join(BUILD_FILE))?;
     }
     copy_tree(&from.join("checkpoints"), &tmp.join("checkpoints"))?;
     std::fs::rename(&tmp, out)
@@ -533,9 +591,9 @@ fn levels(metrics: &Path, work: &Path, root: &Path) -> Result<Value> {
             &mr_data::npy::NpyArray::new(vec![SAMPLES, 32, 32, 3], mr_data::npy::NpyData::U8(px)),
         )?;
     }
-    let metric = |cmd: &str, a: &str, b: &str, extra: &[&str]| -> Result<Value> {
+    let metric = |cmd: &str, a: &str, b: &str, embed: &str, extra: &[&str]| -> Result<Value> {
         let out = Command::new(metrics)
-            .args([cmd, a, b, "--embed", EMBEDDER, "--json", "--data-dir"])
+            .args([cmd, a, b, "--embed", embed, "--json", "--data-dir"])
             .arg(root)
             .args(extra)
             .output()
@@ -552,6 +610,10 @@ fn levels(metrics: &Path, work: &Path, root: &Path) -> Result<Value> {
     let tests: std::collections::BTreeSet<&str> = SETUPS.iter().map(|s| s.test).collect();
     let noise_s = noise.to_string_lossy().to_string();
     for test in tests {
+        let embed = SETUPS
+            .iter()
+            .find(|s| s.test == test)
+            .map_or(EMBEDDER, |s| s.embedder);
         let mut v = serde_json::Map::new();
         let mut sources = vec![("noise".to_string(), noise_s.clone(), SAMPLES)];
         for s in SETUPS.iter().filter(|s| s.test == test) {
@@ -563,8 +625,8 @@ fn levels(metrics: &Path, work: &Path, root: &Path) -> Result<Value> {
         for (label, src, n) in sources {
             // the runs' KID uses subsets of half the smaller set (≤ 1,000 each)
             let subset = (n.min(SAMPLES) / 2).max(2).to_string();
-            let kid = metric("kid", &src, test, &["--subset-size", &subset])?;
-            let fid = metric("fid", &src, test, &[])?;
+            let kid = metric("kid", &src, test, embed, &["--subset-size", &subset])?;
+            let fid = metric("fid", &src, test, embed, &[])?;
             v.insert(
                 label,
                 json!({"kid": kid["kid_mean"], "kid_std": kid["kid_std"], "fid": fid["fid"]}),
@@ -586,11 +648,28 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     if args.runs == Some(0) {
         return Err(BadInput("--runs must be at least 1".into()).into());
     }
+    if let Some(bad) = args
+        .setups
+        .iter()
+        .find(|n| !SETUPS.iter().any(|s| s.name == n.as_str()))
+    {
+        let known: Vec<&str> = SETUPS.iter().map(|s| s.name).collect();
+        return Err(BadInput(format!(
+            "--setups: no setup `{bad}` (known: {})",
+            known.join(", ")
+        ))
+        .into());
+    }
     let runs = plan(args.runs);
     let work = args.work.join("cpu-gate");
     let root = mr_data::registry::data_root(args.data_dir.as_deref());
     let run_dir = |r: &GateRun| work.join(&r.key);
-    let todo: Vec<&GateRun> = runs.iter().filter(|r| !finished(r, &run_dir(r))).collect();
+    let wanted =
+        |r: &GateRun| args.setups.is_empty() || args.setups.iter().any(|n| n == r.setup.name);
+    let todo: Vec<&GateRun> = runs
+        .iter()
+        .filter(|r| wanted(r) && !finished(r, &run_dir(r)))
+        .collect();
     std::fs::create_dir_all(work.join("configs"))?;
     for s in SETUPS {
         let p = work.join("configs").join(format!("{}.toml", setup_key(s)));
@@ -810,7 +889,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         .iter()
         .map(|s| {
             json!({"name": s.name, "key": setup_key(s), "n_train": s.n_train, "train": s.train,
-                   "test": s.test, "why": s.why, "config": config(s)})
+                   "test": s.test, "embedder": s.embedder, "why": s.why, "config": config(s)})
         })
         .collect();
     write_provenance(
@@ -822,7 +901,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
             "n_train": SETUPS.iter().map(|s| s.n_train).collect::<Vec<_>>(),
             "setups": setups,
             "runs_used": used,
-            "eval": format!("{SAMPLES} generated samples (fixed latents) vs the held-out set, {EMBEDDER} embedding, C_T with 5 k-means cells (cosine), KID 100 subsets of 500 (cubic kernel), FID against the held-out set"),
+            "eval": format!("{SAMPLES} generated samples (fixed latents) vs the held-out set, in each setup's evaluation embedding (`embedder`: small-cnn for CIFAR-10, small-cnn-mnist for MNIST), C_T with 5 k-means cells (cosine), KID 100 subsets of 500 (cubic kernel), FID against the held-out set"),
             "pass_rule": format!("final C_T mean over ≥ {SEEDS_TO_PASS} seeds ≤ {CT_PASS}, KID < 0.1 × the noise level"),
             "threads_per_run": 1,
             "machine": machine(),
@@ -836,7 +915,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
 
 /// For a finished run: C_T of its last checkpoint's 1,000 samples in `inception-fid` space (the
 /// second embedding, same cells and sets), cached in the run folder; and for seed 0 the copies
-/// report (small-cnn space) into `results/cpu-gate/copies/<setup>/`.
+/// report (the setup's evaluation embedding) into `results/cpu-gate/copies/<setup>/`.
 fn final_checks(
     bins: &super::Bins,
     work: &Path,
@@ -888,7 +967,7 @@ fn final_checks(
                 "copies",
                 "--json",
                 "--embed",
-                EMBEDDER,
+                r.setup.embedder,
                 "--train",
                 r.setup.train,
             ])
@@ -947,7 +1026,7 @@ fn summary_md(t: &Table, inception: &Table, levels: &Value) -> Result<String> {
     let (ct, nn_gen, nn_test) = (t.f64("ct")?, t.f64("nn_gen")?, t.f64("nn_test")?);
     let (kid, fid) = (t.f64("kid")?, t.f64("fid")?);
     let mut s = String::from(
-        "| setup | n_train | seeds (finished) | last step | final C_T (mean ± std) | per seed | min C_T over steps (mean) | NN gen → train | NN test → train | KID | FID | noise KID / FID | C_T in Inception space (final) | verdict |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| setup | embedding | n_train | seeds (finished) | last step | final C_T (mean ± std) | per seed | min C_T over steps (mean) | NN gen → train | NN test → train | KID | FID | noise KID / FID | C_T in Inception space (final) | verdict |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for (name, seeds) in by_setup(t)? {
         let setup = SETUPS.iter().find(|s| s.name == name);
@@ -989,7 +1068,8 @@ fn summary_md(t: &Table, inception: &Table, levels: &Value) -> Result<String> {
             format!("fail: KID {k:.3} ≥ 0.1 × noise {noise_kid:.3}")
         };
         s += &format!(
-            "| {name} | {} | {} ({n_done}) | {} | {c:+.2} ± {cs:.2} | {} | {:+.2} | {:.4} | {:.4} | {k:.3} ± {ks:.3} | {f:.1} ± {fs:.1} | {noise_kid:.3} / {:.1} | {inc} | {verdict} |\n",
+            "| {name} | {} | {} | {} ({n_done}) | {} | {c:+.2} ± {cs:.2} | {} | {:+.2} | {:.4} | {:.4} | {k:.3} ± {ks:.3} | {f:.1} ± {fs:.1} | {noise_kid:.3} / {:.1} | {inc} | {verdict} |\n",
+            setup.map_or("?", |s| s.embedder),
             setup.map_or(0, |s| s.n_train),
             seeds.len(),
             last.iter().map(|&i| step[i]).min().unwrap_or(0),
@@ -1003,13 +1083,13 @@ fn summary_md(t: &Table, inception: &Table, levels: &Value) -> Result<String> {
     let shown: Vec<String> = by_setup(t)?.into_iter().map(|(n, _)| n).collect();
     for setup in SETUPS.iter().filter(|s| !shown.iter().any(|n| n == s.name)) {
         s += &format!(
-            "| {} | {} | 0 (0) | — | — | — | — | — | — | — | — | — | — | not run (0 seeds): {} |\n",
-            setup.name, setup.n_train, setup.why
+            "| {} | {} | {} | 0 (0) | — | — | — | — | — | — | — | — | — | — | not run (0 seeds): {} |\n",
+            setup.name, setup.embedder, setup.n_train, setup.why
         );
     }
     s += &format!(
-        "\nEvaluation: {SAMPLES} generated samples vs the held-out images, {EMBEDDER} embedding \
-         (cosine); final = the last evaluation of each run. Pass: final C_T mean over ≥ \
+        "\nEvaluation: {SAMPLES} generated samples vs the held-out images, in the setup's \
+         embedding (column `embedding`; cosine); final = the last evaluation of each run. Pass: final C_T mean over ≥ \
          {SEEDS_TO_PASS} seeds ≤ {CT_PASS} and KID < 0.1 × noise. Real-data level (the setup's \
          training images vs the held-out set) in `levels.json`.\n"
     );
@@ -1187,6 +1267,43 @@ mod tests {
         std::fs::remove_file(run.join(BUILD_FILE)).unwrap();
         let e = format!("{:#}", training_bins(work, &b, &run).unwrap_err());
         assert!(e.contains("before runs recorded"), "{e}");
+    }
+
+    #[test]
+    fn a_continuation_is_seeded_with_its_base_run_and_build() {
+        let tmp = tempfile::tempdir().unwrap();
+        let work = tmp.path();
+        let ext = SETUPS
+            .iter()
+            .find(|s| s.extends.is_some())
+            .copied()
+            .unwrap();
+        let r = GateRun::new(ext, 0);
+        let base = base_run(&r).unwrap();
+        let from = work.join(&base.key);
+        let out = work.join(&r.key);
+        std::fs::create_dir_all(from.join("checkpoints/last")).unwrap();
+        std::fs::write(from.join("config.toml"), "x").unwrap();
+        std::fs::write(from.join("log.csv"), "step\n").unwrap();
+        std::fs::write(from.join("checkpoints/last/g.mpk"), "weights").unwrap();
+        // an unfinished base is refused
+        let header =
+            "step,fid,ct,ct_mr,nn_mean_mr,within_guide_mr,seconds,kid,kid_std,nn_gen,nn_test\n";
+        let row = |step: usize| format!("{step},1,0,,,,1,0.1,0.01,0.05,0.05\n");
+        std::fs::write(from.join("eval.csv"), format!("{header}{}", row(500))).unwrap();
+        let e = format!("{:#}", seed_from_base(work, &r, &out).unwrap_err());
+        assert!(e.contains("has not finished"), "{e}");
+        assert!(!out.exists());
+        // a finished one is copied with the build that trained it
+        let last = row(base.setup.steps);
+        std::fs::write(from.join("eval.csv"), format!("{header}{last}")).unwrap();
+        std::fs::write(from.join(BUILD_FILE), "0123456789ab\n").unwrap();
+        seed_from_base(work, &r, &out).unwrap();
+        assert_eq!(recorded_build(&out).as_deref(), Some("0123456789ab"));
+        assert_eq!(
+            std::fs::read_to_string(out.join("checkpoints/last/g.mpk")).unwrap(),
+            "weights"
+        );
     }
 
     #[test]

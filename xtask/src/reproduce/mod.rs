@@ -147,6 +147,10 @@ pub struct ReproduceArgs {
     /// provenance lists the runs used).
     #[arg(long)]
     pub finished_only: bool,
+    /// cpu-gate only: train the runs of these setups only (comma-separated names, as in its
+    /// `table.md`); the table and figures still show every run that has evaluations.
+    #[arg(long, value_delimiter = ',', value_name = "SETUP,…")]
+    pub setups: Vec<String>,
 }
 
 /// `cargo xtask fetch <name>` with the manifest's default route.
@@ -1238,6 +1242,12 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     };
     figs.sort();
     figs.dedup();
+    if !args.setups.is_empty() && figs != [Fig::Gate] {
+        return Err(BadInput(
+            "--setups applies to cpu-gate alone (`reproduce cpu-gate --setups …`)".into(),
+        )
+        .into());
+    }
     if let Some(i) = figs.iter().position(|&f| f == Fig::Toy) {
         figs.remove(i);
         toy::run(args)?;
@@ -1814,6 +1824,17 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("--runs must be at least 1"), "{e}");
+        let e = run(&args(&["fig6", "--setups", "x"], tmp.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cpu-gate alone"), "{e}");
+        let e = run(&args(&["cpu-gate", "--setups", "nope"], tmp.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no setup `nope`") && e.contains("mnist7-128"),
+            "{e}"
+        );
         // redrawing needs the figure's table
         let e = run(&args(
             &["fig6", "--profile", "smoke", "--redraw"],
