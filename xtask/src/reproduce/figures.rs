@@ -150,6 +150,7 @@ fn chart<'a, DB: DrawingBackend>(
         .map_err(pe)?;
     chart
         .configure_mesh()
+        .x_label_formatter(&x_tick)
         .x_desc(x_label)
         .y_desc(y_label)
         .label_style(("sans-serif", 15))
@@ -158,6 +159,23 @@ fn chart<'a, DB: DrawingBackend>(
         .draw()
         .map_err(pe)?;
     Ok(chart)
+}
+
+/// An x-axis tick: thousands as `12k` / `2.5k` (step axes), other values as plotters writes them
+/// but without trailing zeros.
+fn x_tick(v: &f64) -> String {
+    let trim = |t: String| {
+        if t.contains('.') {
+            t.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            t
+        }
+    };
+    if v.abs() >= 1000.0 {
+        format!("{}k", trim(format!("{:.1}", v / 1000.0)))
+    } else {
+        trim(format!("{v:.4}"))
+    }
 }
 
 /// The legend box of the series drawn so far.
@@ -476,7 +494,8 @@ pub fn tsne_plot<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Rows of 32×32 RGB images (HWC uint8), each row labelled on the left.
+/// Rows of 32×32 RGB images (HWC uint8), each row labelled on the left (a `\n` in a label
+/// starts a second line).
 pub fn image_grid<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     title: &str,
@@ -488,12 +507,17 @@ pub fn image_grid<DB: DrawingBackend>(
     let cell = (32 * scale + 4) as i32;
     for (r, (label, images)) in rows.iter().enumerate() {
         let top = 6 + r as i32 * cell;
-        area.draw(&Text::new(
-            label.clone(),
-            (8, top + cell / 2 - 8),
-            ("sans-serif", 16).into_font(),
-        ))
-        .map_err(pe)?;
+        // one line per `\n` of the label, centred on the row
+        let lines: Vec<&str> = label.lines().collect();
+        let first = top + cell / 2 - 8 - 9 * (lines.len() as i32 - 1);
+        for (k, line) in lines.iter().enumerate() {
+            area.draw(&Text::new(
+                line.to_string(),
+                (8, first + 18 * k as i32),
+                ("sans-serif", 16).into_font(),
+            ))
+            .map_err(pe)?;
+        }
         for (c, img) in images.iter().enumerate() {
             let left = label_w + c as i32 * cell;
             for y in 0..32i32 {
@@ -522,6 +546,15 @@ pub fn grid_size(rows: usize, cols: usize, scale: u32) -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn x_ticks_are_short() {
+        assert_eq!(x_tick(&12000.0), "12k");
+        assert_eq!(x_tick(&2500.0), "2.5k");
+        assert_eq!(x_tick(&0.05), "0.05");
+        assert_eq!(x_tick(&0.0), "0");
+        assert_eq!(x_tick(&-3.0), "-3");
+    }
 
     #[test]
     fn legend_goes_to_the_emptiest_corner() {

@@ -4,13 +4,15 @@
 //!
 //! Every setup tried is listed in [`SETUPS`] (those that failed stay, with why). Each run is one
 //! `mr-train` process (1 thread; two side by side, or `--jobs N`), evaluated every `eval_every`
-//! steps on 1,000 generated samples (fixed latents) against the 1,000 held-out CIFAR-10 test images of the same
-//! class: C_T, the mean NN distance generated → train and test → train, KID and FID, all in the
-//! evaluation embedding. Runs live in `<work>/cpu-gate/<setup>-<hash>-s<seed>/`; an unfinished
+//! steps on 1,000 generated samples (fixed latents) against the ≥ 1,000 held-out test images of
+//! the same class (CIFAR-10, MNIST or Fashion-MNIST): C_T, the mean NN distance generated → train
+//! and test → train, KID and FID, all in the setup's evaluation embedding (a classifier trained
+//! on its data set's full training split: `small-cnn`, `small-cnn-mnist`, `small-cnn-fmnist`). Runs live in `<work>/cpu-gate/<setup>-<hash>-s<seed>/`; an unfinished
 //! one is resumed from its checkpoint (bit-exact), a finished one is never retrained.
 //!
 //! Writes `results/cpu-gate/`: `gate.{png,svg}` (C_T, NN distance and KID vs training step per
-//! setup, mean ± std over seeds), `samples.{png,svg}` (the last checkpoint's samples of every run
+//! setup, mean ± std over seeds; CIFAR-10's setups, and `gate-<embedder>.{png,svg}` for the
+//! setups of each other evaluation embedding), `samples.{png,svg}` (the last checkpoint's samples of every run
 //! beside training images), `data.{csv,parquet}` (one row per run and evaluation), `table.md`
 //! (per setup: final C_T mean ± std and per seed, the verdict), `levels.json` (the noise and
 //! real-data levels of KID/FID), `runs/<run>/{config.toml,log.csv,eval.csv,build.txt}` and
@@ -128,7 +130,9 @@ const FMNIST128: Setup = Setup {
           for MNIST), held out against the 1,000 test sneakers, evaluated in \
           `small-cnn-fmnist` (64-d, trained on all 60,000 Fashion-MNIST training images): \
           textured gray images between MNIST's strokes and CIFAR-10's photographs, same model \
-          and schedule as the other floors",
+          and schedule as the other floors. One seed (exploratory, started when the MNIST \
+          seeds were done): the session's other core trained the 20,000-step MNIST run",
+    seeds: 1,
     ..AUTO128
 };
 
@@ -194,7 +198,9 @@ pub const SETUPS: &[Setup] = &[
               convolutions brought this config to 0.13 s per step on a quiet core (≈ 65 min per \
               seed). Not continued from the 12,000-step runs: those were trained by the binary \
               before mr-kernels, and resuming them with this one would mix two builds in one \
-              run; its first 12,000 steps are a fresh, equally seeded replicate of theirs",
+              run; its first 12,000 steps are a fresh, equally seeded replicate of theirs. Seed 0 \
+              finished in session 11; seeds 1 and 2 (≈ 75 min each on a quiet core) were not \
+              started: that session's cores went to the MNIST and Fashion-MNIST setups",
         ..AUTO128
     },
     Setup {
@@ -327,8 +333,8 @@ impl GateRun {
     }
 }
 
-/// A setup's label in the sample grid: data (the name up to `-dcgan`), width, augmentation
-/// (DA = DiffAugment), steps in thousands — e.g. `auto128 w32 DA 12k`.
+/// A setup's label in the sample grid, in two lines: data (the name up to `-dcgan`), then width,
+/// augmentation (DA = DiffAugment), steps in thousands — e.g. `auto128` / `w32 DA 12k`.
 fn short_tag(s: &Setup) -> String {
     let aug = if s.diffaug.trim().is_empty() {
         "noaug"
@@ -336,7 +342,7 @@ fn short_tag(s: &Setup) -> String {
         "DA"
     };
     let data = s.name.split("-dcgan").next().unwrap_or(s.name);
-    format!("{data} w{} {aug} {}k", s.g_width, s.steps / 1000)
+    format!("{data}\nw{} {aug} {}k", s.g_width, s.steps / 1000)
 }
 
 /// File in a run folder naming the `mr-train` build (`<work>/bin/<build>/`) that started it.
@@ -817,7 +823,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         let own = recorded_build(&d)
             .and_then(|b| super::Bins::of_build(&work, &b))
             .unwrap_or_else(|| bins.clone());
-        if !grid.is_file() && d.join("config.toml").is_file() {
+        if older_than_last_checkpoint(&grid, &d) && d.join("config.toml").is_file() {
             let mut cmd = Command::new(&own.train);
             cmd.args(["sample", "--run"])
                 .arg(&d)
@@ -995,6 +1001,17 @@ fn final_checks(
     Ok((ct, copies))
 }
 
+/// Whether `file` is missing or older than run `d`'s last checkpoint (a run trained on since the
+/// file was drawn from it).
+fn older_than_last_checkpoint(file: &Path, d: &Path) -> bool {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (modified(file), modified(&d.join("checkpoints/last/g.mpk"))) {
+        (None, _) => true,
+        (Some(f), Some(c)) => f < c,
+        (Some(_), None) => false,
+    }
+}
+
 /// Row indices of one setup's evaluations, per seed.
 type SeedRows = BTreeMap<i64, Vec<usize>>;
 
@@ -1097,10 +1114,14 @@ fn summary_md(t: &Table, inception: &Table, levels: &Value) -> Result<String> {
 }
 
 /// Mean ± std over seeds of column `y` per (setup, step).
-fn curves(t: &Table, y: &str) -> Result<Vec<Series>> {
+fn curves(t: &Table, y: &str, embedder: &str) -> Result<Vec<Series>> {
     let (step, v) = (t.i64("step")?, t.f64(y)?);
     let mut out = Vec::new();
     for (name, seeds) in by_setup(t)? {
+        let of = SETUPS.iter().find(|s| s.name == name);
+        if of.map_or(EMBEDDER, |s| s.embedder) != embedder {
+            continue;
+        }
         let mut at: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
         for rows in seeds.values() {
             for &i in rows {
@@ -1132,6 +1153,7 @@ fn panels<DB: DrawingBackend>(
     ct: &[Series],
     nn: &[Series],
     kid: &[Series],
+    embedder: &str,
 ) -> Result<()> {
     let w = area.dim_in_pixel().0 / 3;
     let (a, rest) = area.split_horizontally(w);
@@ -1158,7 +1180,7 @@ fn panels<DB: DrawingBackend>(
         &c,
         "KID vs held-out",
         "generator step",
-        "KID (small-cnn space)",
+        &format!("KID ({embedder} space)"),
         kid,
         false,
         false,
@@ -1168,26 +1190,43 @@ fn panels<DB: DrawingBackend>(
 /// Draw `gate.{png,svg}` and `samples.{png,svg}` from `data.parquet` and the kept samples.
 pub fn draw(dir: &Path) -> Result<()> {
     let t = table::read(dir, "data")?;
-    let ct = curves(&t, "ct")?;
-    let mut nn = curves(&t, "nn_gen")?;
-    for s in &mut nn {
-        s.label = format!("{}: generated", s.label);
+    // one figure per evaluation embedding (their distances and KIDs are not on one scale):
+    // `gate` for CIFAR-10's small-cnn, `gate-<embedder>` for the others
+    let mut embedders: Vec<&str> = vec![EMBEDDER];
+    for s in SETUPS {
+        if !embedders.contains(&s.embedder) {
+            embedders.push(s.embedder);
+        }
     }
-    // the held-out level per setup (constant over steps)
-    for s in curves(&t, "nn_test")? {
-        nn.push(Series {
-            label: format!("{}: held-out test", s.label),
-            points: s.points,
-        });
+    for embedder in embedders {
+        let ct = curves(&t, "ct", embedder)?;
+        if ct.is_empty() {
+            continue;
+        }
+        let mut nn = curves(&t, "nn_gen", embedder)?;
+        for s in &mut nn {
+            s.label = format!("{}: generated", s.label);
+        }
+        // the held-out level per setup (constant over steps)
+        for s in curves(&t, "nn_test", embedder)? {
+            nn.push(Series {
+                label: format!("{}: held-out test", s.label),
+                points: s.points,
+            });
+        }
+        let kid = curves(&t, "kid", embedder)?;
+        let base: PathBuf = if embedder == EMBEDDER {
+            dir.join("gate")
+        } else {
+            dir.join(format!("gate-{embedder}"))
+        };
+        save_both(
+            &base,
+            (1800, 560),
+            |a| panels(a, &ct, &nn, &kid, embedder),
+            |a| panels(a, &ct, &nn, &kid, embedder),
+        )?;
     }
-    let kid = curves(&t, "kid")?;
-    let base: PathBuf = dir.join("gate");
-    save_both(
-        &base,
-        (1800, 560),
-        |a| panels(a, &ct, &nn, &kid),
-        |a| panels(a, &ct, &nn, &kid),
-    )?;
     // sample grid: one row per run (16 samples, labelled by `short_tag`), one row of training
     // images per setup
     let mut rows: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
@@ -1304,6 +1343,26 @@ mod tests {
             std::fs::read_to_string(out.join("checkpoints/last/g.mpk")).unwrap(),
             "weights"
         );
+    }
+
+    #[test]
+    fn a_sample_grid_older_than_the_last_checkpoint_is_redrawn() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let grid = d.join("samples-last-16.npy");
+        assert!(older_than_last_checkpoint(&grid, d), "missing");
+        std::fs::write(&grid, "old").unwrap();
+        assert!(
+            !older_than_last_checkpoint(&grid, d),
+            "no checkpoint to compare"
+        );
+        std::fs::create_dir_all(d.join("checkpoints/last")).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(d.join("checkpoints/last/g.mpk"), "newer").unwrap();
+        assert!(older_than_last_checkpoint(&grid, d), "trained on since");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&grid, "redrawn").unwrap();
+        assert!(!older_than_last_checkpoint(&grid, d));
     }
 
     #[test]
