@@ -243,6 +243,20 @@ pub const SETUPS: &[Setup] = &[
         extends: Some(MNIST128.name),
         ..MNIST128
     },
+    Setup {
+        name: "mnist7-128-dcgan32-diffaug-30k",
+        steps: 30000,
+        seeds: 3,
+        why: "the MNIST floor to 30,000 steps, all three seeds continued from their 6,000-step \
+              runs (session 11): its 20,000-step seed 0 fell by 0.25 ± 0.05 C_T per 1,000 steps \
+              from step 6,500 and would cross −3 near step 27,000 if the line held — the first \
+              setup whose extrapolation reaches the pass mark within a few CPU hours. Seed 0 \
+              repeats the 20,000-step run's steps bit for bit (same build, bit-exact resume) \
+              before going on. Started at the end of session 11; ≈ 70 min per seed on a quiet \
+              core",
+        extends: Some(MNIST128.name),
+        ..MNIST128
+    },
 ];
 
 /// The `mr-train` configuration of a setup (τ = 0: no rejection; seed set per run).
