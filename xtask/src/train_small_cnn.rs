@@ -1,5 +1,6 @@
 //! `cargo xtask train-small-cnn [--variant small-cnn-mnist]`: train a `small-cnn` embedder
-//! (`small-cnn` on CIFAR-10, `small-cnn-mnist` on MNIST) and write its weights and run record
+//! (`small-cnn` on CIFAR-10, `small-cnn-mnist` on MNIST, `small-cnn-fmnist` on Fashion-MNIST) and
+//! write its weights and run record
 //! (by default into `crates/mr-embed/weights/`, where the crate bundles them). The training code
 //! is mr-embed's `train_small_cnn` example, run through cargo (dev profile: the workspace
 //! optimizes every crate there, and a release build would compile burn a second time) so that
@@ -13,8 +14,8 @@ use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct TrainSmallCnnArgs {
-    /// Which embedder: `small-cnn` (CIFAR-10) or `small-cnn-mnist` (MNIST, all 60,000 digits
-    /// unless --train-subset says otherwise).
+    /// Which embedder: `small-cnn` (CIFAR-10), `small-cnn-mnist` (MNIST) or `small-cnn-fmnist`
+    /// (Fashion-MNIST; both on all 60,000 training images unless --train-subset says otherwise).
     #[arg(long, default_value = "small-cnn")]
     pub variant: String,
     /// Output folder for the weights (`<variant file>.mpk`) and the run record (`.json`).
@@ -24,7 +25,7 @@ pub struct TrainSmallCnnArgs {
     #[arg(long, default_value_t = 2)]
     pub epochs: usize,
     /// Train on a seeded random subset of this many training images (0 = all of them). The
-    /// bundled `small-cnn` used 30,000 CIFAR-10 images, `small-cnn-mnist` all 60,000 digits.
+    /// bundled `small-cnn` used 30,000 CIFAR-10 images, the MNIST variants all 60,000.
     #[arg(long)]
     pub train_subset: Option<usize>,
     /// Seed of the initialisation, subset, shuffling and augmentation.

@@ -1,14 +1,16 @@
 //! Train a `small-cnn` embedder as a classifier (the code of `cargo xtask train-small-cnn`,
-//! which runs this example): `small-cnn` on CIFAR-10, `small-cnn-mnist` on MNIST.
+//! which runs this example): `small-cnn` on CIFAR-10, `small-cnn-mnist` on MNIST,
+//! `small-cnn-fmnist` on Fashion-MNIST (`small_cnn::VARIANTS`).
 //!
 //! ```text
-//! cargo run --release -p mr-embed --example train_small_cnn -- [--variant NAME] [--out DIR]
+//! cargo run -p mr-embed --example train_small_cnn -- [--variant NAME] [--out DIR]
 //!     [--epochs E] [--train-subset K] [--batch B] [--lr LR] [--seed S] [--time-batches N]
 //! ```
 //!
 //! Every random draw is seeded by `--seed`: the weight init, the per-epoch shuffle and the
 //! augmentation (random 32×32 crop of the zero-padded image — 4 pixels of padding for
-//! CIFAR-10, 2 for MNIST — and for CIFAR-10 a horizontal flip with probability ½). Adam
+//! CIFAR-10, 2 for MNIST and Fashion-MNIST — and, except for digits, a horizontal flip with
+//! probability ½). Adam
 //! (β = 0.9, 0.999) with a learning rate that falls linearly to 0 over the run, cross-entropy
 //! loss, batch norm in training mode. After training it prints the accuracy on the variant's test
 //! set (eval mode: running batch-norm statistics) and the embedding throughput, and writes

@@ -88,10 +88,6 @@ impl Variant {
     pub fn config(&self) -> SmallCnnConfig {
         SmallCnnConfig::new().with_widths(self.widths)
     }
-    /// Feature dimension.
-    pub fn feature_dim(&self) -> usize {
-        self.widths[3]
-    }
 }
 
 /// `small-cnn`: CIFAR-10 (30,000 training images, 2 epochs; 60.8 % test accuracy).
@@ -125,14 +121,14 @@ pub const MNIST: Variant = Variant {
 /// images), 64-d features, trained like `small-cnn-mnist`.
 pub const FASHION_MNIST: Variant = Variant {
     name: "small-cnn-fmnist",
-    widths: [16, 32, 64, 64],
     weights_file: "small-cnn-fmnist.mpk",
     bundled: include_bytes!("../weights/small-cnn-fmnist.mpk"),
     tag: "fashion-mnist-s0",
     train_set: "fashion-mnist32-train",
     test_set: "fashion-mnist32-test",
+    // clothes, unlike digits, keep their class when mirrored
     hflip: true,
-    max_shift: 2,
+    ..MNIST
 };
 
 /// Every variant, by name.

@@ -17,12 +17,13 @@ use crate::paths::{fetch_hint, weight_file};
 use crate::small_cnn::{self, SmallCnnEmbedder};
 use crate::{EffNetLite0, Embedder, InceptionFid, Preprocess, Resize, Scale};
 
-/// Names accepted by [`load_embedder`].
+/// Names accepted by [`load_embedder`] (every [`small_cnn::VARIANTS`] name among them).
 pub const EMBEDDERS: &[&str] = &[
     "inception-fid",
     "effnet-lite0",
     "small-cnn",
     "small-cnn-mnist",
+    "small-cnn-fmnist",
 ];
 
 /// The weight file of embedder `name` under data root `root` (for `small-cnn`, the optional

@@ -174,6 +174,28 @@ fn accuracy_on_fashion_mnist_test() {
 }
 
 #[test]
+fn every_variant_is_a_listed_embedder_with_its_own_weight_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = std::collections::BTreeSet::new();
+    for v in small_cnn::VARIANTS {
+        assert!(
+            mr_embed::EMBEDDERS.contains(&v.name),
+            "{} not in EMBEDDERS",
+            v.name
+        );
+        let w = mr_embed::zoo::embedder_weights(v.name, dir.path()).unwrap();
+        assert!(w.ends_with(v.weights_file), "{}", w.display());
+        assert!(files.insert(w), "{} shares a weight file", v.name);
+        assert!(!v.bundled.is_empty(), "{} has no bundled weights", v.name);
+    }
+    let e = load_embedder::<B>("small-cnn-nope", dir.path(), &Default::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("small-cnn-fmnist"), "{e}");
+}
+
+#[test]
 fn the_mnist_variant_loads_through_the_zoo_under_its_own_name() {
     let device = Default::default();
     let dir = tempfile::tempdir().unwrap();

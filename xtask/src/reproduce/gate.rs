@@ -921,7 +921,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
             "n_train": SETUPS.iter().map(|s| s.n_train).collect::<Vec<_>>(),
             "setups": setups,
             "runs_used": used,
-            "eval": format!("{SAMPLES} generated samples (fixed latents) vs the held-out set, in each setup's evaluation embedding (`embedder`: small-cnn for CIFAR-10, small-cnn-mnist for MNIST), C_T with 5 k-means cells (cosine), KID 100 subsets of 500 (cubic kernel), FID against the held-out set"),
+            "eval": format!("{SAMPLES} generated samples (fixed latents) vs the held-out set, in each setup's evaluation embedding (`embedder`: small-cnn for CIFAR-10, small-cnn-mnist for MNIST, small-cnn-fmnist for Fashion-MNIST), C_T with 5 k-means cells (cosine), KID 100 subsets of 500 (cubic kernel), FID against the held-out set"),
             "pass_rule": format!("final C_T mean over ≥ {SEEDS_TO_PASS} seeds ≤ {CT_PASS}, KID < 0.1 × the noise level"),
             "threads_per_run": 1,
             "machine": machine(),
