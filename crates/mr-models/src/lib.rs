@@ -38,6 +38,7 @@ pub mod layers;
 pub mod mlp;
 pub mod resnet;
 pub mod rng;
+pub mod stepcase;
 
 /// The pinned burn, re-exported so binaries pick backends without a second dependency line.
 pub use burn;
