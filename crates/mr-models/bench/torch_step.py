@@ -153,19 +153,26 @@ class ResD(nn.Module):
 
 
 class DcG(nn.Module):
-    def __init__(self, z_dim=128, w=64):
+    """`transposed`: 4x4 stride-2 transposed convolutions instead of nearest upsampling + 3x3."""
+
+    def __init__(self, z_dim=128, w=64, transposed=False):
         super().__init__()
-        self.w = w
+        self.w, self.transposed = w, transposed
+        layer = (lambda ci, co: nn.ConvTranspose2d(ci, co, 4, 2, 1)) if transposed else (
+            lambda ci, co: nn.Conv2d(ci, co, 3, 1, 1)
+        )
         self.fc = nn.Linear(z_dim, 4 * w * 16)
         self.bn0 = nn.BatchNorm2d(4 * w)
-        self.c1 = nn.Conv2d(4 * w, 2 * w, 3, 1, 1)
+        self.c1 = layer(4 * w, 2 * w)
         self.bn1 = nn.BatchNorm2d(2 * w)
-        self.c2 = nn.Conv2d(2 * w, w, 3, 1, 1)
+        self.c2 = layer(2 * w, w)
         self.bn2 = nn.BatchNorm2d(w)
-        self.c3 = nn.Conv2d(w, 3, 3, 1, 1)
+        self.c3 = layer(w, 3)
 
     def forward(self, z, y):
-        up = lambda t: F.interpolate(t, scale_factor=2, mode="nearest")
+        up = (lambda t: t) if self.transposed else (
+            lambda t: F.interpolate(t, scale_factor=2, mode="nearest")
+        )
         h = F.relu(self.bn0(self.fc(z).view(-1, 4 * self.w, 4, 4)))
         h = F.relu(self.bn1(self.c1(up(h))))
         h = F.relu(self.bn2(self.c2(up(h))))
@@ -199,6 +206,8 @@ def ortho_init(model):
 def build(name):
     if name == "dcgan-small":
         return DcG(), DcD(), 128, 10
+    if name == "dcgan32-convT":  # the cpu-gate's model
+        return DcG(w=32, transposed=True), DcD(w=32), 128, 10
     if name == "sagan":
         g, d = ResG("sagan", 128, 64), ResD(64)
     elif name == "biggan":

@@ -33,7 +33,7 @@ def torch_name(burn_name, sn_modules):
     name = re.sub(r"^opt_block\.", "b0.", name)
     name = re.sub(r"\.conv([012])\.", r".c\1.", name)
     name = re.sub(r"^attn\.attn\.", "attn.out.", name)
-    name = re.sub(r"^up(\d)\.Nearest\.", r"c\1.", name)
+    name = re.sub(r"^up(\d)\.(Nearest|Transposed)\.", r"c\1.", name)
     name = re.sub(r"^conv([123])\.", r"c\1.", name)  # DCGAN-small D (BigGAN G keeps conv5)
     name = re.sub(r"^(bn\d)\.Plain\.", r"\1.", name)
     name = re.sub(r"^bn4\.gamma$", "bn4.weight", name)

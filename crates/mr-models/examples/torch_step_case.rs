@@ -10,7 +10,7 @@
 //! `dir/inputs.json` indexes `dir/inputs.bin` (raw little-endian `f32`/`i64`): every float tensor
 //! of G (`g.<path>`) and D (`d.<path>`) at initialisation, the real batch, each step's `z` and
 //! labels. `dir/burn.json` is the same summary the torch script writes, from this side.
-//! `MR_STEP_BATCH=N` changes the batch (default: 8 for DCGAN-small, 4 otherwise — the
+//! `MR_STEP_BATCH=N` changes the batch (default: 8 for the DCGANs, 4 otherwise — the
 //! committed fixtures' sizes).
 
 use std::fs;
@@ -19,8 +19,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use mr_models::burn::backend::{Autodiff, Flex};
-use mr_models::stepcase::{run_step_case, StepCase, StepCaseSpec};
-use mr_models::ModelConfig;
+use mr_models::stepcase::{model_config, run_step_case, StepCase, StepCaseSpec};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -113,14 +112,16 @@ fn main() -> Result<()> {
     let [model, dir] = args.as_slice() else {
         bail!("usage: torch_step_case MODEL DIR   (MODEL: dcgan-small, biggan, …)");
     };
-    let config = ModelConfig::preset(model).with_context(|| {
-        format!("unknown model {model:?} (dcgan-small, dcgan-small-cond, sagan, biggan)")
+    let config = model_config(model).with_context(|| {
+        format!(
+            "unknown model {model:?} (dcgan-small, dcgan-small-cond, sagan, biggan, dcgan32-convT)"
+        )
     })?;
     let spec = StepCaseSpec {
         batch: std::env::var("MR_STEP_BATCH")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(if model == "dcgan-small" { 8 } else { 4 }),
+            .unwrap_or(if model.starts_with("dcgan") { 8 } else { 4 }),
         ..StepCaseSpec::default()
     };
     let dir = PathBuf::from(dir);

@@ -26,6 +26,21 @@ use crate::gan::{hinge_d_loss, hinge_g_loss, LatentSampler, ModelConfig};
 use crate::rng::{int_tensor_from_vec, tensor_from_vec, SeededRng};
 use crate::TrainBackend;
 
+/// The models the exchange knows: the presets (`dcgan-small`, `dcgan-small-cond`, `sagan`,
+/// `biggan`) and `dcgan32-convT`, the cpu-gate's model (DCGAN-small at width 32 for G and D,
+/// transposed-convolution upsampling, spectral-norm D).
+pub fn model_config(name: &str) -> Option<ModelConfig> {
+    match name {
+        "dcgan32-convT" => Some(ModelConfig::DcganSmall(
+            crate::DcganConfig::new()
+                .with_g_width(32)
+                .with_d_width(32)
+                .with_upsampling(crate::Upsampling::TransposedConv),
+        )),
+        _ => ModelConfig::preset(name),
+    }
+}
+
 /// A named `f32` tensor copied to the host.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NamedTensor {

@@ -3,7 +3,8 @@
 //! The fixtures were written by torch from this crate's own initial weights and inputs
 //! (`mr_models::stepcase`; the two commands are in each fixture's `generated_by` and in
 //! `bench/torch_step_check.py`): 2 iterations of one hinge D step + one G step, Adam
-//! (2e-4, β = (0.5, 0.999), ε = 1e-6), DCGAN-small at batch 8 and BigGAN at batch 4, no
+//! (2e-4, β = (0.5, 0.999), ε = 1e-6), DCGAN-small and the cpu-gate's 32-wide transposed-conv
+//! DCGAN at batch 8, BigGAN at batch 4, no
 //! augmentation. This test reruns the exchange here and holds every loss, every first-step
 //! gradient and the change of every tensor (weights, spectral-norm vectors, batch-norm running
 //! statistics) to torch's.
@@ -12,8 +13,7 @@
 use std::path::PathBuf;
 
 use burn::backend::{Autodiff, Flex};
-use mr_models::stepcase::{run_step_case, NamedTensor, StepCaseSpec, Summary};
-use mr_models::ModelConfig;
+use mr_models::stepcase::{model_config, run_step_case, NamedTensor, StepCaseSpec, Summary};
 use serde::Deserialize;
 
 /// One exchange's results (torch in one precision).
@@ -62,7 +62,7 @@ const NOISE: f64 = 1e-5;
 /// burn's D gradients then differ from torch's by up to 1 %, and even torch-f64's autograd
 /// differs from a float64 finite difference by 0.4 %), and Adam's 1/√v̂ at an entry whose two
 /// gradients nearly cancel.
-const DELTA_ENTRIES: [&str; 1] = ["dcgan-small"];
+const DELTA_ENTRIES: [&str; 2] = ["dcgan-small", "dcgan32-convT"];
 
 /// Changes smaller than this (a 1e-4 part of the largest change of the same player) are
 /// rounding noise: the spectral-norm vectors of layers whose weights barely moved.
@@ -149,7 +149,7 @@ fn compare(
 fn check(model: &str) {
     let fx = fixture(model);
     assert_eq!(fx.model, model);
-    let config = ModelConfig::preset(model).unwrap();
+    let config = model_config(model).unwrap();
     let spec = StepCaseSpec {
         seed: fx.seed,
         batch: fx.batch,
@@ -258,6 +258,12 @@ fn check(model: &str) {
 #[test]
 fn dcgan_small_exchange_matches_torch() {
     check("dcgan-small");
+}
+
+/// The cpu-gate's model: widths 32, transposed-convolution G.
+#[test]
+fn gate_dcgan32_convt_exchange_matches_torch() {
+    check("dcgan32-convT");
 }
 
 #[test]
