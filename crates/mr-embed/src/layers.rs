@@ -13,90 +13,7 @@ use std::sync::Arc;
 use crate::error::EmbedError;
 use crate::host::{self, Chw, HostConv, Scratch};
 use crate::store::{upload, WeightStore};
-
-/// Geometry of one convolution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConvSpec {
-    pub cin: usize,
-    pub cout: usize,
-    pub kernel: [usize; 2],
-    pub stride: usize,
-    /// Zero padding before (top, left).
-    pub padding: [usize; 2],
-    /// Zero padding after (bottom, right); equal to `padding` unless TF "SAME" needs more.
-    pub padding_end: [usize; 2],
-    /// Depthwise (groups = cin = cout) when true.
-    pub depthwise: bool,
-}
-
-impl ConvSpec {
-    /// A dense convolution.
-    pub const fn new(
-        cin: usize,
-        cout: usize,
-        kernel: [usize; 2],
-        stride: usize,
-        padding: [usize; 2],
-    ) -> Self {
-        Self {
-            cin,
-            cout,
-            kernel,
-            stride,
-            padding,
-            padding_end: padding,
-            depthwise: false,
-        }
-    }
-
-    /// A depthwise convolution (`channels` groups of one channel).
-    pub const fn depthwise(
-        channels: usize,
-        kernel: [usize; 2],
-        stride: usize,
-        padding: [usize; 2],
-    ) -> Self {
-        Self {
-            cin: channels,
-            cout: channels,
-            kernel,
-            stride,
-            padding,
-            padding_end: padding,
-            depthwise: true,
-        }
-    }
-
-    /// TF "SAME" padding for an input of `size`×`size`: output `ceil(size / stride)`, the extra
-    /// pixel (if the total is odd) at the bottom/right.
-    pub fn same_padding(mut self, size: usize) -> Self {
-        let mut start = [0; 2];
-        let mut end = [0; 2];
-        for d in 0..2 {
-            let out = size.div_ceil(self.stride);
-            let total = ((out - 1) * self.stride + self.kernel[d]).saturating_sub(size);
-            start[d] = total / 2;
-            end[d] = total - total / 2;
-        }
-        self.padding = start;
-        self.padding_end = end;
-        self
-    }
-
-    /// Output height and width for an `h`×`w` input.
-    pub fn out_hw(&self, h: usize, w: usize) -> (usize, usize) {
-        let out = |d: usize, size: usize| {
-            (size + self.padding[d] + self.padding_end[d] - self.kernel[d]) / self.stride + 1
-        };
-        (out(0, h), out(1, w))
-    }
-
-    /// The weight shape `[cout, cin/groups, kh, kw]`.
-    pub fn weight_shape(&self) -> [usize; 4] {
-        let cin_g = if self.depthwise { 1 } else { self.cin };
-        [self.cout, cin_g, self.kernel[0], self.kernel[1]]
-    }
-}
+pub use mr_kernels::infer::{Act, ConvSpec};
 
 /// Batch-norm parameters of a conv (inference mode).
 #[derive(Debug, Clone)]
@@ -107,14 +24,6 @@ pub struct BnParams {
     pub mean: Vec<f32>,
     pub var: Vec<f32>,
     pub eps: f64,
-}
-
-/// Activation applied after a [`ConvBn`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Act {
-    None,
-    Relu,
-    Relu6,
 }
 
 /// `act(bn(conv(x)))` with the batch norm folded into the convolution's weight and bias

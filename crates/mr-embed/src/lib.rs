@@ -11,7 +11,8 @@
 //! - [`pipeline`]: batched extraction from uint8 images with a progress bar, parallel image
 //!   decoding and an on-disk feature cache.
 //!
-//! - [`host`]: CPU inference kernels (banded im2col + faer GEMM, pooling) that the three
+//! - [`host`] (= `mr_kernels::infer`, the workspace's one kernel crate): CPU inference kernels
+//!   (banded im2col + faer GEMM, pooling) that the three
 //!   networks run on when the backend is `burn::backend::Flex` — 1.1–1.3× torch's CPU speed for
 //!   Inception and EfficientNet, 3–18× burn-flex's own ops; `.with_host_kernels(false)` turns
 //!   them off. The networks' blocks are written once over [`layers::Ops`], so burn's ops and
@@ -23,7 +24,8 @@
 
 pub mod effnet;
 pub mod error;
-pub mod host;
+/// The host inference kernels (moved to `mr_kernels::infer`; this path is kept).
+pub use mr_kernels::infer as host;
 pub mod inception;
 pub mod layers;
 pub mod paths;

@@ -22,6 +22,11 @@
 //!   the layer used before, so nothing changes there but that the backward is the closed form.
 //!
 //! Models stay generic: they ask for `B: TrainOps` where they asked for `B: Backend`.
+//!
+//! [`infer`] holds the embedders' inference kernels (banded im2col + faer GEMM with fused bias
+//! and activation, pooling, concatenation on CHW images; mr-embed runs Inception-v3,
+//! EfficientNet-Lite0 and its small CNN on them), so the workspace has one kernel crate under
+//! both mr-embed and mr-models.
 
 mod autodiff;
 pub mod conv;
@@ -29,6 +34,7 @@ mod fallback;
 #[cfg(feature = "flex")]
 mod flex;
 pub mod host;
+pub mod infer;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

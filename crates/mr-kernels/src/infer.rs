@@ -1,5 +1,7 @@
-//! Host (CPU) inference kernels for the convolutional embedders, used in place of the backend's
-//! ops when the backend is burn's `Flex` CPU backend.
+//! Host (CPU) inference kernels of the convolutional embedders (mr-embed's Inception-v3,
+//! EfficientNet-Lite0 and small CNN), used in place of the backend's ops when the backend is
+//! burn's `Flex` CPU backend. They live here beside the training kernels ([`crate::conv`]) so
+//! that one crate holds every host kernel and mr-embed and mr-models stay independent.
 //!
 //! Why: on the `Flex` backend a third of the Inception-v3 forward went to its generic pooling
 //! kernels and the convolutions ran on the `gemm` crate's AVX2 micro-kernels (0.29× torch's CPU
@@ -8,7 +10,7 @@
 //! convolutions), done in bands of output rows whose columns stay in L2, each followed by a faer
 //! GEMM `W · cols`; bias and activation are one pass over the output; pooling and concatenation
 //! are plain loops. Results equal the backend's up to f32 summation order (tested in
-//! `tests/host_kernels.rs`), and the networks keep the backend path for every other backend
+//! mr-embed's `tests/host_kernels.rs`), and the networks keep the backend path for every other backend
 //! (CUDA) and when built `.with_host_kernels(false)`.
 
 use std::any::TypeId;
@@ -19,7 +21,97 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
-use crate::layers::{Act, ConvSpec};
+/// Geometry of one convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvSpec {
+    pub cin: usize,
+    pub cout: usize,
+    pub kernel: [usize; 2],
+    pub stride: usize,
+    /// Zero padding before (top, left).
+    pub padding: [usize; 2],
+    /// Zero padding after (bottom, right); equal to `padding` unless TF "SAME" needs more.
+    pub padding_end: [usize; 2],
+    /// Depthwise (groups = cin = cout) when true.
+    pub depthwise: bool,
+}
+
+impl ConvSpec {
+    /// A dense convolution.
+    pub const fn new(
+        cin: usize,
+        cout: usize,
+        kernel: [usize; 2],
+        stride: usize,
+        padding: [usize; 2],
+    ) -> Self {
+        Self {
+            cin,
+            cout,
+            kernel,
+            stride,
+            padding,
+            padding_end: padding,
+            depthwise: false,
+        }
+    }
+
+    /// A depthwise convolution (`channels` groups of one channel).
+    pub const fn depthwise(
+        channels: usize,
+        kernel: [usize; 2],
+        stride: usize,
+        padding: [usize; 2],
+    ) -> Self {
+        Self {
+            cin: channels,
+            cout: channels,
+            kernel,
+            stride,
+            padding,
+            padding_end: padding,
+            depthwise: true,
+        }
+    }
+
+    /// TF "SAME" padding for an input of `size`×`size`: output `ceil(size / stride)`, the extra
+    /// pixel (if the total is odd) at the bottom/right.
+    pub fn same_padding(mut self, size: usize) -> Self {
+        let mut start = [0; 2];
+        let mut end = [0; 2];
+        for d in 0..2 {
+            let out = size.div_ceil(self.stride);
+            let total = ((out - 1) * self.stride + self.kernel[d]).saturating_sub(size);
+            start[d] = total / 2;
+            end[d] = total - total / 2;
+        }
+        self.padding = start;
+        self.padding_end = end;
+        self
+    }
+
+    /// Output height and width for an `h`×`w` input.
+    pub fn out_hw(&self, h: usize, w: usize) -> (usize, usize) {
+        let out = |d: usize, size: usize| {
+            (size + self.padding[d] + self.padding_end[d] - self.kernel[d]) / self.stride + 1
+        };
+        (out(0, h), out(1, w))
+    }
+
+    /// The weight shape `[cout, cin/groups, kh, kw]`.
+    pub fn weight_shape(&self) -> [usize; 4] {
+        let cin_g = if self.depthwise { 1 } else { self.cin };
+        [self.cout, cin_g, self.kernel[0], self.kernel[1]]
+    }
+}
+
+/// Activation fused into a convolution (after its folded batch norm).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    None,
+    Relu,
+    Relu6,
+}
 
 /// Whether host kernels can stand in for backend `B`'s ops (B is burn's `Flex` CPU backend).
 pub fn supported<B: Backend>() -> bool {
@@ -392,7 +484,7 @@ pub fn add(mut a: Chw, b: &Chw) -> Chw {
 }
 
 /// A tensor's values as host `f32`s (a float tensor always converts).
-pub(crate) fn to_host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+pub fn to_host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data()
         .convert::<f32>()
         .into_vec()
