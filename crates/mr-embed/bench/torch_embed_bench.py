@@ -8,7 +8,7 @@ features so that the caller can also compare them.
     /usr/bin/python3 crates/mr-embed/bench/torch_embed_bench.py --images imgs.npy \
         --inception default_1.pt [--effnet efficientnet-lite0-57934424.pth] \
         [--small-cnn small_cnn_weights.npz] \
-        --threads 2 --batch 32 [--repeats 3] [--save-prefix out/torch_]
+        --threads 2 --batch 32 [--repeats 3] [--save-prefix out/torch_] [--device cuda]
 
 Timing: median seconds of `--repeats` passes over all images, after one warm-up batch.
 
@@ -28,22 +28,26 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-def preprocess(imgs_u8, size, scale):
-    x = torch.from_numpy(imgs_u8).permute(0, 3, 1, 2).float()
+def preprocess(imgs_u8, size, scale, device="cpu"):
+    x = torch.from_numpy(imgs_u8).to(device).permute(0, 3, 1, 2).float()
     x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     return scale(x)
 
 
 @torch.no_grad()
-def timed(model, imgs, size, scale, batch, repeats):
-    # one warm-up batch, not timed; then `repeats` timed passes over all images
-    model(preprocess(imgs[:min(batch, len(imgs))], size, scale))
+def timed(model, imgs, size, scale, batch, repeats, device="cpu"):
+    # one warm-up batch, not timed; then `repeats` timed passes over all images (uint8 from
+    # host memory each time, as the Rust side reads them; features copied back to the host)
+    sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
+    model(preprocess(imgs[:min(batch, len(imgs))], size, scale, device))
+    sync()
     times = []
     for _ in range(repeats):
         feats = []
         t0 = time.perf_counter()
         for s in range(0, len(imgs), batch):
-            feats.append(model(preprocess(imgs[s:s + batch], size, scale)))
+            feats.append(model(preprocess(imgs[s:s + batch], size, scale, device)).cpu())
+        sync()
         times.append(time.perf_counter() - t0)
     return torch.cat(feats).numpy(), times
 
@@ -160,22 +164,23 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--save-prefix")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the GPU check)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     imgs = np.load(a.images)
     out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "n": len(imgs),
-           "batch": a.batch, "models": {}}
+           "batch": a.batch, "device": a.device, "models": {}}
     jobs = []
     if a.inception:
-        jobs.append(("inception-fid", torch.jit.load(a.inception, map_location="cpu").eval(), 299,
+        jobs.append(("inception-fid", torch.jit.load(a.inception, map_location=a.device).eval(), 299,
                      lambda x: x / 128.0 - 1.0))
     if a.effnet:
         sd = torch.load(a.effnet, map_location="cpu")
-        jobs.append(("effnet-lite0", effnet_lite0(sd), 224, lambda x: (x - 127.0) / 128.0))
+        jobs.append(("effnet-lite0", effnet_lite0(sd).to(a.device), 224, lambda x: (x - 127.0) / 128.0))
     if a.small_cnn:
-        jobs.append(("small-cnn", small_cnn(a.small_cnn), 32, lambda x: x / 127.5 - 1.0))
+        jobs.append(("small-cnn", small_cnn(a.small_cnn).to(a.device), 32, lambda x: x / 127.5 - 1.0))
     for name, model, size, scale in jobs:
-        feats, times = timed(model, imgs, size, scale, a.batch, a.repeats)
+        feats, times = timed(model, imgs, size, scale, a.batch, a.repeats, a.device)
         dt = float(np.median(times))
         out["models"][name] = {"seconds": dt, "all_seconds": times, "images_per_s": len(imgs) / dt}
         if a.save_prefix:

@@ -223,18 +223,18 @@ def count(m):
     return sum(p.numel() for p in m.parameters())
 
 
-def iteration(g, d, og, od, real, y_real, z_dim, classes, batch, d_steps):
+def iteration(g, d, og, od, real, y_real, z_dim, classes, batch, d_steps, device="cpu"):
     for _ in range(d_steps):
-        z = torch.randn(batch, z_dim)
-        y = torch.randint(0, classes, (batch,))
+        z = torch.randn(batch, z_dim, device=device)
+        y = torch.randint(0, classes, (batch,), device=device)
         with torch.no_grad():
             fake = g(z, y)
         loss = F.relu(1 - d(real, y_real)).mean() + F.relu(1 + d(fake, y)).mean()
         od.zero_grad(set_to_none=True)
         loss.backward()
         od.step()
-    z = torch.randn(batch, z_dim)
-    y = torch.randint(0, classes, (batch,))
+    z = torch.randn(batch, z_dim, device=device)
+    y = torch.randint(0, classes, (batch,), device=device)
     loss = -d(g(z, y), y).mean()
     og.zero_grad(set_to_none=True)
     loss.backward()
@@ -250,22 +250,29 @@ def main():
     ap.add_argument("--d-steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--params-only", action="store_true")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the GPU check)")
     args = ap.parse_args()
+    dev = args.device
+    sync = torch.cuda.synchronize if dev.startswith("cuda") else (lambda: None)
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     models = args.model or ["dcgan-small", "sagan", "biggan"]
     for name in models:
         g, d, z_dim, classes = build(name)
-        out = {"model": name, "torch": torch.__version__, "g_params": count(g), "d_params": count(d)}
+        g, d = g.to(dev), d.to(dev)
+        out = {"model": name, "torch": torch.__version__, "device": dev,
+               "g_params": count(g), "d_params": count(d)}
         if not args.params_only:
             og = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.999))
             od = torch.optim.Adam(d.parameters(), 2e-4, betas=(0.5, 0.999))
-            real = torch.rand(args.batch, 3, 32, 32) * 2 - 1
-            y_real = torch.randint(0, classes, (args.batch,))
+            real = torch.rand(args.batch, 3, 32, 32, device=dev) * 2 - 1
+            y_real = torch.randint(0, classes, (args.batch,), device=dev)
             times = []
             for i in range(args.warmup + args.iters):
+                sync()
                 t0 = time.perf_counter()
-                iteration(g, d, og, od, real, y_real, z_dim, classes, args.batch, args.d_steps)
+                iteration(g, d, og, od, real, y_real, z_dim, classes, args.batch, args.d_steps, dev)
+                sync()
                 if i >= args.warmup:
                     times.append(time.perf_counter() - t0)
             out.update(

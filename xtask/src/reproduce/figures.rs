@@ -520,18 +520,22 @@ pub fn image_grid<DB: DrawingBackend>(
         }
         for (c, img) in images.iter().enumerate() {
             let left = label_w + c as i32 * cell;
-            for y in 0..32i32 {
-                for x in 0..32i32 {
-                    let o = (y as usize * 32 + x as usize) * 3;
-                    let col = RGBColor(img[o], img[o + 1], img[o + 2]);
-                    let (px, py) = (left + x * scale as i32, top + y * scale as i32);
-                    area.draw(&Rectangle::new(
-                        [(px, py), (px + scale as i32, py + scale as i32)],
-                        col.filled(),
-                    ))
-                    .map_err(pe)?;
+            // one bitmap per tile, each pixel repeated `scale` times: the PNG backend copies
+            // it, the SVG backend embeds it as one PNG `<image>` (plotters-svg's
+            // `bitmap_encoder`) instead of 1,024 rectangles per tile
+            let s = scale as usize;
+            let side = 32 * s;
+            let mut buf = vec![0u8; side * side * 3];
+            for (y, row) in buf.chunks_exact_mut(side * 3).enumerate() {
+                for (x, px) in row.chunks_exact_mut(3).enumerate() {
+                    let o = ((y / s) * 32 + x / s) * 3;
+                    px.copy_from_slice(&img[o..o + 3]);
                 }
             }
+            let tile =
+                BitMapElement::with_owned_buffer((left, top), (side as u32, side as u32), buf)
+                    .ok_or_else(|| anyhow!("image tile of the wrong size"))?;
+            area.draw(&tile).map_err(pe)?;
         }
     }
     Ok(())
