@@ -314,7 +314,7 @@ fn f(v: &serde_json::Value) -> f64 {
     v.as_f64().unwrap_or(f64::NAN)
 }
 
-/// The last line of a torch script's output file that parses as JSON (`torch_step.py` prints
+/// Every line of a torch script's output file that parses as JSON (`torch_step.py` prints
 /// one line per model).
 fn json_lines(p: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(p)
@@ -322,6 +322,11 @@ fn json_lines(p: &Path) -> Vec<serde_json::Value> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
+}
+
+/// Why a section has no numbers: its recorded error, or that it did not run.
+fn why_missing(section: &serde_json::Value) -> &str {
+    section["error"].as_str().unwrap_or("section not run")
 }
 
 fn report(dir: &Path, cpu_smoke: Option<&Path>, out_dir: &Path) -> Result<()> {
@@ -406,21 +411,13 @@ fn report(dir: &Path, cpu_smoke: Option<&Path>, out_dir: &Path) -> Result<()> {
         }
         writeln!(md, "\nMedian of 3 passes each side, after one warm-up batch. Random pixels (throughput does not depend on them).")?;
     } else {
-        writeln!(
-            md,
-            "not measured: {}",
-            t["error"].as_str().unwrap_or("section not run")
-        )?;
+        writeln!(md, "not measured: {}", why_missing(t))?;
     }
     // NN
     let n = &g["nn"];
     writeln!(md, "\n## Device nearest-neighbour search\n")?;
     if n["queries"].is_null() {
-        writeln!(
-            md,
-            "not measured: {}",
-            n["error"].as_str().unwrap_or("section not run")
-        )?;
+        writeln!(md, "not measured: {}", why_missing(n))?;
     } else {
         writeln!(
             md,
@@ -464,11 +461,7 @@ fn report(dir: &Path, cpu_smoke: Option<&Path>, out_dir: &Path) -> Result<()> {
         }
         writeln!(md, "\nMedian of {} timed iterations after 2 warm-up iterations; MR: rejection in `inception-fid` space at τ = 0.13 against {} training images, the G batch refilled as in the cpu profile. torch: the same architectures re-implemented in `torch_step.py` (median of 10 after 2 warm-ups; no MR side there).", runs.first().map(|r| r["timed"].clone()).unwrap_or_default(), runs.first().map(|r| r["train_images"].clone()).unwrap_or_default())?;
     } else {
-        writeln!(
-            md,
-            "not measured: {}",
-            g["steps"]["error"].as_str().unwrap_or("section not run")
-        )?;
+        writeln!(md, "not measured: {}", why_missing(&g["steps"]))?;
     }
     // smoke
     writeln!(md, "\n## The smoke configuration end to end on CUDA\n")?;
@@ -519,11 +512,7 @@ fn report(dir: &Path, cpu_smoke: Option<&Path>, out_dir: &Path) -> Result<()> {
         }
         writeln!(md, "\nSame seed and pixels; the two backends round differently, so the runs diverge step by step and their numbers agree only as two seeds' would (this shows the CUDA path trains, evaluates and checkpoints, not that it is bit-equal).")?;
     } else {
-        writeln!(
-            md,
-            "not run: {}",
-            sm["error"].as_str().unwrap_or("section not run")
-        )?;
+        writeln!(md, "not run: {}", why_missing(sm))?;
     }
     writeln!(md, "\n## What it does not show\n\n- One machine, one run: no spread across runs or machines.\n- Not the paper profile: no 100k-step training ran; the iteration times bound what such a run would cost.\n- The MR timing uses a {}-image training set, not CIFAR-10's 50,000 (the NN search is a small part of the cost at that size).", g["steps"]["runs"].as_array().and_then(|r| r.first()).map(|r| r["train_images"].clone()).unwrap_or_default())?;
     std::fs::create_dir_all(out_dir)?;
