@@ -1,6 +1,12 @@
 //! Exponential moving average of model weights (StudioGAN's `Ema`: the average is a copy of
 //! the live weights before `start_step`, then `ema = decay * ema + (1 - decay) * live`;
 //! running state — BN statistics, spectral-norm vectors — is copied, not averaged).
+//!
+//! Copied BN statistics belong to the live weights, not to their average: when the weights move
+//! within the EMA's horizon the averaged generator normalises with the wrong statistics.
+//! [`Ema::averaging_bn_stats`] averages the BN running mean and variance with the same decay
+//! instead (BigGAN-PyTorch's EMA averages every buffer of the state dict); power-iteration
+//! vectors are still copied.
 
 use std::marker::PhantomData;
 
@@ -20,12 +26,25 @@ pub struct Ema<B: Backend, M: Module<B>> {
     pub decay: f64,
     /// First step at which averaging starts (before it the EMA copies the live weights).
     pub start_step: usize,
+    /// Average BN running statistics too (else copy them from the live model).
+    pub average_bn_stats: bool,
     _backend: PhantomData<B>,
+}
+
+/// How a tensor of the model is folded into the average.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A trained weight: averaged.
+    Weight,
+    /// A BN running mean / variance: copied, or averaged with [`Ema::average_bn_stats`].
+    BnStat,
+    /// A spectral-norm power-iteration vector: copied.
+    SnVector,
 }
 
 struct Collect<B: Backend> {
     path: Vec<String>,
-    tensors: Vec<(Tensor<B, 1>, bool)>,
+    tensors: Vec<(Tensor<B, 1>, Kind)>,
 }
 
 impl<B: Backend> ModuleVisitor<B> for Collect<B> {
@@ -36,32 +55,39 @@ impl<B: Backend> ModuleVisitor<B> for Collect<B> {
         self.path.pop();
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        let is_state = self
-            .path
-            .last()
-            .is_some_and(|n| STATE_FIELDS.contains(&n.as_str()));
+        let kind = match self.path.last().map(String::as_str) {
+            Some(n @ ("running_mean" | "running_var")) if STATE_FIELDS.contains(&n) => Kind::BnStat,
+            Some(n) if STATE_FIELDS.contains(&n) => Kind::SnVector,
+            _ => Kind::Weight,
+        };
         let t = param.val();
         let n = t.shape().num_elements();
-        self.tensors.push((t.reshape([n]), is_state));
+        self.tensors.push((t.reshape([n]), kind));
     }
 }
 
 struct Blend<B: Backend> {
-    live: std::vec::IntoIter<(Tensor<B, 1>, bool)>,
+    live: std::vec::IntoIter<(Tensor<B, 1>, Kind)>,
     decay: f64,
+    average_bn_stats: bool,
 }
 
 impl<B: Backend> ModuleMapper<B> for Blend<B> {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-        let (live, is_state) = self
+        let (live, kind) = self
             .live
             .next()
             .expect("EMA: live and averaged models have the same structure");
         let decay = self.decay;
+        let copy = match kind {
+            Kind::Weight => false,
+            Kind::BnStat => !self.average_bn_stats,
+            Kind::SnVector => true,
+        };
         param.map(|t| {
             let dims = t.dims();
             let live = live.reshape(dims).to_device(&t.device());
-            if is_state || decay == 0.0 {
+            if copy || decay == 0.0 {
                 live
             } else {
                 t.mul_scalar(decay).add(live.mul_scalar(1.0 - decay))
@@ -77,8 +103,15 @@ impl<B: Backend, M: Module<B>> Ema<B, M> {
             model,
             decay,
             start_step,
+            average_bn_stats: false,
             _backend: PhantomData,
         }
+    }
+
+    /// Averages BN running statistics with the weights instead of copying the live ones.
+    pub fn averaging_bn_stats(mut self, on: bool) -> Self {
+        self.average_bn_stats = on;
+        self
     }
 
     /// The paper's setting: decay 0.9999 from step 1000.
@@ -101,6 +134,7 @@ impl<B: Backend, M: Module<B>> Ema<B, M> {
         let mut blend = Blend {
             live: collect.tensors.into_iter(),
             decay,
+            average_bn_stats: self.average_bn_stats,
         };
         let model = self.model.clone();
         self.model = model.map(&mut blend);

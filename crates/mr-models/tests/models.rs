@@ -402,3 +402,37 @@ fn latents_are_seeded() {
     let la = LatentSampler::new(5, 16, 10).sample::<I>(8, &Default::default());
     assert_ne!(la.z.into_data(), lc.z.into_data());
 }
+
+#[test]
+fn ema_copies_bn_statistics_unless_told_to_average_them() {
+    use burn::module::RunningState;
+    use mr_models::layers::BatchNorm;
+    let device = Default::default();
+    let bn = |mean: f32, var: f32, gamma: f32| {
+        let mut b = BatchNorm::<I>::new(3, true, 1e-4, &device);
+        b.running_mean = RunningState::new(Tensor::full([3], mean, &device));
+        b.running_var = RunningState::new(Tensor::full([3], var, &device));
+        b.gamma = Some(burn::module::Param::from_tensor(Tensor::full(
+            [3],
+            gamma,
+            &device,
+        )));
+        b
+    };
+    let first = |t: Tensor<I, 1>| t.into_data().to_vec::<f32>().unwrap()[0];
+    let live = bn(2.0, 5.0, 3.0);
+    // StudioGAN: weights averaged, statistics copied from the live model (a fresh module each
+    // time: a clone of a module shares its running-state storage, which `map` writes in place)
+    let mut ema = Ema::new(bn(0.0, 1.0, 1.0), 0.75, 0);
+    ema.update(&live, 1);
+    assert!((first(ema.model.gamma.clone().unwrap().val()) - 1.5).abs() < 1e-6);
+    assert_eq!(first(ema.model.running_mean.value()), 2.0);
+    assert_eq!(first(ema.model.running_var.value()), 5.0);
+    // averaged: 0.75 * ema + 0.25 * live for the statistics too
+    let mut ema = Ema::new(bn(0.0, 1.0, 1.0), 0.75, 0).averaging_bn_stats(true);
+    ema.update(&live, 1);
+    assert!((first(ema.model.gamma.clone().unwrap().val()) - 1.5).abs() < 1e-6);
+    let m = first(ema.model.running_mean.value());
+    assert!((m - 0.5).abs() < 1e-6, "{m}");
+    assert!((first(ema.model.running_var.value()) - 2.0).abs() < 1e-6);
+}
