@@ -351,7 +351,7 @@ fn steps(root: &Path, spec: &str, quick: bool, device: &Device) -> Result<Value>
                               "train_images": train_set.len });
         for with_mr in [false, true] {
             let mut cfg = TrainConfig::from_toml(&toml)?;
-            cfg.mr.mode = if with_mr { "g" } else { "none" }.into();
+            cfg.mr.mode = if with_mr { MrMode::G } else { MrMode::None };
             cfg.mr.tau = TauSpec::Value(0.13);
             let rejector = if with_mr {
                 Some(Rejector::<Inner>::new(
@@ -422,7 +422,7 @@ fn smoke(a: &Args, root: &Path, out: &Path, device: &Device) -> Result<Value> {
     }
     let train = mr_data::registry::load(&cfg.data.train, root)?;
     let test = mr_data::registry::load(&cfg.eval.test, root)?;
-    let mr_embedder = if cfg.mr_mode()? == MrMode::None {
+    let mr_embedder = if cfg.mr.mode == MrMode::None {
         None
     } else {
         Some(mr_embed::load_embedder::<Inner>(

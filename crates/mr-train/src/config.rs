@@ -47,7 +47,7 @@ pub struct TrainConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ModelSection {
     /// `dcgan-small`, `dcgan-small-cond`, `sagan` or `biggan`.
-    pub preset: String,
+    pub preset: Preset,
     /// Number of classes of a conditional model (0 = unconditional); default: the preset's
     /// (dcgan-small 0, the others 10). Set it to the training set's class count, e.g. 2 for
     /// `cifar10-train[automobile,horse]`, so that sampling per class covers exactly those.
@@ -61,7 +61,7 @@ pub struct ModelSection {
     /// DCGAN-small: spectral norm in D.
     pub d_spectral_norm: Option<bool>,
     /// DCGAN-small: `nearest-conv` or `transposed-conv`.
-    pub upsampling: Option<String>,
+    pub upsampling: Option<UpsamplingName>,
 }
 
 /// Training data.
@@ -89,13 +89,19 @@ pub struct TrainSection {
     /// Adam epsilon (StudioGAN: 1e-6).
     pub adam_eps: f32,
     /// `hinge` or `ns` (non-saturating).
-    pub loss: String,
+    pub loss: Loss,
     /// DiffAugment policy applied to D's inputs, e.g. `color,translation,cutout` (empty = off).
     pub diffaug: String,
     /// Keep an EMA of G (used for evaluation and sampling).
     pub ema: bool,
     pub ema_decay: f64,
     pub ema_start: usize,
+    /// Average G's BN running statistics in the EMA too (BigGAN-PyTorch) instead of copying the
+    /// live ones (StudioGAN, the default): copied statistics belong to the live weights, which
+    /// a short-horizon EMA of a fast-moving G no longer matches. Written only when on, so the
+    /// recorded configuration and resume key of a run that leaves it off are as before.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ema_average_bn_stats: bool,
 }
 
 /// Memorization rejection.
@@ -103,18 +109,18 @@ pub struct TrainSection {
 #[serde(deny_unknown_fields, default)]
 pub struct MrSection {
     /// `none`, `g` (the paper's default) or `gd`.
-    pub mode: String,
+    pub mode: MrMode,
     /// Rejection threshold: a number, `guide`, `quantile:Q` or `class-quantile:Q`.
     pub tau: TauSpec,
     /// `refill` (draw more until the batch is full) or `shrink` (MRGAN: keep the accepted
     /// samples; draw again only when none was accepted).
-    pub policy: String,
+    pub policy: BatchPolicy,
     /// Most draws of a candidate batch per step.
     pub max_draws: usize,
     /// When nothing was accepted within `max_draws`: `force` trains G on the last (rejected)
     /// candidate batch, `skip` leaves G untouched for that step (a rejected sample never trains
     /// G, as in the paper's unbounded rejection loop).
-    pub exhausted: String,
+    pub exhausted: Exhausted,
     /// Embedder of the rejection test (`small-cnn`, `inception-fid`, `effnet-lite0`).
     pub embedder: String,
     /// Images per embedder forward when embedding the training set.
@@ -134,7 +140,7 @@ pub struct EvalSection {
     /// Held-out reference set for C_T (empty = no evaluation).
     pub test: String,
     /// Reference of FID: `train` or `test`.
-    pub fid_ref: String,
+    pub fid_ref: FidRef,
     /// k-means cells of C_T.
     pub cells: usize,
     /// Also report C_T in the rejection embedder's space.
@@ -156,7 +162,7 @@ pub struct LogSection {
 impl Default for ModelSection {
     fn default() -> Self {
         Self {
-            preset: "dcgan-small".into(),
+            preset: Preset::DcganSmall,
             num_classes: None,
             z_dim: None,
             g_width: None,
@@ -186,11 +192,12 @@ impl Default for TrainSection {
             beta1: 0.5,
             beta2: 0.999,
             adam_eps: 1e-6,
-            loss: "hinge".into(),
+            loss: Loss::Hinge,
             diffaug: String::new(),
             ema: true,
             ema_decay: 0.9999,
             ema_start: 1000,
+            ema_average_bn_stats: false,
         }
     }
 }
@@ -198,11 +205,11 @@ impl Default for TrainSection {
 impl Default for MrSection {
     fn default() -> Self {
         Self {
-            mode: "none".into(),
+            mode: MrMode::None,
             tau: TauSpec::Value(0.0),
-            policy: "refill".into(),
+            policy: BatchPolicy::Refill,
             max_draws: 8,
-            exhausted: "skip".into(),
+            exhausted: Exhausted::Skip,
             embedder: "inception-fid".into(),
             embed_batch: 64,
         }
@@ -216,7 +223,7 @@ impl Default for EvalSection {
             samples: 10_000,
             embedder: "inception-fid".into(),
             test: String::new(),
-            fid_ref: "train".into(),
+            fid_ref: FidRef::Train,
             cells: 10,
             ct_in_mr_space: true,
             batch: 64,
@@ -305,8 +312,55 @@ impl TauSpec {
     }
 }
 
+/// A configuration value of a fixed set, named in TOML and on the command line as it is
+/// serialised (`"gd"`, `"dcgan-small"`); `Display` writes the same name.
+macro_rules! named_values {
+    ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let v = serde_json::to_value(self).map_err(|_| fmt::Error)?;
+                f.write_str(v.as_str().ok_or(fmt::Error)?)
+            }
+        }
+
+        impl std::str::FromStr for $t {
+            type Err = BadInput;
+
+            /// The value of this name, or one line listing the names accepted.
+            fn from_str(s: &str) -> Result<Self, BadInput> {
+                use serde::de::{value::StrDeserializer, value::Error};
+                <$t>::deserialize(StrDeserializer::<Error>::new(s))
+                    .map_err(|e| BadInput(format!("\"{s}\": {e}")))
+            }
+        }
+    )*};
+}
+
+/// The GAN preset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// Unconditional DCGAN-small (conditional with `model.num_classes`).
+    DcganSmall,
+    /// DCGAN-small conditional on 10 classes.
+    DcganSmallCond,
+    Sagan,
+    Biggan,
+}
+
+/// How DCGAN-small's G doubles its resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpsamplingName {
+    /// Nearest-neighbour upsampling, then a 3×3 convolution.
+    NearestConv,
+    /// A 4×4 transposed convolution of stride 2.
+    TransposedConv,
+}
+
 /// Rejection mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum MrMode {
     /// Plain training.
     None,
@@ -327,7 +381,8 @@ pub enum BatchPolicy {
 }
 
 /// What a G step does when every candidate within `max_draws` was rejected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Exhausted {
     /// Train G on the last candidate batch anyway (counted as `forced`).
     Force,
@@ -336,10 +391,44 @@ pub enum Exhausted {
 }
 
 /// GAN loss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Loss {
+    #[serde(rename = "hinge")]
     Hinge,
+    #[serde(rename = "ns", alias = "non-saturating")]
     NonSaturating,
+}
+
+/// The reference set of the in-training FID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FidRef {
+    /// The training set.
+    Train,
+    /// The held-out evaluation set (`eval.test`).
+    Test,
+}
+
+named_values!(
+    Preset,
+    UpsamplingName,
+    MrMode,
+    BatchPolicy,
+    Exhausted,
+    Loss,
+    FidRef
+);
+
+impl Preset {
+    /// The name `mr_models::ModelConfig::preset` knows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Preset::DcganSmall => "dcgan-small",
+            Preset::DcganSmallCond => "dcgan-small-cond",
+            Preset::Sagan => "sagan",
+            Preset::Biggan => "biggan",
+        }
+    }
 }
 
 impl TrainConfig {
@@ -352,8 +441,18 @@ impl TrainConfig {
 
     /// Parses TOML text.
     pub fn from_toml(text: &str) -> Result<Self, BadInput> {
-        let cfg: TrainConfig =
-            toml::from_str(text).map_err(|e| BadInput(format!("invalid config: {e}")))?;
+        let de = toml::de::Deserializer::parse(text)
+            .map_err(|e| BadInput(format!("invalid config: {e}")))?;
+        // the key's path (`mr.mode`) in front of serde's message, on one line
+        let cfg: TrainConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let at = e.path().to_string();
+            let msg = e.inner().message().trim().to_string();
+            BadInput(if at == "." || at.is_empty() {
+                format!("invalid config: {msg}")
+            } else {
+                format!("invalid config: {at}: {msg}")
+            })
+        })?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -396,23 +495,13 @@ impl TrainConfig {
                 t.ema_decay
             ));
         }
-        self.loss()?;
         self.diffaug()?;
-        self.mr_mode()?;
-        self.batch_policy()?;
-        self.exhausted_policy()?;
         self.mr.tau.rule()?;
         if self.mr.max_draws == 0 {
             return bad("mr.max_draws must be ≥ 1".into());
         }
         if self.mr.embed_batch == 0 || self.eval.batch == 0 {
             return bad("mr.embed_batch and eval.batch must be ≥ 1".into());
-        }
-        if !["train", "test"].contains(&self.eval.fid_ref.as_str()) {
-            return bad(format!(
-                "eval.fid_ref = \"{}\": expected \"train\" or \"test\"",
-                self.eval.fid_ref
-            ));
         }
         if !self.eval.test.is_empty() && self.eval.samples < 2 {
             return bad("eval.samples must be ≥ 2".into());
@@ -429,9 +518,9 @@ impl TrainConfig {
     /// The model, with the DCGAN-small overrides applied.
     pub fn model_config(&self) -> Result<ModelConfig, BadInput> {
         let m = &self.model;
-        let mut cfg = ModelConfig::preset(&m.preset).ok_or_else(|| {
+        let mut cfg = ModelConfig::preset(m.preset.as_str()).ok_or_else(|| {
             BadInput(format!(
-                "model.preset = \"{}\": expected dcgan-small, dcgan-small-cond, sagan or biggan",
+                "model.preset = \"{}\": not a preset of mr-models",
                 m.preset
             ))
         })?;
@@ -466,17 +555,6 @@ impl TrainConfig {
         Ok(cfg)
     }
 
-    /// The loss.
-    pub fn loss(&self) -> Result<Loss, BadInput> {
-        match self.train.loss.as_str() {
-            "hinge" => Ok(Loss::Hinge),
-            "ns" | "non-saturating" => Ok(Loss::NonSaturating),
-            s => Err(BadInput(format!(
-                "train.loss = \"{s}\": expected \"hinge\" or \"ns\""
-            ))),
-        }
-    }
-
     /// The DiffAugment configuration, `None` when off.
     pub fn diffaug(&self) -> Result<Option<DiffAugmentConfig>, BadInput> {
         if self.train.diffaug.trim().is_empty() {
@@ -490,40 +568,6 @@ impl TrainConfig {
                     self.train.diffaug
                 ))
             })
-    }
-
-    /// The rejection mode.
-    pub fn mr_mode(&self) -> Result<MrMode, BadInput> {
-        match self.mr.mode.as_str() {
-            "none" => Ok(MrMode::None),
-            "g" => Ok(MrMode::G),
-            "gd" => Ok(MrMode::Gd),
-            s => Err(BadInput(format!(
-                "mr.mode = \"{s}\": expected \"none\", \"g\" or \"gd\""
-            ))),
-        }
-    }
-
-    /// What a G step does when nothing was accepted.
-    pub fn exhausted_policy(&self) -> Result<Exhausted, BadInput> {
-        match self.mr.exhausted.as_str() {
-            "force" => Ok(Exhausted::Force),
-            "skip" => Ok(Exhausted::Skip),
-            s => Err(BadInput(format!(
-                "mr.exhausted = \"{s}\": expected \"force\" or \"skip\""
-            ))),
-        }
-    }
-
-    /// The batch policy.
-    pub fn batch_policy(&self) -> Result<BatchPolicy, BadInput> {
-        match self.mr.policy.as_str() {
-            "refill" => Ok(BatchPolicy::Refill),
-            "shrink" => Ok(BatchPolicy::Shrink),
-            s => Err(BadInput(format!(
-                "mr.policy = \"{s}\": expected \"refill\" or \"shrink\""
-            ))),
-        }
     }
 
     /// A hash of everything that determines the trained weights except the step count (a resumed
@@ -560,15 +604,10 @@ fn apply_dcgan(c: &mut DcganConfig, m: &ModelSection) -> Result<(), BadInput> {
     if let Some(sn) = m.d_spectral_norm {
         c.d_spectral_norm = sn;
     }
-    if let Some(u) = &m.upsampling {
-        c.upsampling = match u.as_str() {
-            "nearest-conv" => Upsampling::NearestConv,
-            "transposed-conv" => Upsampling::TransposedConv,
-            s => {
-                return Err(BadInput(format!(
-                    "model.upsampling = \"{s}\": expected nearest-conv or transposed-conv"
-                )))
-            }
+    if let Some(u) = m.upsampling {
+        c.upsampling = match u {
+            UpsamplingName::NearestConv => Upsampling::NearestConv,
+            UpsamplingName::TransposedConv => Upsampling::TransposedConv,
         };
     }
     Ok(())

@@ -123,7 +123,7 @@ impl<B: TrainOps> Evaluator<B> {
             nn_test,
             train: train_f,
             test: test_f,
-            fid_ref_is_test: cfg.eval.fid_ref == "test",
+            fid_ref_is_test: cfg.eval.fid_ref == crate::config::FidRef::Test,
             test_mr,
             samples: cfg.eval.samples,
             batch,

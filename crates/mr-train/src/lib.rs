@@ -31,7 +31,10 @@ pub mod trainer;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{backend::Backend, Tensor};
 
-pub use config::{BatchPolicy, Loss, MrMode, TauRule, TauSpec, TrainConfig};
+pub use config::{
+    BatchPolicy, Exhausted, FidRef, Loss, MrMode, Preset, TauRule, TauSpec, TrainConfig,
+    UpsamplingName,
+};
 pub use eval::{EvalRow, Evaluator};
 pub use reject::Rejector;
 pub use run::{run, RunOptions, RunSummary};

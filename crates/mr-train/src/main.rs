@@ -229,7 +229,9 @@ fn train(a: TrainArgs) -> Result<()> {
         cfg.mr.tau = TauSpec::parse_cli(t);
     }
     if let Some(m) = &a.mr {
-        cfg.mr.mode = m.clone();
+        cfg.mr.mode = m
+            .parse()
+            .map_err(|e: BadInput| BadInput(format!("--mr {}", e.0)))?;
     }
     if let Some(s) = a.seed {
         cfg.seed = s;
@@ -260,7 +262,7 @@ fn train(a: TrainArgs) -> Result<()> {
                 .with_context(|| format!("test set `{}`", cfg.eval.test))?,
         )
     };
-    let mr_embedder = if cfg.mr_mode()? == MrMode::None {
+    let mr_embedder = if cfg.mr.mode == MrMode::None {
         None
     } else {
         Some(mr_embed::load_embedder::<Inner>(

@@ -227,7 +227,7 @@ where
         )));
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let mode = cfg.mr_mode()?;
+    let mode = cfg.mr.mode;
     let labels: Option<Vec<i64>> = opts
         .train
         .labels

@@ -191,7 +191,7 @@ impl<B: TrainBackend> Trainer<B> {
     ) -> Result<Self> {
         cfg.validate()?;
         let model_cfg = cfg.model_config()?;
-        let mode = cfg.mr_mode()?;
+        let mode = cfg.mr.mode;
         if (mode == MrMode::None) != rejector.is_none() {
             bail!(BadInput(format!(
                 "mr.mode = \"{}\" {} a rejection embedder",
@@ -218,14 +218,14 @@ impl<B: TrainBackend> Trainer<B> {
             .with_beta_1(cfg.train.beta1)
             .with_beta_2(cfg.train.beta2)
             .with_epsilon(cfg.train.adam_eps);
-        let ema = cfg
-            .train
-            .ema
-            .then(|| Ema::new(g.valid(), cfg.train.ema_decay, cfg.train.ema_start));
+        let ema = cfg.train.ema.then(|| {
+            Ema::new(g.valid(), cfg.train.ema_decay, cfg.train.ema_start)
+                .averaging_bn_stats(cfg.train.ema_average_bn_stats)
+        });
         Ok(Self {
-            policy: cfg.batch_policy()?,
-            exhausted: cfg.exhausted_policy()?,
-            loss: cfg.loss()?,
+            policy: cfg.mr.policy,
+            exhausted: cfg.mr.exhausted,
+            loss: cfg.train.loss,
             diffaug: cfg.diffaug()?,
             z_dim: model_cfg.z_dim(),
             num_classes,

@@ -195,3 +195,18 @@ fn trains_with_rejection_resumes_and_samples_on_cifar10() {
     let out = sample(&run, 5, &pngs);
     assert!(one_error_line(&out).contains("exists"));
 }
+
+#[test]
+fn averaging_ema_bn_statistics_is_recorded_only_when_on() {
+    let mut cfg = mr_train::TrainConfig::default();
+    // off (the default): the recorded TOML and resume key are those of configs written before
+    // the option existed
+    let off = cfg.to_toml();
+    assert!(!off.contains("ema_average_bn_stats"), "{off}");
+    let key_off = cfg.resume_key();
+    cfg.train.ema_average_bn_stats = true;
+    let on = cfg.to_toml();
+    assert!(on.contains("ema_average_bn_stats = true"), "{on}");
+    assert_ne!(cfg.resume_key(), key_off);
+    assert_eq!(mr_train::TrainConfig::from_toml(&on).unwrap(), cfg);
+}

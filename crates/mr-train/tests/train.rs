@@ -41,7 +41,7 @@ fn tau_zero_reproduces_plain_training_bit_for_bit() {
     let plain_cfg = tiny_config();
     let mut plain = Trainer::<B>::new(plain_cfg.clone(), &set, None, &device).unwrap();
     let mut mr_cfg = plain_cfg.clone();
-    mr_cfg.mr.mode = "g".into();
+    mr_cfg.mr.mode = mr_train::config::MrMode::G;
     mr_cfg.mr.tau = TauSpec::Value(0.0);
     let rej = rejector(&mr_cfg, &set);
     assert!(rej.keeps_everything());
@@ -72,10 +72,10 @@ fn rejection_rejects_and_policies_behave() {
     let device = Default::default();
     // a τ above every possible cosine distance: nothing is accepted, the step is forced
     let mut cfg = tiny_config();
-    cfg.mr.mode = "g".into();
+    cfg.mr.mode = mr_train::config::MrMode::G;
     cfg.mr.tau = TauSpec::Value(2.5);
     cfg.mr.max_draws = 3;
-    cfg.mr.exhausted = "force".into();
+    cfg.mr.exhausted = mr_train::config::Exhausted::Force;
     let mut t = Trainer::<B>::new(cfg.clone(), &set, Some(rejector(&cfg, &set)), &device).unwrap();
     let s = t.train_step().unwrap();
     assert_eq!(s.accepted, 0);
@@ -86,7 +86,7 @@ fn rejection_rejects_and_policies_behave() {
     let forced_d = flat_trainable(&t.d);
 
     // the same step with `exhausted = "skip"`: D trains as before, G is left untouched
-    cfg.mr.exhausted = "skip".into();
+    cfg.mr.exhausted = mr_train::config::Exhausted::Skip;
     let mut t = Trainer::<B>::new(cfg.clone(), &set, Some(rejector(&cfg, &set)), &device).unwrap();
     let g0 = flat_trainable(&t.g);
     let s = t.train_step().unwrap();
@@ -103,16 +103,18 @@ fn rejection_rejects_and_policies_behave() {
         "the D step does not depend on the G policy"
     );
     assert_eq!(t.step, 1);
-    cfg.mr.exhausted = "never".into();
-    let err = Trainer::<B>::new(cfg.clone(), &set, None, &device)
-        .err()
-        .expect("an unknown exhausted policy is refused")
-        .to_string();
-    assert!(err.contains("mr.exhausted"), "{err}");
+    // an unknown policy cannot be built in Rust any more; in TOML it is one clear error
+    let err = mr_train::TrainConfig::from_toml("[mr]\nexhausted = \"never\"")
+        .expect_err("an unknown exhausted policy is refused")
+        .0;
+    assert!(
+        err.contains("mr.exhausted") && err.contains("`force` or `skip`"),
+        "{err}"
+    );
 
     // the median of the candidates' distances as τ: about half survive
     let mut cfg = tiny_config();
-    cfg.mr.mode = "g".into();
+    cfg.mr.mode = mr_train::config::MrMode::G;
     let probe = Trainer::<B>::new(
         {
             let mut c = cfg.clone();
@@ -138,7 +140,7 @@ fn rejection_rejects_and_policies_behave() {
     for (policy, max_draws) in [("refill", 8), ("shrink", 8)] {
         let mut c = cfg.clone();
         c.mr.tau = TauSpec::Value(median);
-        c.mr.policy = policy.into();
+        c.mr.policy = policy.parse().unwrap();
         c.mr.max_draws = max_draws;
         let mut t = Trainer::<B>::new(c.clone(), &set, Some(rejector(&c, &set)), &device).unwrap();
         let s = t.train_step().unwrap();
@@ -156,7 +158,7 @@ fn rejection_rejects_and_policies_behave() {
 
     // mode gd trains with filtered D batches too
     let mut c = cfg.clone();
-    c.mr.mode = "gd".into();
+    c.mr.mode = mr_train::config::MrMode::Gd;
     c.mr.tau = TauSpec::Value(median);
     let mut t = Trainer::<B>::new(c.clone(), &set, Some(rejector(&c, &set)), &device).unwrap();
     for _ in 0..2 {
@@ -169,7 +171,7 @@ fn rejection_rejects_and_policies_behave() {
 fn tau_rules_come_from_the_training_set() {
     let set = synthetic(16, 2, 3);
     let mut cfg = tiny_config();
-    cfg.mr.mode = "g".into();
+    cfg.mr.mode = mr_train::config::MrMode::G;
     cfg.mr.tau = TauSpec::Named("guide".into());
     let r = rejector(&cfg, &set);
     assert_eq!(r.taus(), &[r.guide]);
@@ -253,7 +255,7 @@ fn eval_columns(path: &std::path::Path) -> Vec<String> {
 #[test]
 fn killed_and_resumed_run_equals_uninterrupted_run() {
     let mut cfg = tiny_config();
-    cfg.mr.mode = "g".into();
+    cfg.mr.mode = mr_train::config::MrMode::G;
     cfg.mr.tau = TauSpec::Named("quantile:0.3".into());
     cfg.train.diffaug = "color,translation,cutout".into();
     cfg.eval.every = 2;

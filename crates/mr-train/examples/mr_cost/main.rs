@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use mr_train::{Rejector, TauSpec, TrainConfig, Trainer};
+use mr_train::{MrMode, Rejector, TauSpec, TrainConfig, Trainer};
 
 #[cfg(feature = "cuda")]
 type Inner = burn::backend::Cuda;
@@ -124,7 +124,7 @@ fn run() -> Result<()> {
                 let mut cfg = base.clone();
                 cfg.train.n_dis = n_dis;
                 cfg.seed = r as u64;
-                cfg.mr.mode = if with_mr { "g" } else { "none" }.into();
+                cfg.mr.mode = if with_mr { MrMode::G } else { MrMode::None };
                 let rejector = if with_mr {
                     Some(make_rejector()?)
                 } else {
