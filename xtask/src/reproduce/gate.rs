@@ -67,6 +67,10 @@ pub struct Setup {
     pub g_width: usize,
     pub d_width: usize,
     pub diffaug: &'static str,
+    /// An exponential moving average of G's weights, `(decay, first step, average the BN
+    /// statistics too)`, evaluated and sampled instead of the live G (`false`: StudioGAN's EMA,
+    /// BN statistics copied from the live G; `None`: the live G).
+    pub ema: Option<(f64, usize, bool)>,
     pub eval_every: usize,
     /// Seeds run (fewer than [`SEEDS_TO_PASS`] where the budget went elsewhere — `why` says so;
     /// such a setup can fail, never pass; `--runs` raises it).
@@ -93,6 +97,7 @@ const AUTO128: Setup = Setup {
     g_width: 32,
     d_width: 32,
     diffaug: "color,translation,cutout",
+    ema: None,
     eval_every: 500,
     seeds: 3,
     why: "the issue's floor, first tried (session 7) while the 1,000- and 256-image runs were \
@@ -150,6 +155,7 @@ pub const SETUPS: &[Setup] = &[
         g_width: 32,
         d_width: 32,
         diffaug: "color,translation,cutout",
+        ema: None,
         eval_every: 500,
         seeds: 0,
         why: "the issue's target size: 1,000 images of one easy class; DCGAN-small at CPU width \
@@ -171,6 +177,7 @@ pub const SETUPS: &[Setup] = &[
         g_width: 32,
         d_width: 32,
         diffaug: "color,translation,cutout",
+        ema: None,
         eval_every: 500,
         seeds: 0,
         why: "the fallback the issue allows: the same model on 256 images (1,000 epochs in \
@@ -257,6 +264,51 @@ pub const SETUPS: &[Setup] = &[
         extends: Some(MNIST128.name),
         ..MNIST128
     },
+    Setup {
+        name: "auto128-dcgan32-diffaug-ema",
+        steps: 12000,
+        ema: Some((0.999, 1000, false)),
+        seeds: 2,
+        why: "the CIFAR-10 floor with an exponential moving average of G (decay 0.999 from step \
+              1,000: a horizon of about 1,000 steps), evaluated instead of the live G (session \
+              14). Every long run so far hovers around C_T = 0 with single evaluations moving by \
+              ±1 to 2 between checkpoints 500 steps apart: the live generator wanders around the \
+              data rather than settling. Under DiffAugment the critic's optimum is the empirical \
+              set itself, so an average that damps the wandering is the cheapest test of whether \
+              the settled generator copies; the paper evaluates an EMA too (0.9999 over 100k \
+              steps — too long a horizon for 12,000). StudioGAN's EMA, which copies the live G's \
+              BN statistics into the average: its samples got worse than the live G's (KID 0.45 \
+              and 0.59 at step 5,000, near the noise level at 3,000–3,500), so its third seed \
+              went to the variant that averages the statistics too",
+        ..AUTO128
+    },
+    Setup {
+        name: "auto128-dcgan32-diffaug-ema-avgbn",
+        steps: 12000,
+        ema: Some((0.999, 1000, true)),
+        seeds: 1,
+        why: "the EMA setup with G's BN running statistics averaged like the weights \
+              (BigGAN-PyTorch's EMA) instead of copied from the live G (session 14): the copied \
+              statistics belong to the live weights, and with a 1,000-step horizon the averaged \
+              weights have moved away from them. One seed, a pilot, stopped at step 3,500 of \
+              12,000: its KID (0.61 at 2,000, 0.60 at 3,500) was no better than the copying \
+              EMA's, so averaging the statistics does not rescue the early average, and by step \
+              8,000 the copying EMA had recovered on its own (KID 0.08–0.11) with C_T −0.56 and \
+              −0.13, no lower than the live G's; its core went to the third seed of five critic \
+              steps. `cpu-gate` would resume it (the folder is marked unfinished)",
+        ..AUTO128
+    },
+    Setup {
+        name: "auto128-dcgan32-diffaug-nd5",
+        n_dis: 5,
+        why: "the CIFAR-10 floor with five critic steps per generator step, as the paper trains \
+              (session 14; every earlier setup took one): under DiffAugment the critic's optimum \
+              singles out the empirical set, and a critic nearer its optimum points the \
+              generator at the training images themselves rather than at the region around \
+              them. 6,000 generator steps (30,000 critic steps), three seeds; about 3× the \
+              seconds per generator step of one critic step",
+        ..AUTO128
+    },
 ];
 
 /// The `mr-train` configuration of a setup (τ = 0: no rejection; seed set per run).
@@ -280,13 +332,29 @@ fn config(s: &Setup) -> String {
     root.insert("data".into(), section(vec![("train", text(s.train))]));
     root.insert(
         "train".into(),
-        section(vec![
-            ("steps", int(s.steps)),
-            ("batch", int(s.batch)),
-            ("n_dis", int(s.n_dis)),
-            ("ema", toml::Value::Boolean(false)),
-            ("diffaug", text(s.diffaug)),
-        ]),
+        section(
+            vec![
+                ("steps", int(s.steps)),
+                ("batch", int(s.batch)),
+                ("n_dis", int(s.n_dis)),
+                ("diffaug", text(s.diffaug)),
+            ]
+            .into_iter()
+            .chain(match s.ema {
+                // the keys of setups without EMA are as before, so their run keys do not change
+                None => vec![("ema", toml::Value::Boolean(false))],
+                Some((decay, start, average)) => vec![
+                    ("ema", toml::Value::Boolean(true)),
+                    ("ema_decay", toml::Value::Float(decay)),
+                    ("ema_start", int(start)),
+                ]
+                .into_iter()
+                // the copying setup's key is as it was before the option existed
+                .chain(average.then_some(("ema_average_bn_stats", toml::Value::Boolean(true))))
+                .collect(),
+            })
+            .collect(),
+        ),
     );
     root.insert(
         "mr".into(),
@@ -356,7 +424,12 @@ fn short_tag(s: &Setup) -> String {
         "DA"
     };
     let data = s.name.split("-dcgan").next().unwrap_or(s.name);
-    format!("{data}\nw{} {aug} {}k", s.g_width, s.steps / 1000)
+    let ema = match s.ema {
+        None => "",
+        Some((_, _, false)) => " EMA",
+        Some((_, _, true)) => " EMA-bn",
+    };
+    format!("{data}\nw{} {aug}{ema} {}k", s.g_width, s.steps / 1000)
 }
 
 /// File in a run folder naming the `mr-train` build (`<work>/bin/<build>/`) that started it.
@@ -474,9 +547,10 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 const FALLBACK_RATE: f64 = 0.15;
 
 /// … scaled by the generator's width squared (the 64-wide model logged 0.75 s per step beside
-/// other runs).
+/// other runs) and by the passes per generator step (a critic step costs about as much as a
+/// generator step: 2.69 s and 2.68 s per 50 steps in session 14's logs).
 fn fallback_rate(s: &Setup) -> f64 {
-    FALLBACK_RATE * (s.g_width as f64 / 32.0).powi(2)
+    FALLBACK_RATE * (s.g_width as f64 / 32.0).powi(2) * (s.n_dis as f64 + 1.0) / 2.0
 }
 
 /// Seconds per step of a setup as its runs logged them (`wall_s` / `step` of each run's last
@@ -714,7 +788,8 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
             if guessed > 0 {
                 format!(
                     "; {guessed} run(s) of setups not run yet at {FALLBACK_RATE} s per step × \
-                     (width / 32)², the 32-wide rate measured in session 10"
+                     (width / 32)² × (critic steps + 1) / 2, the 32-wide rate measured in \
+                     session 10"
                 )
             } else {
                 String::new()
@@ -800,18 +875,52 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
     let mut used = Vec::new();
     let mut finals: Vec<(GateRun, f64)> = Vec::new();
+    // what the committed results already hold for runs whose work folder is gone
+    let committed = Committed::read(&dir)?;
     for r in &runs {
-        let d = run_dir(r);
+        let keep = dir.join("runs").join(&r.key);
+        let (d, from_results) = match committed.source(&work, &keep) {
+            Some(src) => (src, true),
+            None => (run_dir(r), false),
+        };
         let evals = read_evals(&d)?;
         if evals.is_empty() {
             continue;
         }
         let done = finished(r, &d);
-        used.push(json!({
+        let mut entry = json!({
             "run": r.key, "finished": done, "evaluations": evals.len(),
             "mr_train_build": recorded_build(&d),
-        }));
-        let keep = dir.join("runs").join(&r.key);
+        });
+        if from_results {
+            // its checkpoints are gone with the work folder that trained it: what was measured
+            // on them (copies report) is carried over from the committed provenance
+            if let Some(c) = committed.used.get(&r.key).and_then(|u| u.get("copies")) {
+                entry["copies"] = c.clone();
+            }
+            entry["from_committed_results"] = json!(true);
+        }
+        used.push(entry);
+        if from_results {
+            for e in evals {
+                setup_c.push(r.setup.name.to_string());
+                seed_c.push(r.seed as i64);
+                step_c.push(e.step as i64);
+                done_c.push(done as i64);
+                ntr.push(r.setup.n_train as i64);
+                ct.push(e.ct);
+                fid.push(e.fid);
+                kid.push(e.kid);
+                kid_sd.push(e.kid_std);
+                nn_gen.push(e.nn_gen);
+                nn_test.push(e.nn_test);
+            }
+            if done {
+                let inc = committed.inception.get(&(r.setup.name.to_string(), r.seed));
+                finals.push((r.clone(), inc.copied().unwrap_or(f64::NAN)));
+            }
+            continue;
+        }
         std::fs::create_dir_all(&keep)?;
         for f in ["config.toml", "log.csv", "eval.csv", BUILD_FILE] {
             if d.join(f).is_file() {
@@ -931,6 +1040,61 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     draw(&dir)?;
     eprintln!("wrote {}", dir.display());
     Ok(())
+}
+
+/// The gate's committed results (`results/cpu-gate/`) as a source for runs whose work folder
+/// is gone (a new machine: the work folder is not kept between sessions): their `eval.csv`,
+/// `log.csv`, `build.txt` and sample grid are in `runs/<run>/`, their Inception C_T in
+/// `inception.csv`, their copies summaries in `provenance.json`. Without this a table rewritten
+/// on a fresh machine would silently drop every run it did not train itself.
+struct Committed {
+    inception: std::collections::HashMap<(String, u64), f64>,
+    used: std::collections::HashMap<String, Value>,
+}
+
+impl Committed {
+    fn read(dir: &Path) -> Result<Self> {
+        let mut inception = std::collections::HashMap::new();
+        let path = dir.join("inception.csv");
+        if path.is_file() {
+            let (header, rows) = read_csv(&path)?;
+            let col = |name: &str| -> Result<usize> {
+                header
+                    .iter()
+                    .position(|h| h == name)
+                    .with_context(|| format!("{}: no column `{name}`", path.display()))
+            };
+            let (i_setup, i_seed, i_ct) = (col("setup")?, col("seed")?, col("ct_inception")?);
+            for row in rows {
+                let (Some(setup), Some(seed), Some(ct)) =
+                    (row.get(i_setup), row.get(i_seed), row.get(i_ct))
+                else {
+                    continue;
+                };
+                if let (Ok(seed), Ok(ct)) = (seed.parse::<u64>(), ct.parse::<f64>()) {
+                    inception.insert((setup.clone(), seed), ct);
+                }
+            }
+        }
+        let mut used = std::collections::HashMap::new();
+        if let Ok(text) = std::fs::read_to_string(dir.join("provenance.json")) {
+            let v: Value = serde_json::from_str(&text)
+                .with_context(|| format!("{}", dir.join("provenance.json").display()))?;
+            for u in v["runs_used"].as_array().into_iter().flatten() {
+                if let Some(k) = u["run"].as_str() {
+                    used.insert(k.to_string(), u.clone());
+                }
+            }
+        }
+        Ok(Self { inception, used })
+    }
+
+    /// The committed folder `keep` when the run's work folder has no evaluations of its own.
+    fn source(&self, work: &Path, keep: &Path) -> Option<PathBuf> {
+        let name = keep.file_name()?;
+        let own = work.join(name).join("eval.csv").is_file();
+        (!own && keep.join("eval.csv").is_file()).then(|| keep.to_path_buf())
+    }
 }
 
 /// For a finished run: C_T of its last checkpoint's 1,000 samples in `inception-fid` space (the
@@ -1394,6 +1558,66 @@ mod tests {
                 s.name
             );
         }
+    }
+
+    #[test]
+    fn runs_whose_work_folder_is_gone_are_read_from_the_committed_results() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (work, dir) = (tmp.path().join("work"), tmp.path().join("results"));
+        let keep = dir.join("runs").join("setup-abc-s1");
+        std::fs::create_dir_all(&keep).unwrap();
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::write(
+            dir.join("inception.csv"),
+            "setup,seed,ct_inception\nsetup,1,9.5\nsetup,2,x\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("provenance.json"),
+            r#"{"runs_used": [{"run": "setup-abc-s1", "copies": {"within_tau": 0.5}}]}"#,
+        )
+        .unwrap();
+        let c = Committed::read(&dir).unwrap();
+        assert_eq!(c.inception.get(&("setup".to_string(), 1)), Some(&9.5));
+        assert_eq!(c.inception.len(), 1, "an unparsable value is left out");
+        assert_eq!(c.used["setup-abc-s1"]["copies"]["within_tau"], 0.5);
+        // no committed evaluations: nothing to read
+        assert_eq!(c.source(&work, &keep), None);
+        std::fs::write(keep.join("eval.csv"), "step,ct\n500,1\n").unwrap();
+        assert_eq!(c.source(&work, &keep), Some(keep.clone()));
+        // a work folder with its own evaluations wins (it is the newer, and has checkpoints)
+        std::fs::create_dir_all(work.join("setup-abc-s1")).unwrap();
+        std::fs::write(work.join("setup-abc-s1/eval.csv"), "step,ct\n500,1\n").unwrap();
+        assert_eq!(c.source(&work, &keep), None);
+        // a fresh results folder reads as empty
+        let none = Committed::read(&tmp.path().join("nothing")).unwrap();
+        assert!(none.inception.is_empty() && none.used.is_empty());
+    }
+
+    #[test]
+    fn every_committed_run_folder_still_has_its_setup_key() {
+        // a change to `config` that moved an existing setup's key would orphan its runs
+        let runs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/cpu-gate/runs");
+        let keys: Vec<String> = SETUPS.iter().map(setup_key).collect();
+        let mut seen = 0;
+        for e in std::fs::read_dir(&runs).unwrap() {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            let key = name.rsplit_once("-s").map(|(k, _)| k).unwrap();
+            assert!(
+                keys.iter().any(|k| k == key),
+                "{name}: no setup has key {key}"
+            );
+            seen += 1;
+        }
+        assert!(seen >= 20, "only {seen} committed runs");
+        let ema = SETUPS.iter().find(|s| s.ema.is_some()).unwrap();
+        let v: toml::Table = toml::from_str(&config(ema)).unwrap();
+        assert_eq!(v["train"]["ema"].as_bool(), Some(true));
+        assert_eq!(v["train"]["ema_decay"].as_float(), ema.ema.map(|e| e.0));
+        assert!(v["train"].get("ema_average_bn_stats").is_none());
+        let avg = SETUPS.iter().find(|s| s.ema.is_some_and(|e| e.2)).unwrap();
+        let v: toml::Table = toml::from_str(&config(avg)).unwrap();
+        assert_eq!(v["train"]["ema_average_bn_stats"].as_bool(), Some(true));
     }
 
     #[test]
