@@ -309,6 +309,20 @@ pub const SETUPS: &[Setup] = &[
               seconds per generator step of one critic step",
         ..AUTO128
     },
+    Setup {
+        name: "auto128-dcgan32-diffaug-nd5-20k",
+        n_dis: 5,
+        steps: 20000,
+        why: "five critic steps continued from their 6,000 generator steps to 20,000 (session \
+              14): at 6,000 the three seeds ended at C_T −1.43, −1.32, −0.74, the seed mean \
+              falling over the last four evaluations (−0.31 → −1.16) and two of the three seeds \
+              by 0.25–0.34 per 1,000 steps from step 3,000 — the first setup below 0 on every \
+              seed. ≈ 0.3 s per generator step on a quiet core: ≈ 70 min per seed. Started at \
+              the end of session 14; resumable only where that session's work folder (base runs \
+              and the build 14bc5afe6102) survived, else its base setup first",
+        extends: Some("auto128-dcgan32-diffaug-nd5"),
+        ..AUTO128
+    },
 ];
 
 /// The `mr-train` configuration of a setup (τ = 0: no rejection; seed set per run).
