@@ -56,7 +56,7 @@ impl<B: Backend> ModuleVisitor<B> for Collect<B> {
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         let kind = match self.path.last().map(String::as_str) {
-            Some(n @ ("running_mean" | "running_var")) if STATE_FIELDS.contains(&n) => Kind::BnStat,
+            Some("running_mean" | "running_var") => Kind::BnStat,
             Some(n) if STATE_FIELDS.contains(&n) => Kind::SnVector,
             _ => Kind::Weight,
         };

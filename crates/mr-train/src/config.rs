@@ -419,18 +419,6 @@ named_values!(
     FidRef
 );
 
-impl Preset {
-    /// The name `mr_models::ModelConfig::preset` knows.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Preset::DcganSmall => "dcgan-small",
-            Preset::DcganSmallCond => "dcgan-small-cond",
-            Preset::Sagan => "sagan",
-            Preset::Biggan => "biggan",
-        }
-    }
-}
-
 impl TrainConfig {
     /// Reads a TOML file (unknown keys are errors).
     pub fn from_file(path: &Path) -> Result<Self, BadInput> {
@@ -518,7 +506,7 @@ impl TrainConfig {
     /// The model, with the DCGAN-small overrides applied.
     pub fn model_config(&self) -> Result<ModelConfig, BadInput> {
         let m = &self.model;
-        let mut cfg = ModelConfig::preset(m.preset.as_str()).ok_or_else(|| {
+        let mut cfg = ModelConfig::preset(&m.preset.to_string()).ok_or_else(|| {
             BadInput(format!(
                 "model.preset = \"{}\": not a preset of mr-models",
                 m.preset

@@ -608,6 +608,14 @@ fn plan(min_seeds: Option<usize>) -> Vec<GateRun> {
     v
 }
 
+/// The index of column `name` in a CSV header read from `path`, or an error naming both.
+fn column(header: &[String], name: &str, path: &Path) -> Result<usize> {
+    header
+        .iter()
+        .position(|h| h == name)
+        .with_context(|| format!("{}: no column `{name}`", path.display()))
+}
+
 /// Rows of a CSV file as (header, rows of fields).
 fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>)> {
     let text =
@@ -644,12 +652,7 @@ fn read_evals(run_dir: &Path) -> Result<Vec<EvalPoint>> {
         return Ok(Vec::new());
     }
     let (header, rows) = read_csv(&path)?;
-    let col = |name: &str| -> Result<usize> {
-        header
-            .iter()
-            .position(|h| h == name)
-            .with_context(|| format!("{}: no column `{name}`", path.display()))
-    };
+    let col = |name: &str| column(&header, name, &path);
     let (i_step, i_ct, i_fid) = (col("step")?, col("ct")?, col("fid")?);
     let (i_kid, i_kid_std, i_gen, i_test) = (
         col("kid")?,
@@ -915,33 +918,6 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
             entry["from_committed_results"] = json!(true);
         }
         used.push(entry);
-        if from_results {
-            for e in evals {
-                setup_c.push(r.setup.name.to_string());
-                seed_c.push(r.seed as i64);
-                step_c.push(e.step as i64);
-                done_c.push(done as i64);
-                ntr.push(r.setup.n_train as i64);
-                ct.push(e.ct);
-                fid.push(e.fid);
-                kid.push(e.kid);
-                kid_sd.push(e.kid_std);
-                nn_gen.push(e.nn_gen);
-                nn_test.push(e.nn_test);
-            }
-            if done {
-                let inc = committed.inception.get(&(r.setup.name.to_string(), r.seed));
-                finals.push((r.clone(), inc.copied().unwrap_or(f64::NAN)));
-            }
-            continue;
-        }
-        std::fs::create_dir_all(&keep)?;
-        for f in ["config.toml", "log.csv", "eval.csv", BUILD_FILE] {
-            if d.join(f).is_file() {
-                std::fs::copy(d.join(f), keep.join(f))
-                    .with_context(|| format!("copying {}", d.join(f).display()))?;
-            }
-        }
         for e in evals {
             setup_c.push(r.setup.name.to_string());
             seed_c.push(r.seed as i64);
@@ -954,6 +930,20 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
             kid_sd.push(e.kid_std);
             nn_gen.push(e.nn_gen);
             nn_test.push(e.nn_test);
+        }
+        if from_results {
+            if done {
+                let inc = committed.inception.get(&(r.setup.name.to_string(), r.seed));
+                finals.push((r.clone(), inc.copied().unwrap_or(f64::NAN)));
+            }
+            continue;
+        }
+        std::fs::create_dir_all(&keep)?;
+        for f in ["config.toml", "log.csv", "eval.csv", BUILD_FILE] {
+            if d.join(f).is_file() {
+                std::fs::copy(d.join(f), keep.join(f))
+                    .with_context(|| format!("copying {}", d.join(f).display()))?;
+            }
         }
         // the last checkpoint's samples, for the grid
         let grid = d.join("samples-last-16.npy");
@@ -1072,12 +1062,7 @@ impl Committed {
         let path = dir.join("inception.csv");
         if path.is_file() {
             let (header, rows) = read_csv(&path)?;
-            let col = |name: &str| -> Result<usize> {
-                header
-                    .iter()
-                    .position(|h| h == name)
-                    .with_context(|| format!("{}: no column `{name}`", path.display()))
-            };
+            let col = |name: &str| column(&header, name, &path);
             let (i_setup, i_seed, i_ct) = (col("setup")?, col("seed")?, col("ct_inception")?);
             for row in rows {
                 let (Some(setup), Some(seed), Some(ct)) =
