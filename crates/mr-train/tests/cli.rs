@@ -66,6 +66,14 @@ fn bad_input_is_one_error_line() {
     assert!(one_error_line(&out).contains("--out"));
 
     let out = mr_train()
+        .args(["--config", cfg.to_str().unwrap(), "--mr", "both", "--out"])
+        .arg(tmp.path().join("r"))
+        .output()
+        .unwrap();
+    let line = one_error_line(&out);
+    assert!(line.contains("--mr") && line.contains("`gd`"), "{line}");
+
+    let out = mr_train()
         .args(["--config", cfg.to_str().unwrap(), "--train", "no-such-set"])
         .arg("--out")
         .arg(tmp.path().join("r"))
