@@ -20,11 +20,12 @@ use anyhow::{Context, Result};
 use plotters::prelude::*;
 use serde_json::{json, Value};
 
-use super::figures::{save_both, xy_plot, Point, Series};
+use super::plot::{save_both, xy_plot, Point, Series};
+use super::provenance::{git, machine, write_provenance};
+use super::runner::{build_bins, run_logged};
 use super::table::{self, Col, Table};
-use super::{
-    build_bins, git, machine, mean_std, progress, run_logged, write_provenance, ReproduceArgs,
-};
+use super::util::{mean_std, progress};
+use super::ReproduceArgs;
 use crate::BadInput;
 
 /// Training-set sizes of the sweep.

@@ -93,7 +93,7 @@ pub fn save_both(
 /// `function(&area, args…)` once per backend.
 macro_rules! both {
     ($base:expr, $size:expr, $f:path $(, $arg:expr)* $(,)?) => {
-        $crate::reproduce::figures::save_both(
+        $crate::reproduce::plot::save_both(
             $base,
             $size,
             |a| $f(a $(, $arg)*),

@@ -1,0 +1,274 @@
+//! The plan: which runs the requested figures need (models × τ grid × seeds), each keyed by what
+//! determines its result, and what the sweep is expected to cost.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use mr_nn::Metric;
+
+use super::ctx::Ctx;
+use super::profile::{embed_rate, Profile, TauGrid};
+use super::runner::pending;
+use super::util::slug;
+use super::Fig;
+use crate::BadInput;
+
+/// The `[mr]` keys that change nothing at τ = 0 (every candidate is accepted).
+const MR_INERT_AT_ZERO: [&str; 3] = ["policy", "max_draws", "exhausted"];
+
+/// The configuration text a run is identified by: at τ = 0 rejection never fires, so the batch
+/// policy keys are dropped and every policy variant shares its τ = 0 runs.
+pub(crate) fn canonical_config(config: &str, tau: f64) -> String {
+    if tau != 0.0 {
+        return config.to_string();
+    }
+    let mut section = String::new();
+    let mut out = String::new();
+    for line in config.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            section = t.to_string();
+        }
+        let key = t.split('=').next().unwrap_or("").trim();
+        if section == "[mr]" && MR_INERT_AT_ZERO.contains(&key) {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// What determines a run's result: its canonical configuration, τ and seed (hashed).
+pub(crate) fn run_key(config: &str, tau: f64, seed: u64) -> String {
+    let key = format!(
+        "{}\n# reproduce: tau={tau:.4} mr=g seed={seed}\n",
+        canonical_config(config, tau)
+    );
+    mr_data::imageset::sha256_bytes(key.as_bytes())[..10].to_string()
+}
+
+/// Folder name of one run: model, τ, seed and its `run_key`.
+fn run_name(model: &str, tau: f64, seed: u64, key: &str) -> String {
+    format!("{model}-tau-{tau:.4}-seed-{seed}-{key}")
+}
+
+/// One training run of the sweep.
+#[derive(Debug, Clone)]
+pub(crate) struct RunSpec {
+    /// Index into the profile's models.
+    pub(crate) model: usize,
+    /// Index into the τ grid.
+    pub(crate) tau_i: usize,
+    pub(crate) tau: f64,
+    pub(crate) seed: u64,
+    pub(crate) dir: PathBuf,
+    pub(crate) name: String,
+}
+
+impl RunSpec {
+    /// Whether the run has finished (its `summary.json` is written).
+    pub(crate) fn done(&self) -> bool {
+        self.dir.join("summary.json").is_file()
+    }
+}
+
+/// What the requested figures need beyond the main model, embedder and reference set.
+pub(crate) struct Needs {
+    /// Models to train (figure 9 and the table need them all).
+    pub(crate) models: usize,
+    /// Evaluation embedders (figure 10 and the table need them all).
+    pub(crate) embedders: Vec<&'static str>,
+    /// Whether every reference set is needed (figures 5, 11 and the table).
+    pub(crate) all_refs: bool,
+}
+
+impl Needs {
+    pub(crate) fn of(figs: &[Fig], p: &Profile) -> Needs {
+        let any = |fs: &[Fig]| fs.iter().any(|f| figs.contains(f));
+        Needs {
+            models: if any(&[Fig::Fig9, Fig::Table]) {
+                p.models.len()
+            } else {
+                1
+            },
+            embedders: if any(&[Fig::Fig10, Fig::Table]) {
+                p.eval_embedders.clone()
+            } else {
+                p.eval_embedders[..1].to_vec()
+            },
+            all_refs: any(&[Fig::Fig5, Fig::Fig11, Fig::Table]),
+        }
+    }
+}
+
+/// The sweep: the τ grid (absolute and as multiples of the guideline) and its runs.
+pub(crate) struct Plan {
+    /// The guideline τ in the MR embedding (NaN under `--plan` before the training set has
+    /// been embedded once).
+    pub(crate) guide_mr: f64,
+    pub(crate) taus: Vec<f64>,
+    pub(crate) factors: Vec<f64>,
+    pub(crate) seeds: usize,
+    pub(crate) runs: Vec<RunSpec>,
+}
+
+impl Plan {
+    /// The guideline τ in the MR embedding (the τ grid is multiples of it; `--plan` uses it
+    /// when the training set's features are already cached), and the runs. Variants whose run
+    /// would be identical (τ = 0 of every batch policy) share it, in the folder of the first
+    /// variant that has it.
+    pub(crate) fn new(ctx: &Ctx, needs: &Needs, seeds: usize) -> Result<Plan> {
+        let p = &ctx.p;
+        let guide_mr = if ctx.bins.is_some() || ctx.has_features(p.mr_embedder, &slug(&p.train)) {
+            let f = ctx.embed(&p.train, p.mr_embedder, &slug(&p.train), true)?;
+            mr_metrics::nnd::tau_guide(&f, None, Metric::Cosine)?.tau
+        } else {
+            f64::NAN
+        };
+        let (taus, factors): (Vec<f64>, Vec<f64>) = match &p.taus {
+            TauGrid::GuideFactors(fs) => (
+                fs.iter()
+                    .map(|f| (f * guide_mr * 1e4).round() / 1e4)
+                    .collect(),
+                fs.clone(),
+            ),
+            TauGrid::Absolute(ts) => (ts.clone(), ts.iter().map(|t| t / guide_mr).collect()),
+        };
+        let mut runs = Vec::new();
+        let mut seen: BTreeMap<String, (PathBuf, String)> = BTreeMap::new();
+        for (mi, m) in p.models.iter().enumerate().take(needs.models) {
+            let model_seeds = m.max_seeds.map_or(seeds, |k| k.min(seeds));
+            for (ti, &tau) in taus
+                .iter()
+                .enumerate()
+                .take(m.max_taus.unwrap_or(usize::MAX))
+            {
+                for seed in 0..model_seeds as u64 {
+                    let key = run_key(&m.config, tau, seed);
+                    let (dir, name) = seen
+                        .entry(key.clone())
+                        .or_insert_with(|| {
+                            let name = run_name(m.name, tau, seed, &key);
+                            (ctx.work.join("runs").join(m.name).join(&name), name)
+                        })
+                        .clone();
+                    runs.push(RunSpec {
+                        model: mi,
+                        tau_i: ti,
+                        tau,
+                        seed,
+                        dir,
+                        name,
+                    });
+                }
+            }
+        }
+        Ok(Plan {
+            guide_mr,
+            taus,
+            factors,
+            seeds,
+            runs,
+        })
+    }
+
+    /// One line: the runs, how many are left to train, and the expected time.
+    pub(crate) fn announce(&self, ctx: &Ctx, needs: &Needs, figs: &[Fig], gpu: bool) {
+        let p = &ctx.p;
+        let todo = pending(&self.runs).len();
+        let classes = ctx.class_names.len().max(1);
+        let mut images = 0.0;
+        for e in &needs.embedders {
+            let n = if *e == p.eval_embedders[0] {
+                p.gen_per_class
+            } else {
+                p.gen_per_class_other
+            };
+            images += (n * classes * self.runs.len()) as f64 / embed_rate(e, gpu);
+        }
+        let est = todo as f64 * p.est_run_seconds / p.parallel.max(1) as f64 + images;
+        eprintln!(
+            "{} runs ({} to train) × figures {:?}; expected ≤ {:.0} min on this machine (cached work excluded)",
+            self.runs.len(),
+            todo,
+            figs.iter().map(|f| f.name()).collect::<Vec<_>>(),
+            est / 60.0
+        );
+    }
+
+    /// `--plan`: every run with its state and the `mr-train` command that trains it.
+    pub(crate) fn print(&self, ctx: &Ctx) {
+        let p = &ctx.p;
+        for r in &self.runs {
+            if r.tau.is_nan() {
+                eprintln!(
+                    "  todo {} τ = {} × guideline, seed {}: mr-train --config {} (τ and run folder once the guideline is measured)",
+                    p.models[r.model].name,
+                    self.factors[r.tau_i],
+                    r.seed,
+                    ctx.configs[r.model].display(),
+                );
+                continue;
+            }
+            eprintln!(
+                "  {} {}: mr-train --config {} --tau {:.4} --mr g --seed {} --out {}",
+                if r.done() { "done" } else { "todo" },
+                r.name,
+                ctx.configs[r.model].display(),
+                r.tau,
+                r.seed,
+                r.dir.display()
+            );
+        }
+        if self.guide_mr.is_nan() {
+            eprintln!(
+                "  (the guideline τ is measured on the first run without --plan: the training set is embedded with {})",
+                p.mr_embedder
+            );
+        }
+    }
+
+    /// `--finished-only`: keep the runs that have finished (an error when none has).
+    pub(crate) fn keep_finished(&mut self) -> Result<()> {
+        let before = self.runs.len();
+        self.runs.retain(RunSpec::done);
+        eprintln!(
+            "--finished-only: {} of {before} runs have finished; using those",
+            self.runs.len()
+        );
+        if self.runs.is_empty() {
+            return Err(BadInput("--finished-only: no run has finished yet".into()).into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reproduce::profile::{profile, ProfileName};
+
+    #[test]
+    fn policy_variants_share_their_tau_zero_runs_only() {
+        let p = profile(ProfileName::Cpu);
+        let refill = &p.models[0].config;
+        let shrink = refill.replace("policy = \"refill\"", "policy = \"shrink\"");
+        assert_ne!(refill, &shrink);
+        assert_eq!(
+            run_key(refill, 0.0, 1),
+            run_key(&shrink, 0.0, 1),
+            "at τ = 0 the batch policy changes nothing"
+        );
+        assert_ne!(run_key(refill, 0.05, 1), run_key(&shrink, 0.05, 1));
+        assert_ne!(run_key(refill, 0.0, 0), run_key(refill, 0.0, 1));
+        // only the [mr] section loses those keys
+        let other = "[x]\npolicy = 1\n[mr]\npolicy = \"shrink\"\nmode = \"g\"\n";
+        assert_eq!(
+            canonical_config(other, 0.0),
+            "[x]\npolicy = 1\n[mr]\nmode = \"g\"\n"
+        );
+        assert_eq!(canonical_config(other, 0.1), other);
+    }
+}

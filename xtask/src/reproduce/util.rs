@@ -1,0 +1,79 @@
+//! Small helpers every reproduction stage shares: fetching, the GPU probe, progress bars,
+//! file-name slugs, label files and mean ± std.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// `cargo xtask fetch <name>` with the manifest's default route.
+pub(crate) fn fetch_entry(name: &str, data_dir: Option<PathBuf>) -> Result<()> {
+    crate::fetch::run(&crate::fetch::FetchArgs {
+        name: name.to_string(),
+        from: None,
+        variant: None,
+        online: false,
+        data_dir,
+    })
+}
+
+/// Whether `nvidia-smi` lists a GPU.
+pub(crate) fn cuda_gpu() -> bool {
+    Command::new("nvidia-smi")
+        .arg("-L")
+        .output()
+        .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("GPU"))
+        .unwrap_or(false)
+}
+
+/// A progress bar on stderr, hidden when stderr is not a terminal.
+pub(crate) fn progress(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    if std::io::stderr().is_terminal() {
+        pb.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {elapsed} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+    } else {
+        pb.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    pb.set_prefix(what.to_string());
+    pb
+}
+
+/// `s` with every character but ASCII letters, digits, `.` and `-` replaced by `_`.
+pub(crate) fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// An integer label file (`.npy`).
+pub(crate) fn read_labels(path: &Path) -> Result<Vec<i64>> {
+    let arr =
+        mr_data::npy::read_npy(path).with_context(|| format!("reading {}", path.display()))?;
+    arr.to_i64()
+        .with_context(|| format!("{}: labels are not integers", path.display()))
+}
+
+/// Mean and sample standard deviation of the finite values (NaN and 0 when there are none).
+pub(crate) fn mean_std(v: &[f64]) -> (f64, f64) {
+    let v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return (f64::NAN, 0.0);
+    }
+    let m = v.iter().sum::<f64>() / v.len() as f64;
+    if v.len() < 2 {
+        return (m, 0.0);
+    }
+    let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (v.len() - 1) as f64;
+    (m, var.sqrt())
+}
