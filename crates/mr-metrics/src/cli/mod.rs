@@ -1,5 +1,80 @@
 //! Binary-only modules of `mr-metrics` (behind the `cli` feature; the library never sees them).
 
 pub mod copies;
+pub mod ct;
+pub mod embed;
+pub mod fid;
 pub mod fidelity;
 pub mod inputs;
+pub mod kid;
+pub mod nnd;
+pub mod tau;
+
+use std::io::IsTerminal;
+
+use anyhow::Result;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Map, Value};
+
+use inputs::Ready;
+
+/// `--bootstrap N [--level L] [--bootstrap-seed S]`, shared by the metrics that offer it.
+#[derive(Args, Debug)]
+pub struct BootstrapOpts {
+    /// Bootstrap replicates: std and percentile interval in the output.
+    #[arg(long, value_name = "N")]
+    pub bootstrap: Option<usize>,
+    /// Level of the bootstrap interval.
+    #[arg(long, default_value_t = 0.95, requires = "bootstrap")]
+    pub level: f64,
+    /// Seed of the bootstrap resampling.
+    #[arg(long, default_value_t = 0, requires = "bootstrap")]
+    pub bootstrap_seed: u64,
+}
+
+/// The text line of a bootstrap result.
+pub fn print_bootstrap(
+    replicates: usize,
+    dropped: Option<usize>,
+    std: f64,
+    level: f64,
+    lh: (f64, f64),
+) {
+    let dropped = dropped.map_or(String::new(), |d| format!(", {d} dropped"));
+    println!(
+        "bootstrap ({replicates} replicates{dropped}): std {std:.4}, {:.0} % interval [{:.4}, {:.4}]",
+        100.0 * level,
+        lh.0,
+        lh.1
+    );
+}
+
+/// A progress bar on stderr, hidden when stderr is not a terminal.
+pub fn progress(len: u64, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} [{elapsed_precise}]")
+            .expect("valid template"),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+pub fn print_json(v: &Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// Record where every input came from and, for image inputs, the embedder id.
+pub fn add_provenance(v: &mut Value, inputs: &[&Ready], embedder: &Option<String>) {
+    let m: Map<String, Value> = inputs
+        .iter()
+        .map(|r| (r.role.to_string(), r.info.clone()))
+        .collect();
+    v["inputs"] = Value::Object(m);
+    v["embedder"] = json!(embedder);
+}

@@ -1,0 +1,276 @@
+//! `mr-metrics ct`: Meehan et al.'s C_T (overall, per class, MRGAN's per-class variant), with
+//! an optional bootstrap interval.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use mr_metrics::ct::{ct, ct_classwise, ct_mrgan, CtParams};
+use mr_metrics::features::load_labels;
+use mr_metrics::{Features, MetricsError};
+use mr_nn::Metric;
+use serde_json::{json, Value};
+
+use super::inputs::{align_labels, EmbedOpts, Inputs, Labels, Ready};
+use super::{add_provenance, print_bootstrap, print_json, BootstrapOpts};
+
+/// The training set `ct` compares against when its other inputs are images.
+const DEFAULT_TRAIN: &str = "cifar10-train";
+
+#[derive(Args, Debug)]
+pub struct CtArgs {
+    /// Training set: features `.npy`, or images (uint8 `.npy`, folder, dataset name)
+    /// [default with image inputs: cifar10-train].
+    #[arg(long)]
+    train: Option<String>,
+    /// Held-out test set, the reference P_n (features or images, e.g. `cifar10.1`).
+    #[arg(long)]
+    test: String,
+    /// Generated set Q_m (features or images; class subfolders give labels).
+    #[arg(long)]
+    gen: String,
+    /// Number of k-means cells (1 = one global Mann-Whitney test).
+    #[arg(long, default_value_t = 10)]
+    cells: usize,
+    #[arg(long, default_value = "cosine")]
+    distance: Metric,
+    /// Seed of the k-means cells.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// k-means restarts.
+    #[arg(long, default_value_t = 4)]
+    n_init: usize,
+    /// Generated-fraction threshold of Π_τ (default 20 / m).
+    #[arg(long)]
+    tau_c: Option<f64>,
+    /// Integer class labels of the training rows (`.npy`; overrides a dataset's labels).
+    /// Class-wise C_T runs when all three sets have labels (files, labelled datasets, or
+    /// folders with one subfolder per class).
+    #[arg(long)]
+    labels_train: Option<PathBuf>,
+    #[arg(long)]
+    labels_test: Option<PathBuf>,
+    #[arg(long)]
+    labels_gen: Option<PathBuf>,
+    /// Skip class-wise C_T even where labels are known.
+    #[arg(long, conflicts_with = "mrgan")]
+    no_classwise: bool,
+    /// With labels: also MRGAN's per-class variant (PCA-64 + k-means cells, cosine).
+    #[arg(long)]
+    mrgan: bool,
+    /// Bootstrap of the global C_T (test and generated samples resampled with replacement; cells
+    /// and training set fixed).
+    #[command(flatten)]
+    boot: BootstrapOpts,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    embed: EmbedOpts,
+}
+
+/// Labels of one `ct` input: its label file if given, else the image set's own labels.
+fn labels_of(file: Option<&PathBuf>, r: &Ready) -> Result<Option<Labels>> {
+    Ok(match file {
+        Some(p) => Some(Labels {
+            ids: load_labels(p, r.features().n())?,
+            names: Vec::new(),
+        }),
+        None => r.labels.clone(),
+    })
+}
+
+/// Rows of `f` (and their labels) whose label is in `keep`.
+fn keep_classes(f: &Features, labels: &[i64], keep: &BTreeSet<i64>) -> (Features, Vec<i64>) {
+    let idx: Vec<usize> = (0..labels.len())
+        .filter(|&i| keep.contains(&labels[i]))
+        .collect();
+    (f.select(&idx), idx.iter().map(|&i| labels[i]).collect())
+}
+
+/// Class-wise C_T (and MRGAN's variant with `mrgan`) into `v["classes"]` / `v["mrgan"]`; test and
+/// generated labels are aligned to the training classes by name. A generated set of some classes
+/// is compared on those classes only. Returns (class, C_T) for the text output.
+fn classwise_ct(
+    (train, test, gen): (&Features, &Features, &Features),
+    (lt, lp, lg): (&Labels, &Labels, &Labels),
+    params: &CtParams,
+    mrgan: bool,
+    v: &mut Value,
+) -> Result<Vec<(String, f64)>> {
+    let (tr_ids, te_ids, ge_ids) = (
+        lt.ids.clone(),
+        align_labels(lt, lp, "test")?,
+        align_labels(lt, lg, "gen")?,
+    );
+    let train_classes: BTreeSet<i64> = tr_ids.iter().copied().collect();
+    let gen_classes: BTreeSet<i64> = ge_ids.iter().copied().collect();
+    if let Some(c) = gen_classes.difference(&train_classes).next() {
+        bail!(MetricsError::Input(format!(
+            "generated class {c} has no training samples (training classes: {train_classes:?})"
+        )));
+    }
+    let (train_c, tr_ids) = keep_classes(train, &tr_ids, &gen_classes);
+    let (test_c, te_ids) = keep_classes(test, &te_ids, &gen_classes);
+    if gen_classes.len() < train_classes.len() {
+        eprintln!(
+            "class-wise C_T on the {} classes of the generated set (of {})",
+            gen_classes.len(),
+            train_classes.len()
+        );
+    }
+    let classes = ct_classwise(&train_c, &tr_ids, &test_c, &te_ids, gen, &ge_ids, params)?;
+    v["classes"] = serde_json::to_value(&classes)?;
+    if !lt.names.is_empty() {
+        v["class_names"] = json!(lt.names);
+    }
+    if mrgan {
+        let m = ct_mrgan(
+            &train_c,
+            &tr_ids,
+            &test_c,
+            &te_ids,
+            gen,
+            &ge_ids,
+            64,
+            params.seed,
+        )?;
+        let mean = m.iter().map(|c| c.result.ct).sum::<f64>() / m.len() as f64;
+        v["mrgan"] = json!({"mean_ct": mean, "classes": m});
+    }
+    let name = |c: i64| {
+        usize::try_from(c)
+            .ok()
+            .and_then(|i| lt.names.get(i))
+            .map_or(String::new(), |n| format!(" ({n})"))
+    };
+    Ok(classes
+        .iter()
+        .map(|c| (format!("{}{}", c.class, name(c.class)), c.result.ct))
+        .collect())
+}
+
+pub fn run(a: CtArgs) -> Result<()> {
+    let mut inputs = Inputs::new(&a.embed)?;
+    inputs.load("test", &a.test, false)?;
+    inputs.load("gen", &a.gen, false)?;
+    inputs.load_embedder()?;
+    let train_spec = match &a.train {
+        Some(t) => t.clone(),
+        None if inputs.has_images() => DEFAULT_TRAIN.to_string(),
+        None => bail!(MetricsError::Input(format!(
+            "--train is required when --test and --gen are feature files (it defaults to \
+             {DEFAULT_TRAIN} only for image inputs)"
+        ))),
+    };
+    inputs.load("train", &train_spec, false)?;
+    let (ready, embedder) = inputs.finish()?;
+    let [test_r, gen_r, train_r] = <[Ready; 3]>::try_from(ready).expect("three inputs");
+    let (train, test, gen) = (train_r.features(), test_r.features(), gen_r.features());
+    let params = CtParams {
+        cells: a.cells,
+        metric: a.distance,
+        seed: a.seed,
+        n_init: a.n_init,
+        tau_c: a.tau_c,
+    };
+    let r = ct(train, test, gen, &params)?;
+    let mut v = serde_json::to_value(&r)?;
+    add_provenance(&mut v, &[&train_r, &test_r, &gen_r], &embedder);
+    let boot = match a.boot.bootstrap {
+        Some(n) => Some(mr_metrics::ct::ct_bootstrap(
+            train,
+            test,
+            gen,
+            &params,
+            n,
+            a.boot.level,
+            a.boot.bootstrap_seed,
+        )?),
+        None => None,
+    };
+    if let Some(b) = &boot {
+        v["bootstrap"] = serde_json::to_value(b)?;
+    }
+    let mut per_class = None;
+    let labels = (
+        labels_of(a.labels_train.as_ref(), &train_r)?,
+        labels_of(a.labels_test.as_ref(), &test_r)?,
+        labels_of(a.labels_gen.as_ref(), &gen_r)?,
+    );
+    let asked =
+        a.labels_train.is_some() || a.labels_test.is_some() || a.labels_gen.is_some() || a.mrgan;
+    match labels {
+        (Some(lt), Some(lp), Some(lg)) if !a.no_classwise => {
+            let sets = (train, test, gen);
+            match classwise_ct(sets, (&lt, &lp, &lg), &params, a.mrgan, &mut v) {
+                Ok(pc) => per_class = Some(pc),
+                // labels that came with the images, not asked for: the global C_T still stands
+                Err(e) if !asked => {
+                    eprintln!("warning: class-wise C_T skipped: {e:#}");
+                    v["classes_skipped"] = json!(format!("{e:#}"));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        (lt, lp, lg) if asked && !a.no_classwise => {
+            let missing: Vec<&str> = [("train", &lt), ("test", &lp), ("gen", &lg)]
+                .iter()
+                .filter(|(_, l)| l.is_none())
+                .map(|(n, _)| *n)
+                .collect();
+            bail!(MetricsError::Input(format!(
+                "class-wise C_T needs labels for train, test and gen; none for {} (give \
+                 --labels-{}, a labelled dataset, or a folder with one subfolder per class)",
+                missing.join(", "),
+                missing[0]
+            )));
+        }
+        _ => {}
+    }
+    if a.json {
+        print_json(&v)?;
+    } else {
+        let included = r.cells.iter().filter(|c| c.included).count();
+        println!(
+            "C_T = {:.4}  ({} cells, {} in Π_τ with τ_c = {:.4}, {} distance; negative = copying)",
+            r.ct,
+            r.cells.len(),
+            included,
+            r.tau_c,
+            r.distance
+        );
+        if let Some(b) = &boot {
+            print_bootstrap(
+                b.replicates,
+                Some(b.dropped),
+                b.std,
+                b.level,
+                (b.low, b.high),
+            );
+        }
+        println!("cell  n_train  n_test  n_gen       Z_U  in Π_τ");
+        for (i, c) in r.cells.iter().enumerate() {
+            let z = c.z_u.map_or("-".to_string(), |z| format!("{z:.3}"));
+            println!(
+                "{i:>4} {:>8} {:>7} {:>6} {z:>9}  {}",
+                c.n_train,
+                c.n_test,
+                c.n_gen,
+                if c.included { "yes" } else { "no" }
+            );
+        }
+        if let Some(pc) = per_class {
+            for (c, ct) in pc {
+                println!("class {c}: C_T = {ct:.4}");
+            }
+        }
+        if let Some(m) = v.get("mrgan") {
+            println!(
+                "MRGAN per-class C_T mean: {:.4}",
+                m["mean_ct"].as_f64().unwrap_or(f64::NAN)
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! `mr-metrics fid`: FID between two feature sets, image sets or pytorch-fid statistics files,
+//! with an optional bootstrap interval.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use mr_metrics::fid::{fid, Stats};
+use mr_metrics::MetricsError;
+use serde_json::json;
+
+use super::inputs::{EmbedOpts, Inputs, Ready, ReadyData};
+use super::{add_provenance, print_bootstrap, print_json, progress, BootstrapOpts};
+
+#[derive(Args, Debug)]
+pub struct FidArgs {
+    /// First set: features `.npy` [N, D], stats `.npz` (mu, sigma), or images (uint8 `.npy`,
+    /// folder, dataset name).
+    a: String,
+    /// Second set (optional with --save-stats).
+    b: Option<String>,
+    /// Write the first set's statistics as a pytorch-fid compatible `.npz`.
+    #[arg(long, value_name = "OUT.npz")]
+    save_stats: Option<PathBuf>,
+    /// Bootstrap (fid: rows of both sets resampled with replacement; needs features or images,
+    /// not `.npz` stats).
+    #[command(flatten)]
+    boot: BootstrapOpts,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    embed: EmbedOpts,
+}
+
+/// FID statistics of an input (features are reduced to μ, Σ) and its sample count when known.
+fn stats_of(r: &Ready) -> Result<(Stats, Option<usize>)> {
+    Ok(match &r.data {
+        ReadyData::Stats(s) => (s.clone(), s.n),
+        ReadyData::Features(f) => (Stats::from_features(f)?, Some(f.n())),
+    })
+}
+
+pub fn run(a: FidArgs) -> Result<()> {
+    let mut inputs = Inputs::new(&a.embed)?;
+    inputs.load("a", &a.a, true)?;
+    if let Some(b) = &a.b {
+        inputs.load("b", b, true)?;
+    } else if a.save_stats.is_none() {
+        bail!(MetricsError::Input(
+            "fid needs two inputs (or one input and --save-stats)".into()
+        ));
+    }
+    let (ready, embedder) = inputs.finish()?;
+    let (sa, na) = stats_of(&ready[0])?;
+    if let Some(out) = &a.save_stats {
+        sa.save_npz(out)?;
+        if !a.json {
+            eprintln!("saved statistics of {} to {}", a.a, out.display());
+        }
+    }
+    let Some(rb) = ready.get(1) else {
+        if a.json {
+            let mut v = json!({"saved_stats": a.save_stats, "dim": sa.d, "n": na});
+            add_provenance(&mut v, &[&ready[0]], &embedder);
+            print_json(&v)?;
+        }
+        return Ok(());
+    };
+    let (sb, nb) = stats_of(rb)?;
+    let r = fid(&sa, &sb)?;
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
+    let boot = match a.boot.bootstrap {
+        Some(n) => {
+            let (ReadyData::Features(fa), ReadyData::Features(fb)) = (&ready[0].data, &rb.data)
+            else {
+                bail!(MetricsError::Input(
+                    "--bootstrap resamples rows: give features or images, not .npz statistics"
+                        .into()
+                ));
+            };
+            let pb = progress(n as u64, "FID bootstrap");
+            let b = mr_metrics::fid::fid_bootstrap(
+                fa,
+                fb,
+                n,
+                a.boot.level,
+                a.boot.bootstrap_seed,
+                || pb.inc(1),
+            )?;
+            pb.finish_and_clear();
+            Some(b)
+        }
+        None => None,
+    };
+    if a.json {
+        let mut v = serde_json::to_value(&r)?;
+        v["n_a"] = json!(na);
+        v["n_b"] = json!(nb);
+        if let Some(b) = &boot {
+            v["bootstrap"] = serde_json::to_value(b)?;
+        }
+        add_provenance(&mut v, &[&ready[0], rb], &embedder);
+        print_json(&v)?;
+    } else {
+        println!("FID: {:.6}", r.fid);
+        if let Some(b) = &boot {
+            print_bootstrap(b.replicates, None, b.std, b.level, (b.low, b.high));
+        }
+    }
+    Ok(())
+}
