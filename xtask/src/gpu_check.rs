@@ -19,7 +19,6 @@ use std::process::Command;
 use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
 use mr_data::npy::{write_npz, NpyArray, NpyData};
-use sha2::{Digest, Sha256};
 
 #[derive(Debug, Args)]
 pub struct GpuCheckArgs {
@@ -237,7 +236,7 @@ pub fn run(args: &GpuCheckArgs) -> Result<()> {
             );
         }
         let raw = std::fs::read(&src)?;
-        let sha = format!("{:x}", Sha256::digest(&raw));
+        let sha = mr_data::imageset::sha256_bytes(&raw);
         let bytes = gzip_bytes(&raw)?;
         println!(
             "{dest}: {:.1} MiB, {:.1} MiB compressed",

@@ -78,12 +78,18 @@ pub(super) fn summary_md(t: &Table, inception: &Table, levels: &Value) -> Result
         };
         let noise = &levels[test]["noise"];
         let noise_kid = noise["kid"].as_f64().unwrap_or(f64::NAN);
+        // the seeds the setup declares (a setup may declare fewer than a pass needs)
+        let declared = setup.map_or(SEEDS_TO_PASS, |s| s.seeds);
         let verdict = if n_done < SEEDS_TO_PASS && c > CT_PASS && n_done > 0 {
             format!(
-                "fail on the seeds run ({n_done} of {SEEDS_TO_PASS} finished): final C_T {c:+.2} > {CT_PASS}"
+                "fail on the seeds run ({n_done} of {declared} declared finished; a pass needs \
+                 {SEEDS_TO_PASS}): final C_T {c:+.2} > {CT_PASS}"
             )
         } else if n_done < SEEDS_TO_PASS {
-            format!("incomplete: {n_done} of {SEEDS_TO_PASS} seeds finished")
+            format!(
+                "incomplete: {n_done} of {declared} declared seeds finished (a pass needs \
+                 {SEEDS_TO_PASS})"
+            )
         } else if c <= CT_PASS && k < 0.1 * noise_kid {
             "**pass**".to_string()
         } else if c > CT_PASS {
