@@ -4,9 +4,10 @@
 use anyhow::Result;
 use clap::Args;
 use mr_metrics::fidelity::{authpct, prdc, vendi};
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
-use super::inputs::{EmbedOpts, Inputs, Ready};
+use super::inputs::{EmbedOpts, Inputs};
+use super::{add_provenance, print_json};
 
 #[derive(Args, Debug)]
 pub struct PrdcArgs {
@@ -50,16 +51,6 @@ pub struct VendiArgs {
     pub embed: EmbedOpts,
 }
 
-fn with_inputs(mut v: Value, inputs: &[&Ready], embedder: &Option<String>) -> Value {
-    let m: Map<String, Value> = inputs
-        .iter()
-        .map(|r| (r.role.to_string(), r.info.clone()))
-        .collect();
-    v["inputs"] = Value::Object(m);
-    v["embedder"] = json!(embedder);
-    v
-}
-
 pub fn run_prdc(a: PrdcArgs) -> Result<()> {
     let mut inputs = Inputs::new(&a.embed)?;
     inputs.load("real", &a.real, false)?;
@@ -67,12 +58,9 @@ pub fn run_prdc(a: PrdcArgs) -> Result<()> {
     let (ready, embedder) = inputs.finish()?;
     let r = prdc(ready[0].features(), ready[1].features(), a.k)?;
     if a.json {
-        let v = with_inputs(
-            serde_json::to_value(&r)?,
-            &[&ready[0], &ready[1]],
-            &embedder,
-        );
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        let mut v = serde_json::to_value(&r)?;
+        add_provenance(&mut v, &[&ready[0], &ready[1]], &embedder);
+        print_json(&v)?;
     } else {
         println!(
             "precision {:.4} · recall {:.4} · density {:.4} · coverage {:.4} (k = {}, {} real, {} fake, Euclidean)",
@@ -90,9 +78,9 @@ pub fn run_authpct(a: AuthPctArgs) -> Result<()> {
     let (t, g) = (ready[0].features(), ready[1].features());
     let pct = authpct(t, g)?;
     if a.json {
-        let v = json!({"authpct": pct, "n_train": t.n(), "n_gen": g.n(), "distance": "l2"});
-        let v = with_inputs(v, &[&ready[0], &ready[1]], &embedder);
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        let mut v = json!({"authpct": pct, "n_train": t.n(), "n_gen": g.n(), "distance": "l2"});
+        add_provenance(&mut v, &[&ready[0], &ready[1]], &embedder);
+        print_json(&v)?;
     } else {
         println!(
             "AuthPct {pct:.2} % of {} generated samples are authentic ({} training samples, Euclidean)",
@@ -110,9 +98,9 @@ pub fn run_vendi(a: VendiArgs) -> Result<()> {
     let x = ready[0].features();
     let score = vendi(x, a.q)?;
     if a.json {
-        let v = json!({"vendi": score, "q": a.q, "n": x.n(), "kernel": "cosine"});
-        let v = with_inputs(v, &[&ready[0]], &embedder);
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        let mut v = json!({"vendi": score, "q": a.q, "n": x.n(), "kernel": "cosine"});
+        add_provenance(&mut v, &[&ready[0]], &embedder);
+        print_json(&v)?;
     } else {
         println!(
             "Vendi score {score:.4} (q = {}, cosine kernel, {} samples)",
