@@ -185,6 +185,23 @@ fn conv_node<B: TrainOps, C: CheckpointStrategy>(
     }
 }
 
+/// The phase interleave of the upsample-and-convolve: parent ys; a pure permutation, so its
+/// backward needs no state.
+#[derive(Debug)]
+struct PhaseInterleave;
+
+impl<B: TrainOps> Backward<B, 1> for PhaseInterleave {
+    type State = ();
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let dy = grads.consume::<B>(&ops.node);
+        if let Some(node) = node {
+            grads.register::<B>(node.id, B::phase_interleave_backward(dy));
+        }
+    }
+}
+
 impl<B: TrainOps, C: CheckpointStrategy> TrainOps for Autodiff<B, C> {
     fn batch_norm_train(
         x: FloatTensor<Self>,
@@ -259,5 +276,13 @@ impl<B: TrainOps, C: CheckpointStrategy> TrainOps for Autodiff<B, C> {
             options.clone(),
         );
         conv_node::<B, C>(x, weight, bias, ConvKind::Transposed(options), y)
+    }
+
+    fn phase_interleave(ys: FloatTensor<Self>) -> FloatTensor<Self> {
+        let y = B::phase_interleave(ys.primitive.clone());
+        PhaseInterleave
+            .prepare::<C>([ys.node.clone()])
+            .compute_bound()
+            .stateless(y)
     }
 }

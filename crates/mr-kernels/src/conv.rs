@@ -310,15 +310,41 @@ fn scatter_block(src: &[f32], c: usize, p: usize, gs: usize, dst: &mut [f32]) {
     }
 }
 
-/// Scratch of one group: columns, a `[c, gs·P]` block, the gather's padded plane.
-fn group_scratch(u: &Unfold, c: usize, gsize: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+thread_local! {
+    /// Each worker thread's scratch (columns, a `[c, gs·P]` block, the gather's padded plane),
+    /// kept between calls: a group's scratch is up to 16 MB, and allocating (and zeroing) it
+    /// afresh for every group cost more than the im2col that fills it.
+    static SCRATCH: std::cell::RefCell<[Vec<f32>; 3]> = const {
+        std::cell::RefCell::new([Vec::new(), Vec::new(), Vec::new()])
+    };
+}
+
+/// Runs `f` with this thread's scratch of one group: columns (`K·gs·P`), a `[c, gs·P]` block,
+/// the gather's padded plane. Their contents are whatever an earlier call left: every kernel
+/// writes what it reads from them.
+fn with_scratch<R>(
+    u: &Unfold,
+    c: usize,
+    gsize: usize,
+    f: impl FnOnce(&mut [f32], &mut [f32], &mut [f32]) -> R,
+) -> R {
     let g = &u.g;
     let ext = if u.idx.is_some() { g.h * g.w + 1 } else { 0 };
-    (
-        vec![0.0; g.k() * g.p() * gsize],
-        vec![0.0; c * g.p() * gsize],
-        vec![0.0; ext],
-    )
+    let sizes = [g.k() * g.p() * gsize, c * g.p() * gsize, ext];
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        for (v, &len) in s.iter_mut().zip(&sizes) {
+            if v.len() < len {
+                v.resize(len, 0.0);
+            }
+        }
+        let [cols, block, ext] = &mut *s;
+        f(
+            &mut cols[..sizes[0]],
+            &mut block[..sizes[1]],
+            &mut ext[..sizes[2]],
+        )
+    })
 }
 
 /// Convolution forward: `x` `[n, cin, h, w]`, `weight` `[cout, cin, kh, kw]`, `bias`
@@ -336,9 +362,8 @@ pub fn conv2d_forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &ConvG
     let gsize = group_size(g);
     out.par_chunks_mut(gsize * g.out_len())
         .zip(x.par_chunks((gsize * g.image_len()).max(1)))
-        .for_each_init(
-            || group_scratch(&u, g.cout, gsize),
-            |(cols, block, ext), (y, xs)| {
+        .for_each(|(y, xs)| {
+            with_scratch(&u, g.cout, gsize, |cols, block, ext| {
                 let gs = y.len() / g.out_len();
                 let ld = gs * p;
                 for (j, xi) in xs.chunks(g.image_len().max(1)).take(gs).enumerate() {
@@ -351,8 +376,8 @@ pub fn conv2d_forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &ConvG
                 if let Some(b) = bias {
                     add_bias(y, b, p);
                 }
-            },
-        );
+            })
+        });
     out
 }
 
@@ -371,9 +396,8 @@ pub fn conv2d_backward_input(dy: &[f32], weight: &[f32], g: &ConvGeom) -> Vec<f3
     let gsize = group_size(g);
     dx.par_chunks_mut(gsize * g.image_len())
         .zip(dy.par_chunks(gsize * g.out_len()))
-        .for_each_init(
-            || group_scratch(&u, g.cout, gsize),
-            |(cols, block, ext), (dxs, dys)| {
+        .for_each(|(dxs, dys)| {
+            with_scratch(&u, g.cout, gsize, |cols, block, ext| {
                 let gs = dxs.len() / g.image_len();
                 let ld = gs * p;
                 gather_block(dys, g.cout, p, gs, block);
@@ -383,8 +407,8 @@ pub fn conv2d_backward_input(dy: &[f32], weight: &[f32], g: &ConvGeom) -> Vec<f3
                 for (j, dxi) in dxs.chunks_mut(g.image_len()).enumerate() {
                     u.col2im_add(cols, ld, j * p, dxi, ext);
                 }
-            },
-        );
+            })
+        });
     dx
 }
 
@@ -407,26 +431,27 @@ pub fn conv2d_backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
     let partials: Vec<Vec<f32>> = groups
         .par_iter()
         .map(|&(i0, i1)| {
-            let (mut cols, mut block, mut ext) = group_scratch(&u, g.cout, gsize);
-            let gs = i1 - i0;
-            let ld = gs * p;
-            for j in 0..gs {
-                let xi = &x[(i0 + j) * g.image_len()..(i0 + j + 1) * g.image_len()];
-                u.im2col(xi, &mut cols, ld, j * p, &mut ext);
-            }
-            gather_block(
-                &dy[i0 * g.out_len()..i1 * g.out_len()],
-                g.cout,
-                p,
-                gs,
-                &mut block,
-            );
-            let mut dw = vec![0.0f32; len];
-            let d = MatRef::from_row_major_slice(&block[..g.cout * ld], g.cout, ld);
-            let c = MatRef::from_row_major_slice(&cols[..k * ld], k, ld).transpose();
-            let dst = MatMut::from_row_major_slice_mut(&mut dw, g.cout, k);
-            matmul(dst, Accum::Replace, d, c, 1.0f32, Par::Seq);
-            dw
+            with_scratch(&u, g.cout, gsize, |cols, block, ext| {
+                let gs = i1 - i0;
+                let ld = gs * p;
+                for j in 0..gs {
+                    let xi = &x[(i0 + j) * g.image_len()..(i0 + j + 1) * g.image_len()];
+                    u.im2col(xi, cols, ld, j * p, ext);
+                }
+                gather_block(
+                    &dy[i0 * g.out_len()..i1 * g.out_len()],
+                    g.cout,
+                    p,
+                    gs,
+                    block,
+                );
+                let mut dw = vec![0.0f32; len];
+                let d = MatRef::from_row_major_slice(&block[..g.cout * ld], g.cout, ld);
+                let c = MatRef::from_row_major_slice(&cols[..k * ld], k, ld).transpose();
+                let dst = MatMut::from_row_major_slice_mut(&mut dw, g.cout, k);
+                matmul(dst, Accum::Replace, d, c, 1.0f32, Par::Seq);
+                dw
+            })
         })
         .collect();
     let mut parts = partials.into_iter();

@@ -3,10 +3,11 @@
 use burn::backend::Flex;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor, ModuleOps};
 use burn::tensor::TensorMetadata;
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 
 use crate::conv::{self, ConvGeom};
 use crate::host::{self, Nchw};
+use crate::upconv;
 use crate::{fallback, BnGrads, BnOut, ConvGrads, ConvNeeds, TrainOps};
 
 /// A float primitive's values as one contiguous f32 slice, borrowed from the tensor's own
@@ -277,5 +278,33 @@ impl TrainOps for Flex {
         host_conv_backward(&x, &weight, &dy, geom, true, need).unwrap_or_else(|| {
             fallback::conv_transpose2d_train_backward::<Self>(x, weight, dy, options, need)
         })
+    }
+
+    fn phase_interleave(ys: FloatTensor<Self>) -> FloatTensor<Self> {
+        let [n, c4, h1, w1] = dims4(&ys);
+        let geom = (c4 % 4 == 0 && h1 > 1 && w1 > 1).then(|| [n, c4 / 4, h1 - 1, w1 - 1]);
+        match (geom, host_f32::<4>(ys.clone()).0) {
+            (Some(d @ [n, c, h, w]), Some(v)) => {
+                prim(upconv::interleave_host(&v, d), [n, c, 2 * h, 2 * w])
+            }
+            _ => {
+                let t = Tensor::<Self, 4>::from_primitive(TensorPrimitive::Float(ys));
+                upconv::interleave_tensors(t).into_primitive().tensor()
+            }
+        }
+    }
+
+    fn phase_interleave_backward(dy: FloatTensor<Self>) -> FloatTensor<Self> {
+        let [n, c, h2, w2] = dims4(&dy);
+        let geom = (h2 % 2 == 0 && w2 % 2 == 0).then_some([n, c, h2 / 2, w2 / 2]);
+        match (geom, host_f32::<4>(dy.clone()).0) {
+            (Some(d @ [n, c, h, w]), Some(v)) => {
+                prim(upconv::deinterleave_host(&v, d), [n, 4 * c, h + 1, w + 1])
+            }
+            _ => {
+                let t = Tensor::<Self, 4>::from_primitive(TensorPrimitive::Float(dy));
+                upconv::deinterleave_tensors(t).into_primitive().tensor()
+            }
+        }
     }
 }

@@ -35,6 +35,9 @@ mod fallback;
 mod flex;
 pub mod host;
 pub mod infer;
+pub mod upconv;
+
+pub use upconv::{upsample2, upsample2_conv2d};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -162,6 +165,20 @@ pub trait TrainOps: Backend {
         need: ConvNeeds,
     ) -> ConvGrads<Self> {
         fallback::conv_transpose2d_train_backward::<Self>(x, weight, dy, options, need)
+    }
+
+    /// The phase interleave of [`upsample2_conv2d`]: `ys` `[N, 4·C, H + 1, W + 1]` →
+    /// `[N, C, 2H, 2W]`, `y[n, c, 2i + a, 2j + b] = ys[n, (2a + b)·C + c, i + a, j + b]`.
+    fn phase_interleave(ys: FloatTensor<Self>) -> FloatTensor<Self> {
+        let t = Tensor::<Self, 4>::from_primitive(TensorPrimitive::Float(ys));
+        upconv::interleave_tensors(t).into_primitive().tensor()
+    }
+
+    /// The adjoint of [`TrainOps::phase_interleave`]: `dy` `[N, C, 2H, 2W]` →
+    /// `[N, 4·C, H + 1, W + 1]`, zero where no phase reads.
+    fn phase_interleave_backward(dy: FloatTensor<Self>) -> FloatTensor<Self> {
+        let t = Tensor::<Self, 4>::from_primitive(TensorPrimitive::Float(dy));
+        upconv::deinterleave_tensors(t).into_primitive().tensor()
     }
 }
 

@@ -10,9 +10,7 @@ use burn::tensor::activation::leaky_relu;
 use mr_kernels::TrainOps;
 
 use crate::init::WeightInit;
-use crate::layers::{
-    act, upsample2, BatchNorm, CondBatchNorm, Conv, ConvT, Embedding, LayerOpts, Linear,
-};
+use crate::layers::{act, BatchNorm, CondBatchNorm, Conv, ConvT, Embedding, LayerOpts, Linear};
 use crate::rng::SeededRng;
 
 /// How G doubles its resolution.
@@ -119,7 +117,7 @@ impl<B: TrainOps> UpLayer<B> {
     /// `[N, in, H, W] -> [N, out, 2H, 2W]`.
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         match self {
-            UpLayer::Nearest(c) => c.forward(upsample2(x)),
+            UpLayer::Nearest(c) => c.forward_upsampled(x),
             UpLayer::Transposed(c) => c.forward(x),
         }
     }

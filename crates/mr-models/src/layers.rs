@@ -8,8 +8,9 @@
 use burn::module::{Param, RunningState};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, softmax};
-use burn::tensor::module::{avg_pool2d, interpolate, max_pool2d};
-use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, InterpolateMode, InterpolateOptions};
+use burn::tensor::module::{avg_pool2d, max_pool2d};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+pub use mr_kernels::upsample2;
 use mr_kernels::TrainOps;
 
 use crate::init::WeightInit;
@@ -172,6 +173,24 @@ impl<B: TrainOps> Conv<B> {
             1,
         );
         mr_kernels::conv2d(
+            x,
+            self.effective_weight(),
+            self.bias.as_ref().map(|b| b.val()),
+            opts,
+        )
+    }
+
+    /// `forward(upsample2(x))` (nearest ×2, then this convolution) without building the
+    /// upsampled tensor where the geometry allows (3×3 stride 1 padding 1 by output phases,
+    /// 1×1 by commuting; `mr_kernels::upsample2_conv2d`): `[N, in, H, W] -> [N, out, 2H, 2W]`.
+    pub fn forward_upsampled(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let opts = ConvOptions::new(
+            [self.stride, self.stride],
+            [self.padding, self.padding],
+            [1, 1],
+            1,
+        );
+        mr_kernels::upsample2_conv2d(
             x,
             self.effective_weight(),
             self.bias.as_ref().map(|b| b.val()),
@@ -479,16 +498,6 @@ impl<B: TrainOps> SelfAttention<B> {
         let out = self.attn.forward(attn_g);
         x.add(out.mul(self.sigma.val().reshape([1, 1, 1, 1])))
     }
-}
-
-/// Nearest-neighbour 2x upsampling, `[N, C, H, W] -> [N, C, 2H, 2W]`.
-pub fn upsample2<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
-    let [_, _, h, w] = x.dims();
-    interpolate(
-        x,
-        [2 * h, 2 * w],
-        InterpolateOptions::new(InterpolateMode::Nearest),
-    )
 }
 
 /// 2x2 average pooling, `[N, C, H, W] -> [N, C, H/2, W/2]`.

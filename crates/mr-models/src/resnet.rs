@@ -9,8 +9,7 @@ use mr_kernels::TrainOps;
 
 use crate::init::WeightInit;
 use crate::layers::{
-    act, avg_pool2, upsample2, BatchNorm, CondBatchNorm, Conv, Embedding, LayerOpts, Linear,
-    SelfAttention,
+    act, avg_pool2, BatchNorm, CondBatchNorm, Conv, Embedding, LayerOpts, Linear, SelfAttention,
 };
 use crate::rng::SeededRng;
 
@@ -110,10 +109,10 @@ impl<B: TrainOps> GenBlock<B> {
     /// `x: [N, in, H, W]`, `y: [N, cond]` -> `[N, out, 2H, 2W]`.
     fn forward(&self, x: Tensor<B, 4>, y: Tensor<B, 2>) -> Tensor<B, 4> {
         let h = act(self.bn1.forward(x.clone(), y.clone()));
-        let h = self.conv1.forward(upsample2(h));
+        let h = self.conv1.forward_upsampled(h);
         let h = act(self.bn2.forward(h, y));
         let h = self.conv2.forward(h);
-        let s = self.conv0.forward(upsample2(x));
+        let s = self.conv0.forward_upsampled(x);
         h.add(s)
     }
 }
