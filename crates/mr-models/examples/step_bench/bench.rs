@@ -10,7 +10,7 @@
 //!
 //! Environment: `MR_BENCH_QUICK=1` for one timed iteration everywhere (a smoke run),
 //! `MR_BENCH_PYTHON` to pick another interpreter, `MR_BENCH_ONLY=paper` (the burn-vs-torch
-//! paper iteration alone, into `models-paper.json`; `MR_BENCH_MODELS=dcgan-small` to skip
+//! paper iteration alone, into `models-paper.json`; `MR_BENCH_MODELS=dcgan-small` to skip SAGAN and
 //! BigGAN) or `MR_BENCH_ONLY=fused` (the fused-vs-reference section, `models-fused.json`).
 //!
 //! Needs: `mr-models` with features `["ndarray"]` (flex is its default), `serde_json`, `anyhow`.
@@ -192,13 +192,14 @@ fn paper(iters: usize) -> StepBench {
     }
 }
 
-/// The paper iteration of dcgan-small and BigGAN on burn-flex and in torch, one after the
-/// other per model; `MR_BENCH_ONLY=paper` runs just this section (`MR_BENCH_MODELS=dcgan-small`
-/// to leave out BigGAN's ≈ 10 minutes).
+/// The paper iteration of dcgan-small, SAGAN and BigGAN on burn-flex and in torch, one after
+/// the other per model (medians of 5, 3 and 3 after one warm-up); `MR_BENCH_ONLY=paper` runs
+/// just this section (`MR_BENCH_MODELS=dcgan-small` to leave out the ResNets' ≈ 20 minutes).
 fn paper_section(it: &dyn Fn(usize) -> usize) -> Vec<Value> {
-    let models = std::env::var("MR_BENCH_MODELS").unwrap_or_else(|_| "dcgan-small,biggan".into());
+    let models =
+        std::env::var("MR_BENCH_MODELS").unwrap_or_else(|_| "dcgan-small,sagan,biggan".into());
     let mut rows = Vec::new();
-    for (name, iters) in [("dcgan-small", it(5)), ("biggan", it(2))] {
+    for (name, iters) in [("dcgan-small", it(5)), ("sagan", it(3)), ("biggan", it(3))] {
         if !models.split(',').any(|m| m.trim() == name) {
             continue;
         }
