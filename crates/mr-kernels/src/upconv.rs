@@ -28,7 +28,7 @@
 use burn::prelude::*;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{ConvOptions, InterpolateMode, InterpolateOptions};
-use burn::tensor::TensorPrimitive;
+use burn::tensor::{TensorData, TensorPrimitive};
 use rayon::prelude::*;
 
 use crate::TrainOps;
@@ -178,28 +178,37 @@ pub fn deinterleave_host(dy: &[f32], [n, c, h, w]: [usize; 4]) -> Vec<f32> {
     ys
 }
 
+/// The taps along one axis: phase 0 reads `(t₀, t₁ + t₂)`, phase 1 `(t₀ + t₁, t₂)`; whether
+/// 3×3 tap `k` feeds 2×2 tap `d` of phase `a`.
+fn feeds(a: usize, d: usize, k: usize) -> bool {
+    match (a, d) {
+        (0, 0) => k == 0,
+        (0, _) => k >= 1,
+        (_, 0) => k <= 1,
+        _ => k == 2,
+    }
+}
+
 /// `[C_out, C_in, 3, 3]` → `[4·C_out, C_in, 2, 2]`: phase `(a, b)`'s combined taps at output
-/// channels `(2a + b)·C_out..`.
+/// channels `(2a + b)·C_out..`. One product with a fixed 0/1 matrix `M` `[9, 16]`
+/// (`M[3ky + kx, 4·(2a + b) + 2dy + dx] = 1` where 3×3 tap `(ky, kx)` feeds phase `(a, b)`'s
+/// tap `(dy, dx)`) and a permutation, so burn differentiates it (the weight gradient is the
+/// same product with `Mᵀ`) on every backend in two passes over the weight.
 fn phase_weights<B: Backend>(weight: Tensor<B, 4>) -> Tensor<B, 4> {
     let [co, ci, _, _] = weight.dims();
-    // Along one spatial axis: phase 0 = (t₀, t₁ + t₂), phase 1 = (t₀ + t₁, t₂).
-    let combine = |t: Tensor<B, 4>, dim: usize, phase: usize| -> Tensor<B, 4> {
-        let tap = |k: usize| t.clone().narrow(dim, k, 1);
-        let (first, second) = if phase == 0 {
-            (tap(0), tap(1).add(tap(2)))
-        } else {
-            (tap(0).add(tap(1)), tap(2))
-        };
-        Tensor::cat(vec![first, second], dim)
-    };
-    let mut phases = Vec::with_capacity(4);
-    for a in 0..2 {
-        let rows = combine(weight.clone(), 2, a); // [co, ci, 2, 3]
-        for b in 0..2 {
-            phases.push(combine(rows.clone(), 3, b)); // [co, ci, 2, 2]
+    let mut m = vec![0.0f32; 9 * 16];
+    for (ky, kx) in (0..3).flat_map(|ky| (0..3).map(move |kx| (ky, kx))) {
+        for (a, b, dy, dx) in (0..16).map(|c| (c >> 3, (c >> 2) & 1, (c >> 1) & 1, c & 1)) {
+            if feeds(a, dy, ky) && feeds(b, dx, kx) {
+                m[(3 * ky + kx) * 16 + 4 * (2 * a + b) + 2 * dy + dx] = 1.0;
+            }
         }
     }
-    let out = Tensor::cat(phases, 0);
-    debug_assert_eq!(out.dims(), [4 * co, ci, 2, 2]);
-    out
+    let m = Tensor::<B, 2>::from_data(TensorData::new(m, [9, 16]), &weight.device());
+    weight
+        .reshape([co * ci, 9])
+        .matmul(m) // [co·ci, 16]: (phase, tap)
+        .reshape([co, ci, 4, 4])
+        .permute([2, 0, 1, 3]) // [phase, co, ci, tap]
+        .reshape([4 * co, ci, 2, 2])
 }
