@@ -190,25 +190,27 @@ fn feeds(a: usize, d: usize, k: usize) -> bool {
 }
 
 /// `[C_out, C_in, 3, 3]` → `[4·C_out, C_in, 2, 2]`: phase `(a, b)`'s combined taps at output
-/// channels `(2a + b)·C_out..`. One product with a fixed 0/1 matrix `M` `[9, 16]`
-/// (`M[3ky + kx, 4·(2a + b) + 2dy + dx] = 1` where 3×3 tap `(ky, kx)` feeds phase `(a, b)`'s
-/// tap `(dy, dx)`) and a permutation, so burn differentiates it (the weight gradient is the
-/// same product with `Mᵀ`) on every backend in two passes over the weight.
+/// channels `(2a + b)·C_out..`. Per phase one product with a fixed 0/1 matrix `M_ab` `[9, 4]`
+/// (`M_ab[3ky + kx, 2dy + dx] = 1` where 3×3 tap `(ky, kx)` feeds the phase's tap `(dy, dx)`),
+/// the four results stacked along the first axis (contiguous copies, no permutation), so burn
+/// differentiates it (the weight gradient is the same products with `M_abᵀ`) on every backend.
 fn phase_weights<B: Backend>(weight: Tensor<B, 4>) -> Tensor<B, 4> {
     let [co, ci, _, _] = weight.dims();
-    let mut m = vec![0.0f32; 9 * 16];
-    for (ky, kx) in (0..3).flat_map(|ky| (0..3).map(move |kx| (ky, kx))) {
-        for (a, b, dy, dx) in (0..16).map(|c| (c >> 3, (c >> 2) & 1, (c >> 1) & 1, c & 1)) {
-            if feeds(a, dy, ky) && feeds(b, dx, kx) {
-                m[(3 * ky + kx) * 16 + 4 * (2 * a + b) + 2 * dy + dx] = 1.0;
+    let w9 = weight.reshape([co * ci, 9]);
+    let phases = (0..4)
+        .map(|ph| {
+            let (a, b) = (ph >> 1, ph & 1);
+            let mut m = vec![0.0f32; 9 * 4];
+            for (ky, kx) in (0..3).flat_map(|ky| (0..3).map(move |kx| (ky, kx))) {
+                for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                    if feeds(a, dy, ky) && feeds(b, dx, kx) {
+                        m[(3 * ky + kx) * 4 + 2 * dy + dx] = 1.0;
+                    }
+                }
             }
-        }
-    }
-    let m = Tensor::<B, 2>::from_data(TensorData::new(m, [9, 16]), &weight.device());
-    weight
-        .reshape([co * ci, 9])
-        .matmul(m) // [co·ci, 16]: (phase, tap)
-        .reshape([co, ci, 4, 4])
-        .permute([2, 0, 1, 3]) // [phase, co, ci, tap]
-        .reshape([4 * co, ci, 2, 2])
+            let m = Tensor::<B, 2>::from_data(TensorData::new(m, [9, 4]), &w9.device());
+            w9.clone().matmul(m).reshape([co, ci, 2, 2])
+        })
+        .collect();
+    Tensor::cat(phases, 0)
 }

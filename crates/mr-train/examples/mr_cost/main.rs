@@ -54,6 +54,11 @@ struct Case {
     accept: Vec<f64>,
 }
 
+/// The allocator `mr-train` runs with (its `main.rs` says why), so the costs measured here are
+/// the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     if let Err(e) = run() {
         eprintln!("error: {e:#}");
