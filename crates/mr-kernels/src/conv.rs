@@ -19,16 +19,21 @@
 //! swapped.
 //!
 //! Groups run in parallel (rayon), each GEMM single-threaded; the groups follow from the
-//! geometry alone and the weight gradient adds their partial sums in group order, so no
-//! result depends on the number of threads (a seeded run stays bit-for-bit reproducible on
+//! geometry alone, and the weight gradient accumulates them in fixed runs of consecutive
+//! groups (at most 4 partial sums, added in order), so no result depends on the number of
+//! threads (a seeded run stays bit-for-bit reproducible on
 //! any thread count).
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
-/// The most images in one GEMM group (and so in one partial sum of the weight gradient).
+/// The most images in one GEMM group.
 pub const WEIGHT_GRAD_CHUNK: usize = 8;
+
+/// The weight gradient's partial sums: at most this many runs of consecutive groups, each
+/// accumulated in group order (enough runs to keep 4 threads busy).
+const WEIGHT_GRAD_SPLITS: usize = 4;
 
 /// Geometry of a convolution `[n, cin, h, w] → [n, cout, ho, wo]` with kernel `kh × kw`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -428,30 +433,38 @@ pub fn conv2d_backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
         .step_by(gsize)
         .map(|i| (i, (i + gsize).min(g.n)))
         .collect();
+    // Groups are split into at most WEIGHT_GRAD_SPLITS runs of consecutive groups, fixed by the
+    // geometry; each run accumulates its groups in order into one partial (GEMM with Add), and
+    // the partials are summed in run order — the same sums on any number of threads, with a few
+    // partials to allocate and add instead of one per group.
+    let per_run = groups.len().div_ceil(WEIGHT_GRAD_SPLITS);
     let partials: Vec<Vec<f32>> = groups
-        .par_iter()
-        .map(|&(i0, i1)| {
-            with_scratch(&u, g.cout, gsize, |cols, block, ext| {
-                let gs = i1 - i0;
-                let ld = gs * p;
-                for j in 0..gs {
-                    let xi = &x[(i0 + j) * g.image_len()..(i0 + j + 1) * g.image_len()];
-                    u.im2col(xi, cols, ld, j * p, ext);
-                }
-                gather_block(
-                    &dy[i0 * g.out_len()..i1 * g.out_len()],
-                    g.cout,
-                    p,
-                    gs,
-                    block,
-                );
-                let mut dw = vec![0.0f32; len];
-                let d = MatRef::from_row_major_slice(&block[..g.cout * ld], g.cout, ld);
-                let c = MatRef::from_row_major_slice(&cols[..k * ld], k, ld).transpose();
-                let dst = MatMut::from_row_major_slice_mut(&mut dw, g.cout, k);
-                matmul(dst, Accum::Replace, d, c, 1.0f32, Par::Seq);
-                dw
-            })
+        .par_chunks(per_run.max(1))
+        .map(|run| {
+            let mut dw = vec![0.0f32; len];
+            for (at, &(i0, i1)) in run.iter().enumerate() {
+                with_scratch(&u, g.cout, gsize, |cols, block, ext| {
+                    let gs = i1 - i0;
+                    let ld = gs * p;
+                    for j in 0..gs {
+                        let xi = &x[(i0 + j) * g.image_len()..(i0 + j + 1) * g.image_len()];
+                        u.im2col(xi, cols, ld, j * p, ext);
+                    }
+                    gather_block(
+                        &dy[i0 * g.out_len()..i1 * g.out_len()],
+                        g.cout,
+                        p,
+                        gs,
+                        block,
+                    );
+                    let d = MatRef::from_row_major_slice(&block[..g.cout * ld], g.cout, ld);
+                    let c = MatRef::from_row_major_slice(&cols[..k * ld], k, ld).transpose();
+                    let dst = MatMut::from_row_major_slice_mut(&mut dw, g.cout, k);
+                    let accum = if at == 0 { Accum::Replace } else { Accum::Add };
+                    matmul(dst, accum, d, c, 1.0f32, Par::Seq);
+                })
+            }
+            dw
         })
         .collect();
     let mut parts = partials.into_iter();

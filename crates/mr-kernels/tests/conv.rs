@@ -27,6 +27,7 @@ const CONV_CASES: &[Case] = &[
     ([1, 2, 6, 5], 4, [1, 1], [1, 1], [0, 0]),
     ([3, 4, 11, 8], 2, [3, 2], [2, 3], [2, 0]),
     ([17, 3, 5, 5], 6, [3, 3], [3, 3], [1, 2]), // 17 > the weight gradient's 8-image chunk
+    ([40, 2, 5, 5], 3, [3, 3], [1, 1], [1, 1]), // 5 groups: runs of 2 accumulate (Accum::Add)
     ([2, 1, 4, 4], 1, [4, 4], [1, 1], [0, 0]),  // a 1×1 output
     ([2, 3, 10, 34], 4, [3, 3], [1, 1], [1, 1]), // wide stride-1 rows: the row-copy path
 ];
@@ -260,19 +261,21 @@ fn unsupported_options_fall_back_to_burn_ops() {
 #[test]
 fn weight_gradient_does_not_depend_on_the_thread_count() {
     let mut rng = ChaCha8Rng::seed_from_u64(16);
-    let c = &CONV_CASES[4];
-    let v = inputs(Op::Conv, c, &mut rng);
-    let g = mr_kernels::conv::ConvGeom::new(c.0, [c.1, c.2[0], c.2[1]], c.3, c.4).unwrap();
-    let dw = |threads: usize| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| mr_kernels::conv::conv2d_backward_weight(&v.x, &v.dy, &g))
-    };
-    let one = dw(1);
-    assert_eq!(one, dw(2));
-    assert_eq!(one, dw(3));
+    // 17 images: 3 groups, one per partial sum; 40 images: 5 groups in runs of 2
+    for c in &CONV_CASES[4..6] {
+        let v = inputs(Op::Conv, c, &mut rng);
+        let g = mr_kernels::conv::ConvGeom::new(c.0, [c.1, c.2[0], c.2[1]], c.3, c.4).unwrap();
+        let dw = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| mr_kernels::conv::conv2d_backward_weight(&v.x, &v.dy, &g))
+        };
+        let one = dw(1);
+        assert_eq!(one, dw(2), "{:?}", c.0);
+        assert_eq!(one, dw(3), "{:?}", c.0);
+    }
 }
 
 #[test]
