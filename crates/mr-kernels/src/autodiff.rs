@@ -185,6 +185,23 @@ fn conv_node<B: TrainOps, C: CheckpointStrategy>(
     }
 }
 
+/// Leaky ReLU: parent x; the backward needs x and the slope.
+#[derive(Debug)]
+struct LeakyRelu;
+
+impl<B: TrainOps> Backward<B, 1> for LeakyRelu {
+    type State = (FloatTensor<B>, f64);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let dy = grads.consume::<B>(&ops.node);
+        if let Some(node) = node {
+            let (x, slope) = ops.state;
+            grads.register::<B>(node.id, B::leaky_relu_train_backward(x, dy, slope));
+        }
+    }
+}
+
 /// The phase interleave of the upsample-and-convolve: parent ys; a pure permutation, so its
 /// backward needs no state.
 #[derive(Debug)]
@@ -284,5 +301,17 @@ impl<B: TrainOps, C: CheckpointStrategy> TrainOps for Autodiff<B, C> {
             .prepare::<C>([ys.node.clone()])
             .compute_bound()
             .stateless(y)
+    }
+
+    fn leaky_relu_train(x: FloatTensor<Self>, slope: f64) -> FloatTensor<Self> {
+        let y = B::leaky_relu_train(x.primitive.clone(), slope);
+        match LeakyRelu
+            .prepare::<C>([x.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((x.primitive.clone(), slope), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
     }
 }

@@ -124,3 +124,18 @@ pub(crate) fn conv_transpose2d_train_backward<B: Backend>(
         bias: need.bias.then(|| bias_grad::<B>(dy)),
     }
 }
+
+/// The leaky ReLU's gradient with burn ops (any rank): `x < 0 ? slope·dy : dy`.
+pub(crate) fn leaky_relu_backward<B: Backend>(
+    x: FloatTensor<B>,
+    dy: FloatTensor<B>,
+    slope: f64,
+) -> FloatTensor<B> {
+    let x = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(x));
+    let dy = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(dy));
+    dy.clone()
+        .mul_scalar(slope)
+        .mask_where(x.greater_equal_elem(0.0), dy)
+        .into_primitive()
+        .tensor()
+}

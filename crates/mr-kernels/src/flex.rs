@@ -307,4 +307,29 @@ impl TrainOps for Flex {
             }
         }
     }
+
+    fn leaky_relu_train(x: FloatTensor<Self>, slope: f64) -> FloatTensor<Self> {
+        match host_f32::<1>(x.clone()) {
+            (Some(v), [n]) => prim(host::leaky_relu(&v, slope as f32), [n]),
+            _ => {
+                let t = Tensor::<Self, 1>::from_primitive(TensorPrimitive::Float(x));
+                burn::tensor::activation::leaky_relu(t, slope)
+                    .into_primitive()
+                    .tensor()
+            }
+        }
+    }
+
+    fn leaky_relu_train_backward(
+        x: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        slope: f64,
+    ) -> FloatTensor<Self> {
+        match (host_f32::<1>(x.clone()), host_f32::<1>(dy.clone())) {
+            ((Some(xv), [n]), (Some(dv), [m])) if n == m => {
+                prim(host::leaky_relu_backward(&xv, &dv, slope as f32), [n])
+            }
+            _ => fallback::leaky_relu_backward::<Self>(x, dy, slope),
+        }
+    }
 }

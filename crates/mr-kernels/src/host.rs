@@ -4,6 +4,8 @@
 //! Each `(n, c)` plane is a contiguous run of `hw` values, so every pass is a sequence of
 //! contiguous slices the compiler vectorizes; per-channel sums accumulate in f64.
 
+use rayon::prelude::*;
+
 /// Shape of an NCHW tensor as the kernels see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Nchw {
@@ -165,6 +167,37 @@ pub fn bn_backward(
         }
     }
     (dx, dgamma, dbeta)
+}
+
+/// Leaky ReLU on a slice: `x < 0 ? slope·x : x` (in parallel chunks of 64 Ki values).
+pub fn leaky_relu(x: &[f32], slope: f32) -> Vec<f32> {
+    let mut y = vec![0.0f32; x.len()];
+    y.par_chunks_mut(1 << 16)
+        .zip(x.par_chunks(1 << 16))
+        .for_each(|(y, x)| {
+            for (o, &v) in y.iter_mut().zip(x) {
+                *o = if v < 0.0 { v * slope } else { v };
+            }
+        });
+    y
+}
+
+/// Its gradient: `x < 0 ? slope·dy : dy`.
+pub fn leaky_relu_backward(x: &[f32], dy: &[f32], slope: f32) -> Vec<f32> {
+    assert_eq!(
+        x.len(),
+        dy.len(),
+        "leaky ReLU gradient: input and gradient sizes"
+    );
+    let mut dx = vec![0.0f32; x.len()];
+    dx.par_chunks_mut(1 << 16)
+        .zip(x.par_chunks(1 << 16).zip(dy.par_chunks(1 << 16)))
+        .for_each(|(dx, (x, dy))| {
+            for ((o, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
+                *o = if v < 0.0 { g * slope } else { g };
+            }
+        });
+    dx
 }
 
 #[cfg(test)]

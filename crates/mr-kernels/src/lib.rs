@@ -167,6 +167,25 @@ pub trait TrainOps: Backend {
         fallback::conv_transpose2d_train_backward::<Self>(x, weight, dy, options, need)
     }
 
+    /// Leaky ReLU of a flattened (1-D) tensor, `x < 0 ? slope·x : x` (burn's `leaky_relu`; on an
+    /// autodiff backend one graph node whose backward is [`TrainOps::leaky_relu_train_backward`]).
+    fn leaky_relu_train(x: FloatTensor<Self>, slope: f64) -> FloatTensor<Self> {
+        let t = Tensor::<Self, 1>::from_primitive(TensorPrimitive::Float(x));
+        burn::tensor::activation::leaky_relu(t, slope)
+            .into_primitive()
+            .tensor()
+    }
+
+    /// The gradient of [`TrainOps::leaky_relu_train`] (1-D `x` and `dy`): `x < 0 ? slope·dy : dy`
+    /// (burn's derivative: at `x = 0` the identity branch).
+    fn leaky_relu_train_backward(
+        x: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        slope: f64,
+    ) -> FloatTensor<Self> {
+        fallback::leaky_relu_backward::<Self>(x, dy, slope)
+    }
+
     /// The phase interleave of [`upsample2_conv2d`]: `ys` `[N, 4·C, H + 1, W + 1]` →
     /// `[N, C, 2H, 2W]`, `y[n, c, 2i + a, 2j + b] = ys[n, (2a + b)·C + c, i + a, j + b]`.
     fn phase_interleave(ys: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -258,6 +277,21 @@ pub fn conv2d<B: TrainOps>(
         bias.map(float),
         options,
     )))
+}
+
+/// Leaky ReLU through [`TrainOps::leaky_relu_train`] (one pass each way on `Flex`, one
+/// autodiff node); burn's `leaky_relu` (three ops each way) when [`reference_ops`] is on.
+pub fn leaky_relu<B: TrainOps, const D: usize>(x: Tensor<B, D>, slope: f64) -> Tensor<B, D> {
+    if reference_ops() {
+        return burn::tensor::activation::leaky_relu(x, slope);
+    }
+    let dims = x.dims();
+    let flat: Tensor<B, 1> = x.reshape([dims.iter().product::<usize>()]);
+    let y = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(B::leaky_relu_train(
+        float(flat),
+        slope,
+    )));
+    y.reshape(dims)
 }
 
 /// Transposed 2-D convolution through [`TrainOps::conv_transpose2d_train`]; burn's

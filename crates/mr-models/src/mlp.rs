@@ -9,7 +9,7 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::prelude::*;
-use burn::tensor::activation::{leaky_relu, relu};
+use burn::tensor::activation::relu;
 use mr_kernels::TrainOps;
 
 use crate::init::WeightInit;
@@ -108,7 +108,7 @@ impl<B: TrainOps> MlpDiscriminator<B> {
         let h = self
             .hidden
             .iter()
-            .fold(x, |h, l| leaky_relu(l.forward(h), 0.2));
+            .fold(x, |h, l| mr_kernels::leaky_relu(l.forward(h), 0.2));
         let [n, _] = h.dims();
         self.out.forward(h).reshape([n])
     }

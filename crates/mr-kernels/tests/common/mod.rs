@@ -1,4 +1,5 @@
 //! Helpers shared by the kernel tests.
+#![allow(dead_code)] // each test binary uses a subset of the helpers
 
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
