@@ -10,9 +10,14 @@
 //! same profile, much of it burn-flex re-laying out strided views): [`conv`] runs them as
 //! im2col + faer GEMM, forward and both backward products.
 //!
+//! The generators' nearest ×2 upsampling followed by a 3×3 convolution runs by output phases
+//! ([`upconv`]: one 2×2 convolution and an interleave, about half the multiply-adds, no
+//! upsampled tensor), and the critics' leaky ReLU is one op each way instead of three.
+//!
 //! [`TrainOps`] is the extension: a backend trait with the fused ops (training-mode batch norm,
 //! forward and its closed-form backward; convolution and transposed convolution, forward and
-//! the input/weight/bias gradients), following burn's pattern for custom kernels —
+//! the input/weight/bias gradients; leaky ReLU; the phase interleave), following burn's pattern
+//! for custom kernels —
 //! implemented
 //! - for burn's `Flex` CPU backend with the host kernels of [`host`] and [`conv`] (batch norm:
 //!   two passes over the data per direction, f64 accumulation; f32 convolutions with groups 1
