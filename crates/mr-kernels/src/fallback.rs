@@ -125,14 +125,20 @@ pub(crate) fn conv_transpose2d_train_backward<B: Backend>(
     }
 }
 
+/// The leaky ReLU with burn ops (1-D): burn's `leaky_relu`.
+pub(crate) fn leaky_relu<B: Backend>(x: FloatTensor<B>, slope: f64) -> FloatTensor<B> {
+    burn::tensor::activation::leaky_relu(t1::<B>(x), slope)
+        .into_primitive()
+        .tensor()
+}
+
 /// The leaky ReLU's gradient with burn ops (any rank): `x < 0 ? slope·dy : dy`.
 pub(crate) fn leaky_relu_backward<B: Backend>(
     x: FloatTensor<B>,
     dy: FloatTensor<B>,
     slope: f64,
 ) -> FloatTensor<B> {
-    let x = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(x));
-    let dy = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(dy));
+    let (x, dy) = (t1::<B>(x), t1::<B>(dy));
     dy.clone()
         .mul_scalar(slope)
         .mask_where(x.greater_equal_elem(0.0), dy)

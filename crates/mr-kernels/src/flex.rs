@@ -3,7 +3,7 @@
 use burn::backend::Flex;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor, ModuleOps};
 use burn::tensor::TensorMetadata;
-use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
+use burn::tensor::{DType, Tensor, TensorData};
 
 use crate::conv::{self, ConvGeom};
 use crate::host::{self, Nchw};
@@ -287,10 +287,7 @@ impl TrainOps for Flex {
             (Some(d @ [n, c, h, w]), Some(v)) => {
                 prim(upconv::interleave_host(&v, d), [n, c, 2 * h, 2 * w])
             }
-            _ => {
-                let t = Tensor::<Self, 4>::from_primitive(TensorPrimitive::Float(ys));
-                upconv::interleave_tensors(t).into_primitive().tensor()
-            }
+            _ => upconv::interleave_prim::<Self>(ys),
         }
     }
 
@@ -301,22 +298,14 @@ impl TrainOps for Flex {
             (Some(d @ [n, c, h, w]), Some(v)) => {
                 prim(upconv::deinterleave_host(&v, d), [n, 4 * c, h + 1, w + 1])
             }
-            _ => {
-                let t = Tensor::<Self, 4>::from_primitive(TensorPrimitive::Float(dy));
-                upconv::deinterleave_tensors(t).into_primitive().tensor()
-            }
+            _ => upconv::deinterleave_prim::<Self>(dy),
         }
     }
 
     fn leaky_relu_train(x: FloatTensor<Self>, slope: f64) -> FloatTensor<Self> {
         match host_f32::<1>(x.clone()) {
             (Some(v), [n]) => prim(host::leaky_relu(&v, slope as f32), [n]),
-            _ => {
-                let t = Tensor::<Self, 1>::from_primitive(TensorPrimitive::Float(x));
-                burn::tensor::activation::leaky_relu(t, slope)
-                    .into_primitive()
-                    .tensor()
-            }
+            _ => fallback::leaky_relu::<Self>(x, slope),
         }
     }
 

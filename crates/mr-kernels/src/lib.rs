@@ -175,10 +175,7 @@ pub trait TrainOps: Backend {
     /// Leaky ReLU of a flattened (1-D) tensor, `x < 0 ? slope·x : x` (burn's `leaky_relu`; on an
     /// autodiff backend one graph node whose backward is [`TrainOps::leaky_relu_train_backward`]).
     fn leaky_relu_train(x: FloatTensor<Self>, slope: f64) -> FloatTensor<Self> {
-        let t = Tensor::<Self, 1>::from_primitive(TensorPrimitive::Float(x));
-        burn::tensor::activation::leaky_relu(t, slope)
-            .into_primitive()
-            .tensor()
+        fallback::leaky_relu::<Self>(x, slope)
     }
 
     /// The gradient of [`TrainOps::leaky_relu_train`] (1-D `x` and `dy`): `x < 0 ? slope·dy : dy`
@@ -194,15 +191,13 @@ pub trait TrainOps: Backend {
     /// The phase interleave of [`upsample2_conv2d`]: `ys` `[N, 4·C, H + 1, W + 1]` →
     /// `[N, C, 2H, 2W]`, `y[n, c, 2i + a, 2j + b] = ys[n, (2a + b)·C + c, i + a, j + b]`.
     fn phase_interleave(ys: FloatTensor<Self>) -> FloatTensor<Self> {
-        let t = Tensor::<Self, 4>::from_primitive(TensorPrimitive::Float(ys));
-        upconv::interleave_tensors(t).into_primitive().tensor()
+        upconv::interleave_prim::<Self>(ys)
     }
 
     /// The adjoint of [`TrainOps::phase_interleave`]: `dy` `[N, C, 2H, 2W]` →
     /// `[N, 4·C, H + 1, W + 1]`, zero where no phase reads.
     fn phase_interleave_backward(dy: FloatTensor<Self>) -> FloatTensor<Self> {
-        let t = Tensor::<Self, 4>::from_primitive(TensorPrimitive::Float(dy));
-        upconv::deinterleave_tensors(t).into_primitive().tensor()
+        upconv::deinterleave_prim::<Self>(dy)
     }
 }
 

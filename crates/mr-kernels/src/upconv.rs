@@ -27,7 +27,7 @@
 
 use burn::prelude::*;
 use burn::tensor::module::interpolate;
-use burn::tensor::ops::{ConvOptions, InterpolateMode, InterpolateOptions};
+use burn::tensor::ops::{ConvOptions, FloatTensor, InterpolateMode, InterpolateOptions};
 use burn::tensor::{TensorData, TensorPrimitive};
 use rayon::prelude::*;
 
@@ -114,6 +114,18 @@ pub fn deinterleave_tensors<B: Backend>(dy: Tensor<B, 4>) -> Tensor<B, 4> {
         }
     }
     out
+}
+
+/// [`interleave_tensors`] on a backend primitive (the trait's default).
+pub(crate) fn interleave_prim<B: Backend>(ys: FloatTensor<B>) -> FloatTensor<B> {
+    let t = Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(ys));
+    interleave_tensors(t).into_primitive().tensor()
+}
+
+/// [`deinterleave_tensors`] on a backend primitive (the trait's default).
+pub(crate) fn deinterleave_prim<B: Backend>(dy: FloatTensor<B>) -> FloatTensor<B> {
+    let t = Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(dy));
+    deinterleave_tensors(t).into_primitive().tensor()
 }
 
 /// Host kernel of the interleave: `ys` `[n, 4c, h + 1, w + 1]` → `[n, c, 2h, 2w]`, one image

@@ -166,32 +166,27 @@ impl<B: TrainOps> Conv<B> {
     /// `[N, in, H, W] -> [N, out, H', W']` (mr-kernels' convolution: host kernels on the CPU
     /// backend, burn's op elsewhere).
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let opts = ConvOptions::new(
-            [self.stride, self.stride],
-            [self.padding, self.padding],
-            [1, 1],
-            1,
-        );
-        mr_kernels::conv2d(
-            x,
-            self.effective_weight(),
-            self.bias.as_ref().map(|b| b.val()),
-            opts,
-        )
+        let (w, b, opts) = self.operands();
+        mr_kernels::conv2d(x, w, b, opts)
     }
 
     /// `forward(upsample2(x))` (nearest ×2, then this convolution) without building the
     /// upsampled tensor where the geometry allows (3×3 stride 1 padding 1 by output phases,
     /// 1×1 by commuting; `mr_kernels::upsample2_conv2d`): `[N, in, H, W] -> [N, out, 2H, 2W]`.
     pub fn forward_upsampled(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let (w, b, opts) = self.operands();
+        mr_kernels::upsample2_conv2d(x, w, b, opts)
+    }
+
+    /// The (normalised) weight, the bias and the options of this layer's convolution.
+    fn operands(&self) -> (Tensor<B, 4>, Option<Tensor<B, 1>>, ConvOptions<2>) {
         let opts = ConvOptions::new(
             [self.stride, self.stride],
             [self.padding, self.padding],
             [1, 1],
             1,
         );
-        mr_kernels::upsample2_conv2d(
-            x,
+        (
             self.effective_weight(),
             self.bias.as_ref().map(|b| b.val()),
             opts,
