@@ -21,8 +21,7 @@
 //! Groups run in parallel (rayon), each GEMM single-threaded; the groups follow from the
 //! geometry alone, and the weight gradient accumulates them in fixed runs of consecutive
 //! groups (at most 4 partial sums, added in order), so no result depends on the number of
-//! threads (a seeded run stays bit-for-bit reproducible on
-//! any thread count).
+//! threads (a seeded run stays bit-for-bit reproducible on any thread count).
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};

@@ -132,7 +132,8 @@ pub(crate) fn leaky_relu<B: Backend>(x: FloatTensor<B>, slope: f64) -> FloatTens
         .tensor()
 }
 
-/// The leaky ReLU's gradient with burn ops (any rank): `x < 0 ? slope·dy : dy`.
+/// The leaky ReLU's gradient with burn ops (1-D): `x < 0 ? slope·dy : dy`, the same mask as
+/// burn's forward.
 pub(crate) fn leaky_relu_backward<B: Backend>(
     x: FloatTensor<B>,
     dy: FloatTensor<B>,
@@ -140,8 +141,7 @@ pub(crate) fn leaky_relu_backward<B: Backend>(
 ) -> FloatTensor<B> {
     let (x, dy) = (t1::<B>(x), t1::<B>(dy));
     dy.clone()
-        .mul_scalar(slope)
-        .mask_where(x.greater_equal_elem(0.0), dy)
+        .mask_where(x.lower_elem(0.0), dy.mul_scalar(slope))
         .into_primitive()
         .tensor()
 }

@@ -322,3 +322,30 @@ impl TrainOps for Flex {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The leaky ReLU's host kernels and the burn-op versions other backends run agree on every
+    /// value, including 0 (identity branch), negative zero and NaN (not `< 0`: identity).
+    #[test]
+    fn leaky_relu_host_kernels_equal_the_fallback() {
+        let x: Vec<f32> = vec![-2.0, -0.0, 0.0, 0.5, f32::NAN, -1e-30, 3.0];
+        let dy: Vec<f32> = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0];
+        let n = x.len();
+        let bits = |t: FloatTensor<Flex>| -> Vec<u32> {
+            host_f32::<1>(t).0.unwrap().iter().map(|v| v.to_bits()).collect()
+        };
+        let host_y = bits(prim(host::leaky_relu(&x, 0.2), [n]));
+        let burn_y = bits(fallback::leaky_relu::<Flex>(prim(x.clone(), [n]), 0.2));
+        assert_eq!(host_y, burn_y, "forward");
+        let host_dx = bits(prim(host::leaky_relu_backward(&x, &dy, 0.2), [n]));
+        let burn_dx = bits(fallback::leaky_relu_backward::<Flex>(
+            prim(x, [n]),
+            prim(dy, [n]),
+            0.2,
+        ));
+        assert_eq!(host_dx, burn_dx, "backward");
+    }
+}

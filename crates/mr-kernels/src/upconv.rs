@@ -21,9 +21,10 @@
 //! A 1×1 convolution (stride 1, no padding) commutes with the upsampling:
 //! `conv1x1(upsample2(x)) = upsample2(conv1x1(x))`, a quarter of the work.
 //!
-//! Everything here is burn tensor ops around [`crate::conv2d`], so it runs (and is
-//! differentiated) on every backend; results equal the upsample-then-convolve composition up to
-//! f32 rounding (the combined taps are sums), not bit for bit.
+//! The combined weights are burn tensor ops (differentiated by burn), the convolution is
+//! [`crate::conv2d`] and the interleave a [`TrainOps`] op, so the layer runs on every backend;
+//! results equal the upsample-then-convolve composition up to f32 rounding (the combined taps
+//! are sums), not bit for bit.
 
 use burn::prelude::*;
 use burn::tensor::module::interpolate;
@@ -54,12 +55,9 @@ pub fn upsample2_conv2d<B: TrainOps>(
 ) -> Tensor<B, 4> {
     let [_, _, kh, kw] = weight.dims();
     let plain = options.stride == [1, 1] && options.dilation == [1, 1] && options.groups == 1;
-    if crate::reference_ops() || !plain {
-        return crate::conv2d(upsample2(x), weight, bias, options);
-    }
-    match (kh, kw, options.padding) {
-        (1, 1, [0, 0]) => upsample2(crate::conv2d(x, weight, bias, options)),
-        (3, 3, [1, 1]) => by_phases(x, weight, bias),
+    match (plain && !crate::reference_ops(), kh, kw, options.padding) {
+        (true, 1, 1, [0, 0]) => upsample2(crate::conv2d(x, weight, bias, options)),
+        (true, 3, 3, [1, 1]) => by_phases(x, weight, bias),
         _ => crate::conv2d(upsample2(x), weight, bias, options),
     }
 }
