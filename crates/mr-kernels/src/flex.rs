@@ -335,7 +335,12 @@ mod tests {
         let dy: Vec<f32> = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0];
         let n = x.len();
         let bits = |t: FloatTensor<Flex>| -> Vec<u32> {
-            host_f32::<1>(t).0.unwrap().iter().map(|v| v.to_bits()).collect()
+            host_f32::<1>(t)
+                .0
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect()
         };
         let host_y = bits(prim(host::leaky_relu(&x, 0.2), [n]));
         let burn_y = bits(fallback::leaky_relu::<Flex>(prim(x.clone(), [n]), 0.2));
