@@ -161,13 +161,13 @@ fn read_python(
     for b in batches {
         let p = member_path(path, b);
         let bytes = members.remove(*b).unwrap_or_default();
-        let v = pickle::parse(&bytes, &p)?;
+        let v = pickle::parse(&bytes).map_err(|e| DataError::format(&p, e.to_string()))?;
+        let keys = || v.keys(v.root).join(", ");
+        let data_id = v
+            .dict_get(v.root, "data")
+            .ok_or_else(|| DataError::format(&p, format!("no 'data' key (keys: {})", keys())))?;
         let data = v
-            .get("data")
-            .ok_or_else(|| {
-                DataError::format(&p, format!("no 'data' key (keys: {})", v.keys().join(", ")))
-            })?
-            .as_ndarray()
+            .ndarray(data_id)
             .ok_or_else(|| DataError::format(&p, "'data' is not a NumPy array"))?;
         if data.dtype.trim_start_matches(['|', '<', '=']) != "u1" {
             return Err(DataError::format(
@@ -199,15 +199,15 @@ fn read_python(
             ));
         }
         let l = v
-            .get(label_key)
+            .dict_get(v.root, label_key)
             .ok_or_else(|| {
-                DataError::format(
-                    &p,
-                    format!("no '{label_key}' key (keys: {})", v.keys().join(", ")),
-                )
-            })?
-            .as_int_vec()
-            .ok_or_else(|| DataError::format(&p, format!("'{label_key}' is not a list of ints")))?;
+                DataError::format(&p, format!("no '{label_key}' key (keys: {})", keys()))
+            })
+            .and_then(|id| {
+                v.int_vec(id).ok_or_else(|| {
+                    DataError::format(&p, format!("'{label_key}' is not a list of ints"))
+                })
+            })?;
         if l.len() != n {
             return Err(DataError::CountMismatch {
                 path: p,
@@ -224,14 +224,14 @@ fn read_python(
     let names = match members.remove(meta) {
         Some(bytes) => {
             let p = member_path(path, meta);
-            let v = pickle::parse(&bytes, &p)?;
+            let v = pickle::parse(&bytes).map_err(|e| DataError::format(&p, e.to_string()))?;
             let key = match kind {
                 CifarKind::Cifar10 => "label_names",
                 CifarKind::Cifar100 { coarse: false } => "fine_label_names",
                 CifarKind::Cifar100 { coarse: true } => "coarse_label_names",
             };
-            v.get(key)
-                .and_then(|x| x.as_text_vec())
+            v.dict_get(v.root, key)
+                .and_then(|x| v.text_vec(x))
                 .ok_or_else(|| DataError::format(&p, format!("no list '{key}'")))?
         }
         None => default_names(kind, path)?,

@@ -156,20 +156,6 @@ fn list_dirs(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     Ok(dirs)
 }
 
-pub(crate) fn progress(n: usize, what: &str) -> indicatif::ProgressBar {
-    let pb = indicatif::ProgressBar::with_draw_target(
-        Some(n as u64),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{msg} {bar:30} {pos}/{len} [{elapsed_precise}, {per_sec}]",
-    ) {
-        pb.set_style(style);
-    }
-    pb.set_message(what.to_string());
-    pb
-}
-
 /// Decode `files` in parallel into one `[N, H, W, C]` buffer. Every image must match the first
 /// one's size and channels; the error names the first offending file (in list order).
 pub fn decode_files(files: &[PathBuf], what: &str) -> Result<(Vec<u8>, [usize; 4]), DataError> {
@@ -181,7 +167,7 @@ pub fn decode_files(files: &[PathBuf], what: &str) -> Result<(Vec<u8>, [usize; 4
     let (h, w, c) = (d0.height, d0.width, d0.channels);
     let size = h * w * c;
     let mut out = vec![0u8; size * files.len()];
-    let pb = progress(files.len(), what);
+    let pb = crate::progress::bar(files.len() as u64, what);
     let results: Vec<Result<(), DataError>> = files
         .par_iter()
         .zip(out.par_chunks_mut(size.max(1)))
@@ -208,6 +194,20 @@ pub fn decode_files(files: &[PathBuf], what: &str) -> Result<(Vec<u8>, [usize; 4
     pb.finish_and_clear();
     results.into_iter().collect::<Result<Vec<()>, _>>()?;
     Ok((out, [files.len(), h, w, c]))
+}
+
+/// Decode `files` (in that order, without labels) into one set; every image must have the first
+/// one's size and channels.
+pub fn read_files(files: &[PathBuf]) -> Result<ImageSet, DataError> {
+    let first = files
+        .first()
+        .ok_or_else(|| DataError::Invalid("no image files given".into()))?;
+    let (pixels, shape) = decode_files(files, "decoding images")?;
+    let source = match files.len() {
+        1 => first.display().to_string(),
+        n => format!("{} and {} more", first.display(), n - 1),
+    };
+    ImageSet::new(pixels, shape, None, Vec::new(), source)
 }
 
 /// Read a flat folder of images, in sorted file-name order, without labels.

@@ -169,6 +169,14 @@ impl ImageSet {
         hex(&h.finalize())
     }
 
+    /// sha256 (lowercase hex) of the pixels and their shape only — what an embedder's features
+    /// depend on, so the feature cache's key (see [`pixel_hash`]). Labels and names are not
+    /// hashed: relabelling a set reuses its features.
+    pub fn pixel_hash(&self) -> String {
+        let [n, h, w, c] = self.shape();
+        pixel_hash(&self.pixels, n, h, w, c)
+    }
+
     /// The images at `indices`, in that order (labels and names kept).
     pub fn select(&self, indices: &[usize]) -> ImageSet {
         let s = self.image_size();
@@ -325,6 +333,21 @@ pub fn sample_indices(n: usize, k: usize, seed: u64) -> Vec<usize> {
     }
     perm.truncate(k.min(n));
     perm
+}
+
+/// sha256 (lowercase hex) of `[n, h, w, c]` uint8 pixels: the text `u8-nhwc-rgb:{n}x{h}x{w}x3\n`
+/// (RGB; other channel counts write theirs, with the tag `u8-nhwc:`), then the bytes. The key of
+/// every feature-cache file since the cache was introduced, so caches stay valid.
+pub fn pixel_hash(pixels: &[u8], n: usize, h: usize, w: usize, c: usize) -> String {
+    let mut hasher = Sha256::new();
+    let head = if c == 3 {
+        format!("u8-nhwc-rgb:{n}x{h}x{w}x3\n")
+    } else {
+        format!("u8-nhwc:{n}x{h}x{w}x{c}\n")
+    };
+    hasher.update(head.as_bytes());
+    hasher.update(pixels);
+    hex(&hasher.finalize())
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {

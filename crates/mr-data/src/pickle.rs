@@ -1,51 +1,75 @@
-//! A minimal, safe reader for the Python pickles that hold the CIFAR "python version" batches.
+//! The one pickle reader of the workspace: a small, safe interpreter for Python's pickle protocol
+//! (0–4) as it occurs in the files this toolkit reads — the CIFAR "python version" batches
+//! (protocol 2, written by Python 2's cPickle: `str` as `BINSTRING`, labels as `BININT1` lists,
+//! NumPy arrays via `numpy.core.multiarray._reconstruct`) and `data.pkl` of torch's archives
+//! (TorchScript module trees and `state_dict`s, read by [`crate::torch_archive`]). It never imports
+//! or calls anything: globals stay names, and `REDUCE`/`NEWOBJ`/`BUILD` produce inert nodes that
+//! the callers interpret ([`Pickle::ndarray`], [`Pickle::bytes`], the torch walker).
 //!
-//! The pickle is *interpreted into a value tree*, never executed: `GLOBAL`/`REDUCE`/`BUILD`
-//! become [`Value::Global`], [`Value::Call`] and [`Value::Build`] nodes, and only two shapes are
-//! understood afterwards — a NumPy array (`numpy.core.multiarray._reconstruct` + `BUILD` state,
-//! see [`Value::as_ndarray`]) and Python 3's protocol-2 encoding of `bytes`
-//! (`_codecs.encode(s, 'latin1')`). Protocols 0–4 are read (the CIFAR batches are protocol 2,
-//! written by Python 2's cPickle: `str` objects as `BINSTRING`, labels as lists of `BININT1`).
+//! Values live in an arena so that containers memoised before being filled (`EMPTY_DICT`,
+//! `BINPUT`, …, `SETITEMS`) are seen filled through every reference, as in Python.
 //!
-//! Limitation: the memo stores a snapshot, so a back-reference (`BINGET`) to a list or dict that
-//! was filled after being memoized sees it empty. The CIFAR files have no such references.
+//! Why not a crate: `serde-pickle` (the maintained one) evaluates only a fixed set of globals and
+//! has no persistent ids, so it can represent neither NumPy arrays nor torch's storages.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::path::Path;
+use std::fmt;
 
-use crate::error::DataError;
+/// Index of a value in the [`Pickle`] arena.
+pub type Id = usize;
 
-/// A value decoded from a pickle.
+/// One unpickled value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     None,
     Bool(bool),
     Int(i64),
+    /// An integer wider than 64 bits (`LONG1`), little-endian two's complement bytes.
+    BigInt(Vec<u8>),
     Float(f64),
     /// A Python 3 `str` (unicode).
     Str(String),
     /// Python `bytes`, or a Python 2 `str` (what `encoding='bytes'` loads it as).
     Bytes(Vec<u8>),
-    List(Vec<Value>),
-    Tuple(Vec<Value>),
-    Dict(Vec<(Value, Value)>),
+    Tuple(Vec<Id>),
+    List(Vec<Id>),
+    /// Key/value pairs in insertion order (also used for `collections.OrderedDict()`).
+    Dict(Vec<(Id, Id)>),
+    /// `module.name`, never resolved.
     Global {
         module: String,
         name: String,
     },
-    /// `func(*args)` (REDUCE / NEWOBJ), not evaluated.
+    /// `cls.__new__(cls, *args)` (`NEWOBJ`) with the state later set by `BUILD`.
+    Object {
+        class: Id,
+        args: Id,
+        state: Option<Id>,
+    },
+    /// `callable(*args)` (`REDUCE`), with a `BUILD` state if any.
     Call {
-        func: Box<Value>,
-        args: Box<Value>,
+        callable: Id,
+        args: Id,
+        state: Option<Id>,
     },
-    /// `obj.__setstate__(state)` (BUILD), not evaluated.
-    Build {
-        obj: Box<Value>,
-        state: Box<Value>,
-    },
+    /// A persistent id (`BINPERSID`): torch's storage reference tuple.
+    PersId(Id),
 }
 
-/// A NumPy array found in a pickle: its shape, dtype string (e.g. `u1`, `<i8`) and raw bytes.
+/// Why a pickle could not be read (the message names the byte offset).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PickleError(pub String);
+
+impl fmt::Display for PickleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PickleError {}
+
+/// A NumPy array found in a pickle: its shape, dtype string (e.g. `|u1`, `<i8`) and raw bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PickledArray {
     pub shape: Vec<usize>,
@@ -54,73 +78,137 @@ pub struct PickledArray {
     pub data: Vec<u8>,
 }
 
-impl Value {
-    /// Text of a `str` or `bytes` value (bytes as Latin-1), for dict keys and names.
-    pub fn as_text(&self) -> Option<String> {
-        match self {
-            Value::Str(s) => Some(s.clone()),
-            Value::Bytes(b) => Some(b.iter().map(|&c| c as char).collect()),
+/// The unpickled arena and its root.
+#[derive(Debug, Clone)]
+pub struct Pickle {
+    values: Vec<Value>,
+    /// The value returned by `STOP`.
+    pub root: Id,
+}
+
+impl Pickle {
+    /// The value with id `id`.
+    pub fn get(&self, id: Id) -> &Value {
+        &self.values[id]
+    }
+
+    /// `(module, name)` if `id` is a global.
+    pub fn global(&self, id: Id) -> Option<(&str, &str)> {
+        match self.get(id) {
+            Value::Global { module, name } => Some((module, name)),
             _ => None,
         }
     }
 
-    /// Look up `key` in a dict whose keys are `str` or `bytes`.
-    pub fn get(&self, key: &str) -> Option<&Value> {
-        match self {
-            Value::Dict(items) => items
-                .iter()
-                .find(|(k, _)| k.as_text().as_deref() == Some(key))
-                .map(|(_, v)| v),
+    /// The items of a tuple or list.
+    pub fn seq(&self, id: Id) -> Option<&[Id]> {
+        match self.get(id) {
+            Value::Tuple(v) | Value::List(v) => Some(v),
             _ => None,
         }
+    }
+
+    /// An integer (bools count as 0/1).
+    pub fn int(&self, id: Id) -> Option<i64> {
+        match self.get(id) {
+            Value::Int(i) => Some(*i),
+            Value::Bool(b) => Some(i64::from(*b)),
+            _ => None,
+        }
+    }
+
+    /// A (Python 3) string.
+    pub fn str(&self, id: Id) -> Option<&str> {
+        match self.get(id) {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// A sequence of integers (a tuple or list of ints).
+    pub fn ints(&self, id: Id) -> Option<Vec<i64>> {
+        self.seq(id)?.iter().map(|&i| self.int(i)).collect()
+    }
+
+    /// Text of a `str` or `bytes` value (bytes as Latin-1, including Python 3's protocol-2
+    /// encoding of bytes), for dict keys and names.
+    pub fn text(&self, id: Id) -> Option<String> {
+        match self.get(id) {
+            Value::Str(s) => Some(s.clone()),
+            _ => Some(self.bytes(id)?.iter().map(|&c| char::from(c)).collect()),
+        }
+    }
+
+    /// The bytes of a `bytes` value, of Python 3's protocol-2 encoding of bytes
+    /// (`_codecs.encode(s, 'latin1')`), or of a `str` whose characters are all below 256.
+    pub fn bytes(&self, id: Id) -> Option<Cow<'_, [u8]>> {
+        let latin1 = |s: &str| -> Option<Vec<u8>> {
+            s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect()
+        };
+        match self.get(id) {
+            Value::Bytes(b) => Some(Cow::Borrowed(b)),
+            Value::Str(s) => latin1(s).map(Cow::Owned),
+            Value::Call { callable, args, .. } => {
+                if self.global(*callable) != Some(("_codecs", "encode")) {
+                    return None;
+                }
+                let a = self.seq(*args)?;
+                latin1(self.str(*a.first()?)?).map(Cow::Owned)
+            }
+            _ => None,
+        }
+    }
+
+    /// The key/value pairs of a dict.
+    pub fn dict(&self, id: Id) -> Option<&[(Id, Id)]> {
+        match self.get(id) {
+            Value::Dict(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The value of `key` in a dict whose keys are `str` or `bytes`.
+    pub fn dict_get(&self, id: Id, key: &str) -> Option<Id> {
+        self.dict(id)?
+            .iter()
+            .find(|(k, _)| self.text(*k).as_deref() == Some(key))
+            .map(|&(_, v)| v)
     }
 
     /// Keys of a dict (as text), for error messages.
-    pub fn keys(&self) -> Vec<String> {
-        match self {
-            Value::Dict(items) => items.iter().filter_map(|(k, _)| k.as_text()).collect(),
-            _ => Vec::new(),
-        }
+    pub fn keys(&self, id: Id) -> Vec<String> {
+        self.dict(id)
+            .map(|d| d.iter().filter_map(|&(k, _)| self.text(k)).collect())
+            .unwrap_or_default()
     }
 
     /// A NumPy array pickled by `ndarray.__reduce__`: `_reconstruct(ndarray, (0,), b'b')` then
     /// `BUILD` with state `(version, shape, dtype, is_fortran, rawdata)`.
-    pub fn as_ndarray(&self) -> Option<PickledArray> {
-        let Value::Build { obj, state } = self else {
+    pub fn ndarray(&self, id: Id) -> Option<PickledArray> {
+        let Value::Call {
+            callable,
+            state: Some(state),
+            ..
+        } = self.get(id)
+        else {
             return None;
         };
-        let Value::Call { func, .. } = obj.as_ref() else {
-            return None;
-        };
-        let Value::Global { module, name } = func.as_ref() else {
-            return None;
-        };
+        let (module, name) = self.global(*callable)?;
         if !(module.starts_with("numpy") && name == "_reconstruct") {
             return None;
         }
-        let Value::Tuple(st) = state.as_ref() else {
-            return None;
-        };
-        if st.len() != 5 {
-            return None;
-        }
-        let shape = match &st[1] {
-            Value::Tuple(dims) => dims
-                .iter()
-                .map(|d| match d {
-                    Value::Int(x) if *x >= 0 => Some(*x as usize),
-                    _ => None,
-                })
-                .collect::<Option<Vec<_>>>()?,
+        let st = match self.get(*state) {
+            Value::Tuple(st) if st.len() == 5 => st,
             _ => return None,
         };
-        let dtype = dtype_string(&st[2])?;
-        let fortran = matches!(st[3], Value::Bool(true) | Value::Int(1));
-        let data = match &st[4] {
-            Value::Bytes(b) => b.clone(),
-            Value::Str(s) => s.chars().map(|c| c as u32 as u8).collect(),
-            _ => return None,
-        };
+        let shape = self
+            .ints(st[1])?
+            .into_iter()
+            .map(|d| usize::try_from(d).ok())
+            .collect::<Option<Vec<_>>>()?;
+        let dtype = self.dtype(st[2])?;
+        let fortran = self.int(st[3]) == Some(1);
+        let data = self.bytes(st[4])?.into_owned();
         Some(PickledArray {
             shape,
             dtype,
@@ -129,240 +217,196 @@ impl Value {
         })
     }
 
-    /// Integers of a list/tuple of ints, or of a 1-d integer NumPy array.
-    pub fn as_int_vec(&self) -> Option<Vec<i64>> {
-        match self {
-            Value::List(v) | Value::Tuple(v) => v
-                .iter()
-                .map(|x| match x {
-                    Value::Int(i) => Some(*i),
-                    Value::Bool(b) => Some(*b as i64),
-                    _ => None,
-                })
-                .collect(),
-            _ => {
-                let a = self.as_ndarray()?;
-                let code = a.dtype.trim_start_matches(['<', '|', '=']);
-                match code {
-                    "u1" => Some(a.data.iter().map(|&x| x as i64).collect()),
-                    "i1" => Some(a.data.iter().map(|&x| x as i8 as i64).collect()),
-                    "i4" => Some(
-                        a.data
-                            .chunks_exact(4)
-                            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
-                            .collect(),
-                    ),
-                    "i8" => Some(
-                        a.data
-                            .chunks_exact(8)
-                            .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-                            .collect(),
-                    ),
-                    _ => None,
-                }
-            }
+    /// `numpy.dtype('u1', False, True)` + BUILD state `(3, '|', ...)` → `"|u1"`.
+    fn dtype(&self, id: Id) -> Option<String> {
+        let Value::Call {
+            callable,
+            args,
+            state,
+        } = self.get(id)
+        else {
+            return None;
+        };
+        if self.global(*callable)?.1 != "dtype" {
+            return None;
         }
+        let code = self.text(*self.seq(*args)?.first()?)?;
+        let order = state
+            .and_then(|s| self.seq(s).and_then(|s| s.get(1).copied()))
+            .and_then(|o| self.text(o))
+            .unwrap_or_default();
+        Some(format!("{order}{code}"))
     }
 
-    /// Strings of a list of `str`/`bytes`.
-    pub fn as_text_vec(&self) -> Option<Vec<String>> {
-        match self {
-            Value::List(v) | Value::Tuple(v) => v.iter().map(|x| x.as_text()).collect(),
+    /// Integers of a list/tuple of ints, or of a 1-d integer NumPy array.
+    pub fn int_vec(&self, id: Id) -> Option<Vec<i64>> {
+        if let Some(v) = self.ints(id) {
+            return Some(v);
+        }
+        let a = self.ndarray(id)?;
+        if a.shape.len() != 1 {
+            return None;
+        }
+        let d = &a.data;
+        match a.dtype.trim_start_matches(['<', '|', '=']) {
+            "u1" => Some(d.iter().map(|&x| i64::from(x)).collect()),
+            "i1" => Some(d.iter().map(|&x| i64::from(x as i8)).collect()),
+            "i4" => Some(
+                d.chunks_exact(4)
+                    .map(|c| i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                    .collect(),
+            ),
+            "i8" => Some(
+                d.chunks_exact(8)
+                    .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                    .collect(),
+            ),
             _ => None,
         }
     }
-}
 
-/// `numpy.dtype('u1', False, True)` + BUILD state `(3, '|', ...)` → `"|u1"`-like text.
-fn dtype_string(v: &Value) -> Option<String> {
-    let (call, state) = match v {
-        Value::Build { obj, state } => (obj.as_ref(), Some(state.as_ref())),
-        other => (other, None),
-    };
-    let Value::Call { func, args } = call else {
-        return None;
-    };
-    let Value::Global { name, .. } = func.as_ref() else {
-        return None;
-    };
-    if name != "dtype" {
-        return None;
+    /// Strings of a list or tuple of `str`/`bytes`.
+    pub fn text_vec(&self, id: Id) -> Option<Vec<String>> {
+        self.seq(id)?.iter().map(|&i| self.text(i)).collect()
     }
-    let Value::Tuple(a) = args.as_ref() else {
-        return None;
-    };
-    let code = a.first()?.as_text()?;
-    let order = match state {
-        Some(Value::Tuple(s)) if s.len() > 1 => s[1].as_text().unwrap_or_default(),
-        _ => String::new(),
-    };
-    Some(format!("{order}{code}"))
+
+    /// Short human-readable description of a value, for error messages.
+    pub fn describe(&self, id: Id) -> String {
+        match self.get(id) {
+            Value::Global { module, name } => format!("global {module}.{name}"),
+            Value::Object { class, .. } => format!("object of {}", self.describe(*class)),
+            Value::Call { callable, .. } => format!("call of {}", self.describe(*callable)),
+            other => {
+                let s = format!("{other:?}");
+                s.chars().take(60).collect()
+            }
+        }
+    }
 }
 
 struct Reader<'a> {
-    bytes: &'a [u8],
+    buf: &'a [u8],
     pos: usize,
-    path: &'a Path,
 }
 
 impl<'a> Reader<'a> {
-    fn err(&self, reason: impl Into<String>) -> DataError {
-        DataError::format(
-            self.path,
-            format!("pickle at byte {}: {}", self.pos, reason.into()),
-        )
+    fn err(&self, msg: impl fmt::Display) -> PickleError {
+        PickleError(format!("pickle at byte {}: {msg}", self.pos))
     }
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DataError> {
-        if self.bytes.len() - self.pos < n {
-            return Err(self.err(format!(
-                "truncated: needs {n} more bytes, {} left",
-                self.bytes.len() - self.pos
-            )));
+    fn take(&mut self, n: usize) -> Result<&'a [u8], PickleError> {
+        let left = self.buf.len() - self.pos;
+        if n > left {
+            return Err(self.err(format!("truncated: needs {n} more bytes, {left} left")));
         }
-        let s = &self.bytes[self.pos..self.pos + n];
+        let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
         Ok(s)
     }
-    fn u8(&mut self) -> Result<u8, DataError> {
+    fn u8(&mut self) -> Result<u8, PickleError> {
         Ok(self.take(1)?[0])
     }
-    fn u16(&mut self) -> Result<u16, DataError> {
+    fn u16(&mut self) -> Result<u16, PickleError> {
         let b = self.take(2)?;
         Ok(u16::from_le_bytes([b[0], b[1]]))
     }
-    fn u32(&mut self) -> Result<u32, DataError> {
+    fn u32(&mut self) -> Result<u32, PickleError> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
-    fn u64(&mut self) -> Result<u64, DataError> {
+    fn u64(&mut self) -> Result<u64, PickleError> {
         let b = self.take(8)?;
-        Ok(u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+        Ok(u64::from_le_bytes([
+            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+        ]))
     }
-    fn line(&mut self) -> Result<&'a str, DataError> {
-        let rest = &self.bytes[self.pos..];
+    /// A length that must fit in what is left of the input.
+    fn len64(&mut self, n: u64) -> Result<usize, PickleError> {
+        usize::try_from(n)
+            .ok()
+            .filter(|&n| n <= self.buf.len() - self.pos)
+            .ok_or_else(|| self.err(format!("truncated: length {n} exceeds the input")))
+    }
+    fn line(&mut self) -> Result<&'a str, PickleError> {
+        let rest = &self.buf[self.pos..];
         let end = rest
             .iter()
             .position(|&c| c == b'\n')
             .ok_or_else(|| self.err("truncated: unterminated text line"))?;
+        let s =
+            std::str::from_utf8(&rest[..end]).map_err(|_| self.err("text line is not UTF-8"))?;
         self.pos += end + 1;
-        std::str::from_utf8(&rest[..end]).map_err(|_| self.err("text line is not UTF-8"))
+        Ok(s)
+    }
+    fn utf8(&mut self, n: usize) -> Result<String, PickleError> {
+        let b = self.take(n)?;
+        String::from_utf8(b.to_vec()).map_err(|_| self.err("string is not UTF-8"))
     }
 }
 
-enum Slot {
-    Mark,
-    V(Value),
+/// Unpickle `bytes` (which must hold one pickle; trailing bytes are ignored).
+pub fn parse(bytes: &[u8]) -> Result<Pickle, PickleError> {
+    parse_prefix(bytes).map(|(p, _)| p)
 }
 
-/// Decode a pickle into a [`Value`] tree. `path` names the file in errors.
-pub fn parse(bytes: &[u8], path: &Path) -> Result<Value, DataError> {
-    let mut r = Reader {
-        bytes,
-        pos: 0,
-        path,
-    };
-    let mut stack: Vec<Slot> = Vec::new();
-    let mut memo: HashMap<u64, Value> = HashMap::new();
+/// Unpickle the pickle at the start of `bytes`; also return how many bytes it took.
+pub fn parse_prefix(bytes: &[u8]) -> Result<(Pickle, usize), PickleError> {
+    let mut r = Reader { buf: bytes, pos: 0 };
+    let mut values: Vec<Value> = Vec::new();
+    let mut stack: Vec<Id> = Vec::new();
+    let mut marks: Vec<usize> = Vec::new();
+    let mut memo: HashMap<u64, Id> = HashMap::new();
 
-    fn pop(r: &Reader, stack: &mut Vec<Slot>) -> Result<Value, DataError> {
-        match stack.pop() {
-            Some(Slot::V(v)) => Ok(v),
-            Some(Slot::Mark) => Err(r.err("unexpected MARK on the stack")),
-            None => Err(r.err("stack underflow")),
-        }
+    fn push(values: &mut Vec<Value>, stack: &mut Vec<Id>, v: Value) {
+        values.push(v);
+        stack.push(values.len() - 1);
     }
-    fn pop_mark(r: &Reader, stack: &mut Vec<Slot>) -> Result<Vec<Value>, DataError> {
-        let at = stack
-            .iter()
-            .rposition(|s| matches!(s, Slot::Mark))
-            .ok_or_else(|| r.err("no MARK on the stack"))?;
-        let items = stack.split_off(at + 1);
-        stack.pop();
-        Ok(items
-            .into_iter()
-            .map(|s| match s {
-                Slot::V(v) => v,
-                Slot::Mark => Value::None,
-            })
-            .collect())
-    }
-    fn top<'s>(r: &Reader, stack: &'s mut [Slot]) -> Result<&'s mut Value, DataError> {
-        match stack.last_mut() {
-            Some(Slot::V(v)) => Ok(v),
-            _ => Err(r.err("expected a value on the stack")),
-        }
-    }
-    fn text_bytes(r: &mut Reader, n: usize, unicode: bool) -> Result<Value, DataError> {
-        let b = r.take(n)?;
-        if unicode {
-            Ok(Value::Str(
-                std::str::from_utf8(b)
-                    .map_err(|_| r.err("BINUNICODE is not UTF-8"))?
-                    .to_string(),
-            ))
-        } else {
-            Ok(Value::Bytes(b.to_vec()))
-        }
-    }
-    let len_check = |r: &Reader, n: u64| -> Result<usize, DataError> {
-        let left = (r.bytes.len() - r.pos) as u64;
-        if n > left {
-            Err(r.err(format!(
-                "truncated: a {n}-byte string with {left} bytes left"
-            )))
-        } else {
-            Ok(n as usize)
-        }
-    };
 
     loop {
         let op = r.u8()?;
+        // Stack helpers as closures would borrow `r`; these take it explicitly.
+        let pop =
+            |r: &Reader, stack: &mut Vec<Id>| stack.pop().ok_or_else(|| r.err("stack underflow"));
+        let top =
+            |r: &Reader, stack: &[Id]| stack.last().copied().ok_or_else(|| r.err("empty stack"));
+        let pop_mark = |r: &Reader, stack: &mut Vec<Id>, marks: &mut Vec<usize>| {
+            let m = marks.pop().ok_or_else(|| r.err("no MARK on the stack"))?;
+            if m > stack.len() {
+                return Err(r.err("corrupt MARK"));
+            }
+            Ok(stack.split_off(m))
+        };
         match op {
             0x80 => {
-                r.u8()?; // PROTO
+                let proto = r.u8()?;
+                if proto > 4 {
+                    return Err(r.err(format!("protocol {proto} not supported (max 4)")));
+                }
             }
             0x95 => {
-                r.u64()?; // FRAME
+                r.u64()?; // FRAME: length only
             }
             b'.' => {
-                return pop(&r, &mut stack);
+                let root = pop(&r, &mut stack)?;
+                return Ok((Pickle { values, root }, r.pos));
             }
-            b'(' => stack.push(Slot::Mark),
-            b'}' => stack.push(Slot::V(Value::Dict(Vec::new()))),
-            b']' => stack.push(Slot::V(Value::List(Vec::new()))),
-            b')' => stack.push(Slot::V(Value::Tuple(Vec::new()))),
-            b'N' => stack.push(Slot::V(Value::None)),
-            0x88 => stack.push(Slot::V(Value::Bool(true))),
-            0x89 => stack.push(Slot::V(Value::Bool(false))),
+            b'(' => marks.push(stack.len()),
+            b'N' => push(&mut values, &mut stack, Value::None),
+            0x88 => push(&mut values, &mut stack, Value::Bool(true)),
+            0x89 => push(&mut values, &mut stack, Value::Bool(false)),
             b'K' => {
-                let v = r.u8()? as i64;
-                stack.push(Slot::V(Value::Int(v)));
+                let v = r.u8()?;
+                push(&mut values, &mut stack, Value::Int(i64::from(v)));
             }
             b'M' => {
-                let v = r.u16()? as i64;
-                stack.push(Slot::V(Value::Int(v)));
+                let v = r.u16()?;
+                push(&mut values, &mut stack, Value::Int(i64::from(v)));
             }
             b'J' => {
-                let v = r.u32()? as i32 as i64;
-                stack.push(Slot::V(Value::Int(v)));
-            }
-            0x8a => {
-                // LONG1: n bytes, little-endian two's complement
-                let n = r.u8()? as usize;
-                let b = r.take(n)?;
-                if n > 8 {
-                    return Err(r.err(format!("integer of {n} bytes is too large")));
-                }
-                let mut v: i64 = 0;
-                for (i, &byte) in b.iter().enumerate() {
-                    v |= (byte as i64) << (8 * i);
-                }
-                if n > 0 && n < 8 && b[n - 1] & 0x80 != 0 {
-                    v -= 1i64 << (8 * n);
-                }
-                stack.push(Slot::V(Value::Int(v)));
+                let v = r.u32()? as i32;
+                push(&mut values, &mut stack, Value::Int(i64::from(v)));
             }
             b'I' | b'L' => {
+                // INT / LONG as text (protocol 0); "00"/"01" are protocol 0's False/True.
                 let line = r.line()?.trim_end_matches('L');
                 let v = match line {
                     "00" => Value::Bool(false),
@@ -372,156 +416,211 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Value, DataError> {
                             .map_err(|_| r.err(format!("bad integer literal '{t}'")))?,
                     ),
                 };
-                stack.push(Slot::V(v));
+                push(&mut values, &mut stack, v);
+            }
+            0x8a => {
+                // LONG1: little-endian two's complement of n bytes.
+                let n = usize::from(r.u8()?);
+                let b = r.take(n)?;
+                if n > 8 {
+                    push(&mut values, &mut stack, Value::BigInt(b.to_vec()));
+                    continue;
+                }
+                let mut v: i64 = 0;
+                for (i, &x) in b.iter().enumerate() {
+                    v |= i64::from(x) << (8 * i);
+                }
+                if n > 0 && n < 8 && b[n - 1] & 0x80 != 0 {
+                    v -= 1i64 << (8 * n);
+                }
+                push(&mut values, &mut stack, Value::Int(v));
             }
             b'G' => {
                 let b = r.take(8)?;
-                let v = f64::from_be_bytes(b.try_into().unwrap_or([0; 8]));
-                stack.push(Slot::V(Value::Float(v)));
-            }
-            b'U' | b'C' => {
-                let n = r.u8()? as usize;
-                let v = text_bytes(&mut r, n, false)?;
-                stack.push(Slot::V(v));
-            }
-            b'T' | b'B' => {
-                let n = r.u32()? as u64;
-                let n = len_check(&r, n)?;
-                let v = text_bytes(&mut r, n, false)?;
-                stack.push(Slot::V(v));
-            }
-            0x8e => {
-                let n = r.u64()?;
-                let n = len_check(&r, n)?;
-                let v = text_bytes(&mut r, n, false)?;
-                stack.push(Slot::V(v));
-            }
-            0x8c => {
-                let n = r.u8()? as usize;
-                let v = text_bytes(&mut r, n, true)?;
-                stack.push(Slot::V(v));
+                let v = f64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+                push(&mut values, &mut stack, Value::Float(v));
             }
             b'X' => {
-                let n = r.u32()? as u64;
-                let n = len_check(&r, n)?;
-                let v = text_bytes(&mut r, n, true)?;
-                stack.push(Slot::V(v));
+                let n = u64::from(r.u32()?);
+                let n = r.len64(n)?;
+                let s = r.utf8(n)?;
+                push(&mut values, &mut stack, Value::Str(s));
+            }
+            0x8c => {
+                let n = usize::from(r.u8()?);
+                let s = r.utf8(n)?;
+                push(&mut values, &mut stack, Value::Str(s));
             }
             0x8d => {
                 let n = r.u64()?;
-                let n = len_check(&r, n)?;
-                let v = text_bytes(&mut r, n, true)?;
-                stack.push(Slot::V(v));
+                let n = r.len64(n)?;
+                let s = r.utf8(n)?;
+                push(&mut values, &mut stack, Value::Str(s));
+            }
+            b'U' | b'C' => {
+                let n = usize::from(r.u8()?);
+                let b = r.take(n)?.to_vec();
+                push(&mut values, &mut stack, Value::Bytes(b));
+            }
+            b'T' | b'B' => {
+                let n = u64::from(r.u32()?);
+                let n = r.len64(n)?;
+                let b = r.take(n)?.to_vec();
+                push(&mut values, &mut stack, Value::Bytes(b));
+            }
+            0x8e => {
+                let n = r.u64()?;
+                let n = r.len64(n)?;
+                let b = r.take(n)?.to_vec();
+                push(&mut values, &mut stack, Value::Bytes(b));
             }
             b'S' => {
-                // STRING: a quoted repr; only simple quoted text is supported
+                // STRING: a quoted repr; only simple quoted text is supported.
                 let line = r.line()?;
                 let t = line
                     .strip_prefix('\'')
                     .and_then(|s| s.strip_suffix('\''))
                     .or_else(|| line.strip_prefix('"').and_then(|s| s.strip_suffix('"')))
                     .ok_or_else(|| r.err("bad STRING literal"))?;
-                stack.push(Slot::V(Value::Bytes(t.as_bytes().to_vec())));
+                push(&mut values, &mut stack, Value::Bytes(t.as_bytes().to_vec()));
+            }
+            b')' => push(&mut values, &mut stack, Value::Tuple(Vec::new())),
+            b']' => push(&mut values, &mut stack, Value::List(Vec::new())),
+            b'}' => push(&mut values, &mut stack, Value::Dict(Vec::new())),
+            b't' => {
+                let items = pop_mark(&r, &mut stack, &mut marks)?;
+                push(&mut values, &mut stack, Value::Tuple(items));
+            }
+            b'l' => {
+                let items = pop_mark(&r, &mut stack, &mut marks)?;
+                push(&mut values, &mut stack, Value::List(items));
+            }
+            b'd' => {
+                let items = pop_mark(&r, &mut stack, &mut marks)?;
+                if items.len() % 2 != 0 {
+                    return Err(r.err("DICT with an odd number of items"));
+                }
+                let pairs = items.chunks(2).map(|c| (c[0], c[1])).collect();
+                push(&mut values, &mut stack, Value::Dict(pairs));
+            }
+            0x85..=0x87 => {
+                let n = usize::from(op - 0x84);
+                if stack.len() < n {
+                    return Err(r.err("stack underflow in TUPLEn"));
+                }
+                let items = stack.split_off(stack.len() - n);
+                push(&mut values, &mut stack, Value::Tuple(items));
             }
             b'q' | b'r' | 0x94 | b'p' => {
-                let key = match op {
-                    b'q' => r.u8()? as u64,
-                    b'r' => r.u32()? as u64,
+                let k = match op {
+                    b'q' => u64::from(r.u8()?),
+                    b'r' => u64::from(r.u32()?),
                     b'p' => r.line()?.parse().map_err(|_| r.err("bad PUT index"))?,
                     _ => memo.len() as u64,
                 };
-                let v = top(&r, &mut stack)?.clone();
-                memo.insert(key, v);
+                memo.insert(k, top(&r, &stack)?);
             }
             b'h' | b'j' | b'g' => {
-                let key = match op {
-                    b'h' => r.u8()? as u64,
-                    b'j' => r.u32()? as u64,
+                let k = match op {
+                    b'h' => u64::from(r.u8()?),
+                    b'j' => u64::from(r.u32()?),
                     _ => r.line()?.parse().map_err(|_| r.err("bad GET index"))?,
                 };
-                let v = memo
-                    .get(&key)
-                    .cloned()
-                    .ok_or_else(|| r.err(format!("memo key {key} not defined")))?;
-                stack.push(Slot::V(v));
+                let id = *memo
+                    .get(&k)
+                    .ok_or_else(|| r.err(format!("memo key {k} not defined")))?;
+                stack.push(id);
             }
             b'c' => {
                 let module = r.line()?.to_string();
                 let name = r.line()?.to_string();
-                stack.push(Slot::V(Value::Global { module, name }));
+                push(&mut values, &mut stack, Value::Global { module, name });
             }
             0x93 => {
-                let name = pop(&r, &mut stack)?
-                    .as_text()
-                    .ok_or_else(|| r.err("STACK_GLOBAL name is not text"))?;
-                let module = pop(&r, &mut stack)?
-                    .as_text()
-                    .ok_or_else(|| r.err("STACK_GLOBAL module is not text"))?;
-                stack.push(Slot::V(Value::Global { module, name }));
+                let name = pop(&r, &mut stack)?;
+                let module = pop(&r, &mut stack)?;
+                let (Value::Str(m), Value::Str(n)) = (&values[module], &values[name]) else {
+                    return Err(r.err("STACK_GLOBAL needs two strings"));
+                };
+                let v = Value::Global {
+                    module: m.clone(),
+                    name: n.clone(),
+                };
+                push(&mut values, &mut stack, v);
             }
-            b'R' | 0x81 => {
+            0x81 => {
                 let args = pop(&r, &mut stack)?;
-                let func = pop(&r, &mut stack)?;
-                stack.push(Slot::V(reduce(func, args)));
+                let class = pop(&r, &mut stack)?;
+                let v = Value::Object {
+                    class,
+                    args,
+                    state: None,
+                };
+                push(&mut values, &mut stack, v);
+            }
+            b'R' => {
+                let args = pop(&r, &mut stack)?;
+                let callable = pop(&r, &mut stack)?;
+                // `collections.OrderedDict()` is just an (ordered) dict for our purposes.
+                let is_odict = matches!(&values[callable],
+                    Value::Global { module, name } if module == "collections" && name == "OrderedDict");
+                let v = if is_odict {
+                    Value::Dict(Vec::new())
+                } else {
+                    Value::Call {
+                        callable,
+                        args,
+                        state: None,
+                    }
+                };
+                push(&mut values, &mut stack, v);
+            }
+            b'Q' => {
+                let pid = pop(&r, &mut stack)?;
+                push(&mut values, &mut stack, Value::PersId(pid));
             }
             b'b' => {
                 let state = pop(&r, &mut stack)?;
-                let obj = pop(&r, &mut stack)?;
-                stack.push(Slot::V(Value::Build {
-                    obj: Box::new(obj),
-                    state: Box::new(state),
-                }));
-            }
-            b't' => {
-                let items = pop_mark(&r, &mut stack)?;
-                stack.push(Slot::V(Value::Tuple(items)));
-            }
-            0x85..=0x87 => {
-                let n = (op - 0x84) as usize;
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(pop(&r, &mut stack)?);
-                }
-                items.reverse();
-                stack.push(Slot::V(Value::Tuple(items)));
-            }
-            b'l' => {
-                let items = pop_mark(&r, &mut stack)?;
-                stack.push(Slot::V(Value::List(items)));
-            }
-            b'd' => {
-                let items = pop_mark(&r, &mut stack)?;
-                let dict = pairs(&r, items)?;
-                stack.push(Slot::V(Value::Dict(dict)));
-            }
-            b'a' => {
-                let v = pop(&r, &mut stack)?;
-                match top(&r, &mut stack)? {
-                    Value::List(l) => l.push(v),
-                    _ => return Err(r.err("APPEND to a non-list")),
+                let target = top(&r, &stack)?;
+                match &mut values[target] {
+                    Value::Object { state: s, .. } | Value::Call { state: s, .. } => {
+                        *s = Some(state)
+                    }
+                    // `OrderedDict` rebuilt via REDUCE may get an (empty) BUILD state.
+                    Value::Dict(_) => {}
+                    other => {
+                        let what = format!("BUILD on {other:?}");
+                        return Err(r.err(what));
+                    }
                 }
             }
-            b'e' => {
-                let items = pop_mark(&r, &mut stack)?;
-                match top(&r, &mut stack)? {
+            b's' | b'u' => {
+                let items = if op == b's' {
+                    let v = pop(&r, &mut stack)?;
+                    let k = pop(&r, &mut stack)?;
+                    vec![k, v]
+                } else {
+                    pop_mark(&r, &mut stack, &mut marks)?
+                };
+                if items.len() % 2 != 0 {
+                    return Err(r.err("SETITEMS with an odd number of items"));
+                }
+                let target = top(&r, &stack)?;
+                match &mut values[target] {
+                    Value::Dict(d) => d.extend(items.chunks(2).map(|c| (c[0], c[1]))),
+                    _ => return Err(r.err("SETITEMS on a non-dict")),
+                }
+            }
+            b'a' | b'e' => {
+                let items = if op == b'a' {
+                    vec![pop(&r, &mut stack)?]
+                } else {
+                    pop_mark(&r, &mut stack, &mut marks)?
+                };
+                let target = top(&r, &stack)?;
+                match &mut values[target] {
                     Value::List(l) => l.extend(items),
                     _ => return Err(r.err("APPENDS to a non-list")),
-                }
-            }
-            b's' => {
-                let v = pop(&r, &mut stack)?;
-                let k = pop(&r, &mut stack)?;
-                match top(&r, &mut stack)? {
-                    Value::Dict(d) => d.push((k, v)),
-                    _ => return Err(r.err("SETITEM on a non-dict")),
-                }
-            }
-            b'u' => {
-                let items = pop_mark(&r, &mut stack)?;
-                let kv = pairs(&r, items)?;
-                match top(&r, &mut stack)? {
-                    Value::Dict(d) => d.extend(kv),
-                    _ => return Err(r.err("SETITEMS on a non-dict")),
                 }
             }
             other => {
@@ -529,34 +628,6 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Value, DataError> {
                 return Err(r.err(format!("unsupported or invalid opcode 0x{other:02x}")));
             }
         }
-    }
-}
-
-fn pairs(r: &Reader, items: Vec<Value>) -> Result<Vec<(Value, Value)>, DataError> {
-    if items.len() % 2 != 0 {
-        return Err(r.err("odd number of items for a dict"));
-    }
-    let mut out = Vec::with_capacity(items.len() / 2);
-    let mut it = items.into_iter();
-    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        out.push((k, v));
-    }
-    Ok(out)
-}
-
-/// REDUCE: keep the call unevaluated, except `_codecs.encode(s, 'latin1')`, which is how Python 3
-/// writes `bytes` at protocol 2.
-fn reduce(func: Value, args: Value) -> Value {
-    if let (Value::Global { module, name }, Value::Tuple(a)) = (&func, &args) {
-        if module == "_codecs" && name == "encode" && !a.is_empty() {
-            if let Value::Str(s) = &a[0] {
-                return Value::Bytes(s.chars().map(|c| c as u32 as u8).collect());
-            }
-        }
-    }
-    Value::Call {
-        func: Box::new(func),
-        args: Box::new(args),
     }
 }
 
@@ -690,19 +761,17 @@ pub(crate) mod tests {
         let data: Vec<u8> = (0..4 * 6).map(|x| x as u8).collect();
         p.u8_array(&[4, 6], &data);
         p.end_dict();
-        let v = parse(&p.out, Path::new("b")).unwrap();
-        assert_eq!(v.keys(), vec!["batch_label", "labels", "data"]);
-        assert_eq!(
-            v.get("labels").unwrap().as_int_vec().unwrap(),
-            vec![3, 8, 300, 70000]
-        );
-        let a = v.get("data").unwrap().as_ndarray().unwrap();
+        let v = parse(&p.out).unwrap();
+        assert_eq!(v.keys(v.root), vec!["batch_label", "labels", "data"]);
+        let labels = v.dict_get(v.root, "labels").unwrap();
+        assert_eq!(v.int_vec(labels).unwrap(), vec![3, 8, 300, 70000]);
+        let a = v.ndarray(v.dict_get(v.root, "data").unwrap()).unwrap();
         assert_eq!(a.shape, vec![4, 6]);
         assert_eq!(a.dtype, "|u1");
         assert_eq!(a.data, data);
         // every truncation is an error, never a panic
         for cut in 0..p.out.len() {
-            assert!(parse(&p.out[..cut], Path::new("b")).is_err(), "cut {cut}");
+            assert!(parse(&p.out[..cut]).is_err(), "cut {cut}");
         }
     }
 
@@ -716,11 +785,68 @@ pub(crate) mod tests {
             .step_by(2)
             .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
             .collect();
-        let v = parse(&bytes, Path::new("p3")).unwrap();
-        assert_eq!(v.get("labels").unwrap().as_int_vec().unwrap(), vec![1, 2]);
-        let a = v.get("data").unwrap().as_ndarray().unwrap();
+        let v = parse(&bytes).unwrap();
+        let labels = v.dict_get(v.root, "labels").unwrap();
+        assert_eq!(v.int_vec(labels).unwrap(), vec![1, 2]);
+        let a = v.ndarray(v.dict_get(v.root, "data").unwrap()).unwrap();
         assert_eq!(a.shape, vec![2, 3]);
         assert_eq!(a.data, vec![0, 1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn small_dict_with_memo_sharing() {
+        // Python: pickle.dumps({'a': [1, 2], 'b': (3, -4, 300)}, protocol=2) then a BINGET of the list.
+        // Hand-assembled: PROTO 2, EMPTY_DICT, BINPUT 0, MARK, 'a', EMPTY_LIST, BINPUT 1, MARK,
+        // K1, K2, APPENDS, 'b', K3, J -4, M 300, TUPLE3, SETITEMS, STOP.
+        let mut b = vec![0x80, 2, b'}', b'q', 0, b'('];
+        b.extend([
+            b'X', 1, 0, 0, 0, b'a', b']', b'q', 1, b'(', b'K', 1, b'K', 2, b'e',
+        ]);
+        b.extend([b'X', 1, 0, 0, 0, b'b', b'K', 3, b'J']);
+        b.extend((-4i32).to_le_bytes());
+        b.extend([b'M']);
+        b.extend(300u16.to_le_bytes());
+        b.extend([0x87, b'u', b'.']);
+        let p = parse(&b).unwrap();
+        let Value::Dict(d) = p.get(p.root) else {
+            panic!("not a dict")
+        };
+        assert_eq!(d.len(), 2);
+        assert_eq!(p.str(d[0].0), Some("a"));
+        assert_eq!(p.ints(d[0].1), Some(vec![1, 2]));
+        assert_eq!(p.ints(d[1].1), Some(vec![3, -4, 300]));
+    }
+
+    /// The old value-tree reader's limitation: a back-reference to a list memoised while empty
+    /// and filled afterwards must see it filled.
+    #[test]
+    fn memo_reference_sees_later_appends() {
+        // PROTO 2, EMPTY_DICT, BINPUT 0, MARK, 'a', EMPTY_LIST, BINPUT 1, MARK, K1, K2, APPENDS,
+        // 'b', BINGET 1, SETITEMS, STOP: {'a': l, 'b': l} with l = [1, 2].
+        let mut b = vec![0x80, 2, b'}', b'q', 0, b'('];
+        b.extend([
+            b'X', 1, 0, 0, 0, b'a', b']', b'q', 1, b'(', b'K', 1, b'K', 2, b'e',
+        ]);
+        b.extend([b'X', 1, 0, 0, 0, b'b', b'h', 1, b'u', b'.']);
+        let p = parse(&b).unwrap();
+        let second = p.dict_get(p.root, "b").unwrap();
+        assert_eq!(p.int_vec(second), Some(vec![1, 2]));
+        assert_eq!(p.keys(p.root), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn long1_is_signed() {
+        let b = [0x80, 2, 0x8a, 2, 0x00, 0xff, b'.'];
+        let p = parse(&b).unwrap();
+        assert_eq!(p.int(p.root), Some(-256));
+        let b = [0x80, 2, 0x8a, 1, 0x7f, b'.'];
+        assert_eq!(parse(&b).map(|p| p.int(p.root)), Ok(Some(127)));
+    }
+
+    #[test]
+    fn truncated_input_is_an_error() {
+        assert!(parse(&[0x80, 2, b'X', 9, 0]).is_err());
+        assert!(parse(&[0x80, 2, 0x42]).is_err() || parse(&[0x80, 2, 0xff]).is_err());
     }
 
     const PY3_P2: &str = include_str!("../tests/fixtures/py3_protocol2.hex");

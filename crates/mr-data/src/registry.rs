@@ -52,6 +52,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::cifar::{self, CifarKind, Split, CIFAR10_CLASSES};
+use crate::embedder::EmbedderName;
 use crate::error::DataError;
 use crate::folder;
 use crate::idx;
@@ -183,15 +184,6 @@ pub const DATASETS: &[DatasetName] = &[
     },
 ];
 
-/// Registered weight files: (name, path under the data root).
-pub const WEIGHTS: &[(&str, &str)] = &[
-    ("inception-fid", "weights/inception-fid/default_1.pt"),
-    (
-        "effnet-lite0",
-        "weights/effnet-lite0/efficientnet-lite0-57934424.pth",
-    ),
-];
-
 /// The workspace root this crate was compiled in (fallback for [`data_root`]).
 const COMPILE_WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
@@ -252,27 +244,37 @@ fn missing(what: &str, target: &str, root: &Path) -> DataError {
     }
 }
 
-/// Path of a fetched weight file, or an error with the `cargo xtask fetch` command.
+/// Path of a fetched weight file (`name` is an embedder whose weights are fetched, see
+/// [`EmbedderName::fetched`]), or an error with the `cargo xtask fetch` command.
 pub fn weight_file(name: &str, root: &Path) -> Result<PathBuf, DataError> {
-    let rel = WEIGHTS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, p)| *p)
+    let fetched = || {
+        EmbedderName::ALL
+            .into_iter()
+            .filter(|e| e.fetched())
+            .map(EmbedderName::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let e = name
+        .parse::<EmbedderName>()
+        .ok()
+        .filter(|e| e.fetched())
         .ok_or_else(|| {
             DataError::Invalid(format!(
                 "unknown weight file '{name}' (known: {})",
-                WEIGHTS
-                    .iter()
-                    .map(|(n, _)| *n)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                fetched()
             ))
         })?;
-    let p = root.join(rel);
+    let p = e.weights_path(root);
     if p.is_file() {
         Ok(p)
     } else {
-        Err(missing(&format!("weights '{name}' ({rel})"), name, root))
+        let rel = e.weights_rel();
+        Err(missing(
+            &format!("weights '{name}' ({})", rel.display()),
+            name,
+            root,
+        ))
     }
 }
 

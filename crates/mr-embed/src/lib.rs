@@ -29,12 +29,12 @@ pub use mr_kernels::infer as host;
 pub mod inception;
 pub mod layers;
 pub mod paths;
-pub mod pickle;
 pub mod pipeline;
 pub mod preprocess;
 pub mod small_cnn;
 pub mod store;
-pub mod torch_archive;
+/// Torch archives are read by `mr-data` (the workspace's one pickle and torch-archive reader).
+pub use mr_data::torch_archive;
 pub mod zoo;
 
 use burn::tensor::{backend::Backend, Tensor};

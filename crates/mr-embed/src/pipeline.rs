@@ -1,35 +1,18 @@
-//! Batched feature extraction with a progress bar, parallel image decoding, and an on-disk
-//! feature cache keyed by (image content hash, embedder id).
+//! Batched feature extraction with a progress bar and an on-disk feature cache keyed by (pixel
+//! hash, embedder id). [`embed_set`] is the one image→features path of the `mr-metrics` CLI,
+//! `mr-train`'s evaluation and its rejection test; images come from `mr-data` (one decoder for
+//! the workspace: [`mr_data::folder`], with its pinned JPEG decoder).
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
+use mr_data::ImageSet;
+
 use burn::tensor::{backend::Backend, Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressStyle};
 use mr_data::npy::{read_npy, write_npy, NpyArray, NpyData};
-use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 
 use crate::error::EmbedError;
 use crate::preprocess::u8_nhwc_to_f32_nchw;
 use crate::Embedder;
-
-/// `n` RGB images of `h`×`w` pixels, `[n, h, w, 3]` uint8 in C order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct U8Images {
-    pub data: Vec<u8>,
-    pub n: usize,
-    pub h: usize,
-    pub w: usize,
-}
-
-impl U8Images {
-    /// Check that `data` holds exactly `n·h·w·3` bytes.
-    pub fn new(data: Vec<u8>, n: usize, h: usize, w: usize) -> Result<Self, EmbedError> {
-        check_dims(&data, n, h, w)?;
-        Ok(Self { data, n, h, w })
-    }
-}
 
 fn check_dims(images: &[u8], n: usize, h: usize, w: usize) -> Result<(), EmbedError> {
     if h == 0 || w == 0 {
@@ -43,23 +26,6 @@ fn check_dims(images: &[u8], n: usize, h: usize, w: usize) -> Result<(), EmbedEr
         )));
     }
     Ok(())
-}
-
-/// A progress bar that draws only on a terminal; elsewhere the caller's log gets one line.
-pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
-    if std::io::stderr().is_terminal() {
-        let pb = ProgressBar::new(len);
-        if let Ok(style) = ProgressStyle::with_template(
-            "{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, eta {eta})",
-        ) {
-            pb.set_style(style);
-        }
-        pb.set_message(what.to_string());
-        pb
-    } else {
-        eprintln!("{what}: {len} images");
-        ProgressBar::hidden()
-    }
 }
 
 /// Embed `n` uint8 RGB images (`[n, h, w, 3]`) in batches of `batch`, returning `[n, D]` features
@@ -85,7 +51,11 @@ pub fn embed_u8_images<B: Backend, E: Embedder<B> + ?Sized>(
     let batch = batch.max(1);
     let d = embedder.feature_dim();
     let mut out = Vec::with_capacity(n * d);
-    let pb = progress_bar(n as u64, &format!("embedding with {}", embedder.id()));
+    let what = format!("embedding with {}", embedder.id());
+    let pb = mr_data::progress::bar(n as u64, &what);
+    if pb.is_hidden() {
+        eprintln!("{what}: {n} images");
+    }
     let per = h * w * 3;
     for start in (0..n).step_by(batch) {
         let m = batch.min(n - start);
@@ -110,16 +80,10 @@ pub fn embed_u8_images<B: Backend, E: Embedder<B> + ?Sized>(
     Ok(out)
 }
 
-/// Hex sha256 of the image block and its dimensions: the dataset part of a cache key.
+/// Hex sha256 of the image block and its dimensions: the dataset part of a cache key
+/// ([`mr_data::imageset::pixel_hash`], the same as [`ImageSet::pixel_hash`] of the set).
 pub fn content_hash(images: &[u8], n: usize, h: usize, w: usize) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(format!("u8-nhwc-rgb:{n}x{h}x{w}x3\n").as_bytes());
-    hasher.update(images);
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    mr_data::imageset::pixel_hash(images, n, h, w, 3)
 }
 
 /// The cache file for (images, embedder id): `<dir>/<sanitised id>/<content hash>.npy`.
@@ -177,59 +141,54 @@ pub fn embed_u8_images_cached<B: Backend, E: Embedder<B> + ?Sized>(
     Ok((feats, false))
 }
 
-/// Image files directly in `dir` or below it (png, jpg, jpeg, bmp), sorted by path.
-pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>, EmbedError> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let rd = std::fs::read_dir(&d).map_err(|e| EmbedError::io(&d, e))?;
-        for entry in rd {
-            let entry = entry.map_err(|e| EmbedError::io(&d, e))?;
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
-            {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+/// Where the features of [`embed_set`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheUse {
+    /// Read from the feature cache.
+    Hit,
+    /// Computed and written to the cache.
+    Miss,
+    /// Computed; no cache was given.
+    Off,
 }
 
-/// Decode one image file to RGB8: `(pixels [h, w, 3], h, w)`.
-pub fn decode_image(path: &Path) -> Result<(Vec<u8>, usize, usize), EmbedError> {
-    let img = image::open(path).map_err(|e| EmbedError::Image {
-        path: path.to_path_buf(),
-        msg: e.to_string(),
-    })?;
-    let rgb = img.to_rgb8();
-    let (w, h) = rgb.dimensions();
-    Ok((rgb.into_raw(), h as usize, w as usize))
+impl CacheUse {
+    /// `hit`, `miss` or `off`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheUse::Hit => "hit",
+            CacheUse::Miss => "miss",
+            CacheUse::Off => "off",
+        }
+    }
 }
 
-/// Decode image files in parallel into one `[n, h, w, 3]` block; all must have the same size.
-pub fn decode_images(paths: &[PathBuf]) -> Result<U8Images, EmbedError> {
-    let decoded: Vec<(Vec<u8>, usize, usize)> = paths
-        .par_iter()
-        .map(|p| decode_image(p))
-        .collect::<Result<_, _>>()?;
-    let Some((h, w)) = decoded.first().map(|(_, h, w)| (*h, *w)) else {
-        return Err(EmbedError::Input("no images to decode".into()));
-    };
-    let mut data = Vec::with_capacity(paths.len() * h * w * 3);
-    for (p, (px, ph, pw)) in paths.iter().zip(decoded) {
-        if (ph, pw) != (h, w) {
-            return Err(EmbedError::Input(format!(
-                "{}: image is {ph}x{pw}, the first one is {h}x{w}; all images must have one size",
-                p.display()
-            )));
-        }
-        data.extend_from_slice(&px);
+/// The features (`[n, embedder.feature_dim()]`, row-major) of the RGB image set `set`, embedded
+/// in batches of `batch` — through the feature cache under `cache` when given, keyed by the
+/// embedder's id and [`ImageSet::pixel_hash`].
+pub fn embed_set<B: Backend, E: Embedder<B> + ?Sized>(
+    embedder: &E,
+    set: &ImageSet,
+    batch: usize,
+    cache: Option<&Path>,
+    device: &B::Device,
+) -> Result<(Vec<f32>, CacheUse), EmbedError> {
+    let [n, h, w, c] = set.shape();
+    if c != 3 {
+        return Err(EmbedError::Input(format!(
+            "{}: {c}-channel images; the embedders take RGB",
+            set.source
+        )));
     }
-    U8Images::new(data, paths.len(), h, w)
+    match cache {
+        Some(dir) => {
+            let (f, hit) =
+                embed_u8_images_cached(embedder, &set.pixels, n, h, w, batch, device, dir)?;
+            Ok((f, if hit { CacheUse::Hit } else { CacheUse::Miss }))
+        }
+        None => Ok((
+            embed_u8_images(embedder, &set.pixels, n, h, w, batch, device)?,
+            CacheUse::Off,
+        )),
+    }
 }

@@ -36,6 +36,7 @@ use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder, Recor
 use burn::tensor::activation::relu;
 use burn::tensor::module::{conv2d, max_pool2d};
 use burn::tensor::ops::ConvOptions;
+use mr_data::EmbedderName;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -46,10 +47,10 @@ use crate::preprocess::{Preprocess, Resize, Scale};
 use crate::Embedder;
 
 /// Name of this embedder (the CIFAR-10 variant).
-pub const NAME: &str = "small-cnn";
+pub const NAME: &str = EmbedderName::SmallCnn.as_str();
 /// File name of the weights (in the crate's `weights/` folder, and of the data-root override
 /// `<root>/weights/small-cnn/<file>`).
-pub const WEIGHTS_FILE: &str = "small-cnn-cifar10.mpk";
+pub const WEIGHTS_FILE: &str = EmbedderName::SmallCnn.weights_file();
 /// The weights shipped in the crate (trained by `cargo xtask train-small-cnn`, seed 0).
 pub static BUNDLED_WEIGHTS: &[u8] = include_bytes!("../weights/small-cnn-cifar10.mpk");
 /// Tag of [`BUNDLED_WEIGHTS`]: training set and seed.
@@ -106,9 +107,9 @@ pub const CIFAR10: Variant = Variant {
 /// `small-cnn-mnist`: MNIST as 32×32 RGB (`mnist32-train`, all 60,000 digits), 64-d features —
 /// the learned digit space in which Meehan et al. evaluate C_T on MNIST.
 pub const MNIST: Variant = Variant {
-    name: "small-cnn-mnist",
+    name: EmbedderName::SmallCnnMnist.as_str(),
     widths: [16, 32, 64, 64],
-    weights_file: "small-cnn-mnist.mpk",
+    weights_file: EmbedderName::SmallCnnMnist.weights_file(),
     bundled: include_bytes!("../weights/small-cnn-mnist.mpk"),
     tag: "mnist-s0",
     train_set: "mnist32-train",
@@ -120,8 +121,8 @@ pub const MNIST: Variant = Variant {
 /// `small-cnn-fmnist`: Fashion-MNIST as 32×32 RGB (`fashion-mnist32-train`, all 60,000
 /// images), 64-d features, trained like `small-cnn-mnist`.
 pub const FASHION_MNIST: Variant = Variant {
-    name: "small-cnn-fmnist",
-    weights_file: "small-cnn-fmnist.mpk",
+    name: EmbedderName::SmallCnnFmnist.as_str(),
+    weights_file: EmbedderName::SmallCnnFmnist.weights_file(),
     bundled: include_bytes!("../weights/small-cnn-fmnist.mpk"),
     tag: "fashion-mnist-s0",
     train_set: "fashion-mnist32-train",

@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
+use mr_data::EmbedderName;
 
 use crate::error::EmbedError;
 use crate::inception;
@@ -17,27 +18,23 @@ use crate::paths::{fetch_hint, weight_file};
 use crate::small_cnn::{self, SmallCnnEmbedder};
 use crate::{EffNetLite0, Embedder, InceptionFid, Preprocess, Resize, Scale};
 
-/// Names accepted by [`load_embedder`] (every [`small_cnn::VARIANTS`] name among them).
-pub const EMBEDDERS: &[&str] = &[
-    "inception-fid",
-    "effnet-lite0",
-    "small-cnn",
-    "small-cnn-mnist",
-    "small-cnn-fmnist",
+/// Names accepted by [`load_embedder`]: [`EmbedderName::ALL`] (every [`small_cnn::VARIANTS`]
+/// name among them).
+pub const EMBEDDERS: [&str; 5] = [
+    EmbedderName::ALL[0].as_str(),
+    EmbedderName::ALL[1].as_str(),
+    EmbedderName::ALL[2].as_str(),
+    EmbedderName::ALL[3].as_str(),
+    EmbedderName::ALL[4].as_str(),
 ];
 
 /// The weight file of embedder `name` under data root `root` (for `small-cnn`, the optional
 /// override of the bundled weights).
 pub fn embedder_weights(name: &str, root: &Path) -> Result<PathBuf, EmbedError> {
-    let file = match name {
-        "inception-fid" => "default_1.pt",
-        "effnet-lite0" => "efficientnet-lite0-57934424.pth",
-        _ => match small_cnn::variant(name) {
-            Some(v) => v.weights_file,
-            None => return Err(EmbedError::UnknownEmbedder(name.to_string())),
-        },
-    };
-    Ok(weight_file(name, file, root))
+    let e: EmbedderName = name
+        .parse()
+        .map_err(|_| EmbedError::UnknownEmbedder(name.to_string()))?;
+    Ok(e.weights_path(root))
 }
 
 /// Loads embedder `name` with its default preprocessing, weights from data root `root`

@@ -9,7 +9,8 @@ use common::{cpu_path, max_abs_diff};
 
 use burn::backend::Flex;
 use burn::tensor::{Tensor, TensorData};
-use mr_embed::pipeline::{decode_images, embed_u8_images};
+use mr_data::folder::read_files;
+use mr_embed::pipeline::embed_u8_images;
 use mr_embed::{effnet, EffNetLite0, Embedder};
 
 type B = Flex;
@@ -45,7 +46,7 @@ fn effnet_lite0_matches_torch() {
             dir.join(name)
         })
         .collect();
-    let imgs = decode_images(&pngs).unwrap();
+    let imgs = read_files(&pngs).unwrap();
     let reference = mr_data::npy::read_npz(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/effnet_lite0_parity.npz"),
     )
@@ -56,7 +57,7 @@ fn effnet_lite0_matches_torch() {
     assert!(model.host_kernels());
     for model in [model.clone(), model.with_host_kernels(false)] {
         let path = cpu_path(model.host_kernels());
-        let feats = embed_u8_images(&model, &imgs.data, 4, 32, 32, 4, &device).unwrap();
+        let feats = embed_u8_images(&model, &imgs.pixels, 4, 32, 32, 4, &device).unwrap();
         let max_abs = max_abs_diff(&feats, &want);
         let logits = model.logits(Tensor::from_data(
             TensorData::new(feats.clone(), [4, 1280]),
@@ -104,8 +105,9 @@ fn effnet_lite0_classifies_foolbox_imagenet_samples() {
     for p in &jpgs {
         let name = p.file_stem().unwrap().to_string_lossy().to_string();
         let label: usize = name.rsplit('_').next().unwrap().parse().unwrap();
-        let img = decode_images(std::slice::from_ref(p)).unwrap();
-        let feats = embed_u8_images(&model, &img.data, 1, img.h, img.w, 1, &device).unwrap();
+        let img = read_files(std::slice::from_ref(p)).unwrap();
+        let feats =
+            embed_u8_images(&model, &img.pixels, 1, img.height, img.width, 1, &device).unwrap();
         let logits = model
             .logits(Tensor::from_data(
                 TensorData::new(feats, [1, 1280]),

@@ -18,7 +18,8 @@ mod common;
 use common::{cpu_path, max_abs_diff};
 
 use burn::backend::Flex;
-use mr_embed::pipeline::{decode_images, embed_u8_images};
+use mr_data::folder::read_files;
+use mr_embed::pipeline::embed_u8_images;
 use mr_embed::{inception, Embedder, InceptionFid};
 
 type B = Flex;
@@ -72,8 +73,8 @@ fn fid_helper_weights_match_torch_on_cifar10_fixture() {
         .collect();
     pngs.sort();
     assert_eq!(pngs.len(), 20);
-    let imgs = decode_images(&pngs).unwrap();
-    assert_eq!((imgs.h, imgs.w), (32, 32));
+    let imgs = read_files(&pngs).unwrap();
+    assert_eq!((imgs.height, imgs.width), (32, 32));
 
     let reference =
         mr_data::npy::read_npy(&dir.join("fid_inception_pool3_feats_torch_bilinear.npy")).unwrap();
@@ -86,8 +87,16 @@ fn fid_helper_weights_match_torch_on_cifar10_fixture() {
     for model in [model.clone(), model.with_host_kernels(false)] {
         let path = cpu_path(model.host_kernels());
         let t0 = std::time::Instant::now();
-        let feats =
-            embed_u8_images(&model, &imgs.data, imgs.n, imgs.h, imgs.w, 10, &device).unwrap();
+        let feats = embed_u8_images(
+            &model,
+            &imgs.pixels,
+            imgs.len,
+            imgs.height,
+            imgs.width,
+            10,
+            &device,
+        )
+        .unwrap();
         eprintln!("{path}: embedded 20 images in {:.2?}", t0.elapsed());
         let max_abs = max_abs_diff(&feats, &reference);
         let min_cos = feats
@@ -128,13 +137,13 @@ fn pytorch_fid_layout_loads_in_both_torch_formats() {
         .iter()
         .map(|f| dir.join(f))
         .collect();
-    let imgs = decode_images(&pngs).unwrap();
+    let imgs = read_files(&pngs).unwrap();
     let reference = InceptionFid::<B>::from_fid_helper(&wpath, &device).unwrap();
-    let want = embed_u8_images(&reference, &imgs.data, 3, 32, 32, 3, &device).unwrap();
+    let want = embed_u8_images(&reference, &imgs.pixels, 3, 32, 32, 3, &device).unwrap();
     for f in &files {
         let model = InceptionFid::<B>::from_pytorch_fid(f, &device).unwrap();
         assert_eq!(model.id(), "inception-fid+tf2015-ptfid+bilinear299-div128");
-        let got = embed_u8_images(&model, &imgs.data, 3, 32, 32, 3, &device).unwrap();
+        let got = embed_u8_images(&model, &imgs.pixels, 3, 32, 32, 3, &device).unwrap();
         let d = max_abs_diff(&got, &want);
         eprintln!("{}: max-abs vs default_1.pt {d:.2e}", f.display());
         assert!(d <= 1e-5, "{}: max-abs {d}", f.display());
