@@ -27,7 +27,8 @@ use std::time::Instant;
 use anyhow::{ensure, Context, Result};
 use burn::tensor::{Tensor, TensorData};
 use clap::Parser;
-use mr_embed::pipeline::{decode_images, embed_u8_images};
+use mr_data::folder::read_files;
+use mr_embed::pipeline::embed_u8_images;
 use mr_nn::{DeviceIndex, ExactIndex, Metric, NnIndex, View};
 use mr_train::{run, MrMode, Rejector, RunOptions, TauSpec, TrainConfig, Trainer};
 use serde_json::{json, Map, Value};
@@ -190,15 +191,15 @@ fn fixture_pngs(fixtures: &Path) -> Result<Vec<PathBuf>> {
 
 fn parity(root: &Path, fixtures: &Path, device: &Device) -> Result<Value> {
     let inception = mr_embed::load_embedder::<Inner>("inception-fid", root, device)?;
-    let imgs = decode_images(&fixture_pngs(fixtures)?)?;
+    let imgs = read_files(&fixture_pngs(fixtures)?)?;
     let t0 = Instant::now();
     let feats = embed_u8_images(
         inception.as_ref(),
-        &imgs.data,
-        imgs.n,
-        imgs.h,
-        imgs.w,
-        imgs.n,
+        &imgs.pixels,
+        imgs.len,
+        imgs.height,
+        imgs.width,
+        imgs.len,
         device,
     )?;
     let first_s = t0.elapsed().as_secs_f64();
@@ -216,11 +217,11 @@ fn parity(root: &Path, fixtures: &Path, device: &Device) -> Result<Value> {
     let ok = m <= 1e-3 && c >= 0.99999;
     eprintln!(
         "parity: {} images, max-abs {m:.2e}, min cosine {c:.7} ({})",
-        imgs.n,
+        imgs.len,
         if ok { "ok" } else { "FAILED" }
     );
     Ok(
-        json!({ "images": imgs.n, "max_abs": m, "min_cosine": c, "ok": ok,
+        json!({ "images": imgs.len, "max_abs": m, "min_cosine": c, "ok": ok,
                "embedder": inception.id(), "first_call_seconds": first_s }),
     )
 }
@@ -233,8 +234,8 @@ fn effnet(root: &Path, fixtures: &Path, npz: &Path, device: &Device) -> Result<V
     }
     let model = mr_embed::load_embedder::<Inner>("effnet-lite0", root, device)?;
     let pngs: Vec<PathBuf> = fixture_pngs(fixtures)?.into_iter().take(4).collect();
-    let imgs = decode_images(&pngs)?;
-    let feats = embed_u8_images(model.as_ref(), &imgs.data, 4, 32, 32, 4, device)?;
+    let imgs = read_files(&pngs)?;
+    let feats = embed_u8_images(model.as_ref(), &imgs.pixels, 4, 32, 32, 4, device)?;
     let want = mr_data::npy::read_npz(npz)?
         .remove("feats_lite")
         .context("no feats_lite in the effnet fixture")?
@@ -356,11 +357,7 @@ fn steps(root: &Path, spec: &str, quick: bool, device: &Device) -> Result<Value>
             let rejector = if with_mr {
                 Some(Rejector::<Inner>::new(
                     mr_embed::load_embedder::<Inner>("inception-fid", root, device)?,
-                    &train_set.pixels,
-                    train_set.len,
-                    32,
-                    32,
-                    None,
+                    &train_set,
                     cfg.mr.tau.rule()?,
                     250,
                     None,
@@ -426,13 +423,13 @@ fn smoke(a: &Args, root: &Path, out: &Path, device: &Device) -> Result<Value> {
         None
     } else {
         Some(mr_embed::load_embedder::<Inner>(
-            &cfg.mr.embedder,
+            cfg.mr.embedder.as_str(),
             root,
             device,
         )?)
     };
     let eval_embedder = Some(mr_embed::load_embedder::<Inner>(
-        &cfg.eval.embedder,
+        cfg.eval.embedder.as_str(),
         root,
         device,
     )?);

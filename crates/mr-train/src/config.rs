@@ -23,6 +23,7 @@
 use std::fmt;
 use std::path::Path;
 
+use mr_data::EmbedderName;
 use mr_models::{DcganConfig, DiffAugmentConfig, ModelConfig, Upsampling};
 use serde::{Deserialize, Serialize};
 
@@ -91,7 +92,7 @@ pub struct TrainSection {
     /// `hinge` or `ns` (non-saturating).
     pub loss: Loss,
     /// DiffAugment policy applied to D's inputs, e.g. `color,translation,cutout` (empty = off).
-    pub diffaug: String,
+    pub diffaug: DiffAugPolicy,
     /// Keep an EMA of G (used for evaluation and sampling).
     pub ema: bool,
     pub ema_decay: f64,
@@ -121,10 +122,60 @@ pub struct MrSection {
     /// candidate batch, `skip` leaves G untouched for that step (a rejected sample never trains
     /// G, as in the paper's unbounded rejection loop).
     pub exhausted: Exhausted,
-    /// Embedder of the rejection test (`small-cnn`, `inception-fid`, `effnet-lite0`).
-    pub embedder: String,
+    /// Embedder of the rejection test (`small-cnn`, `inception-fid`, `effnet-lite0`, …).
+    pub embedder: EmbedderName,
     /// Images per embedder forward when embedding the training set.
     pub embed_batch: usize,
+}
+
+/// A DiffAugment policy: a comma list of `color`, `translation`, `cutout` (empty = off),
+/// checked when the configuration is read. The text is kept as written, so a configuration
+/// serialises (and hashes into its resume key) exactly as before.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DiffAugPolicy(String);
+
+impl DiffAugPolicy {
+    /// The augmentation it turns on, `None` when off.
+    pub fn config(&self) -> Option<DiffAugmentConfig> {
+        if self.0.trim().is_empty() {
+            return None;
+        }
+        DiffAugmentConfig::from_policy(&self.0)
+    }
+
+    /// The policy as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for DiffAugPolicy {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        if text.trim().is_empty() || DiffAugmentConfig::from_policy(&text).is_some() {
+            Ok(DiffAugPolicy(text))
+        } else {
+            Err(format!(
+                "\"{text}\": expected a comma list of color, translation, cutout"
+            ))
+        }
+    }
+}
+
+impl std::str::FromStr for DiffAugPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::try_from(s.to_string())
+    }
+}
+
+impl From<DiffAugPolicy> for String {
+    fn from(p: DiffAugPolicy) -> String {
+        p.0
+    }
 }
 
 /// In-training evaluation.
@@ -136,7 +187,7 @@ pub struct EvalSection {
     /// Generated samples per evaluation (fixed latents).
     pub samples: usize,
     /// Evaluation embedder (FID and C_T).
-    pub embedder: String,
+    pub embedder: EmbedderName,
     /// Held-out reference set for C_T (empty = no evaluation).
     pub test: String,
     /// Reference of FID: `train` or `test`.
@@ -193,7 +244,7 @@ impl Default for TrainSection {
             beta2: 0.999,
             adam_eps: 1e-6,
             loss: Loss::Hinge,
-            diffaug: String::new(),
+            diffaug: DiffAugPolicy::default(),
             ema: true,
             ema_decay: 0.9999,
             ema_start: 1000,
@@ -210,7 +261,7 @@ impl Default for MrSection {
             policy: BatchPolicy::Refill,
             max_draws: 8,
             exhausted: Exhausted::Skip,
-            embedder: "inception-fid".into(),
+            embedder: EmbedderName::InceptionFid,
             embed_batch: 64,
         }
     }
@@ -221,7 +272,7 @@ impl Default for EvalSection {
         Self {
             every: 5000,
             samples: 10_000,
-            embedder: "inception-fid".into(),
+            embedder: EmbedderName::InceptionFid,
             test: String::new(),
             fid_ref: FidRef::Train,
             cells: 10,
@@ -545,17 +596,7 @@ impl TrainConfig {
 
     /// The DiffAugment configuration, `None` when off.
     pub fn diffaug(&self) -> Result<Option<DiffAugmentConfig>, BadInput> {
-        if self.train.diffaug.trim().is_empty() {
-            return Ok(None);
-        }
-        DiffAugmentConfig::from_policy(&self.train.diffaug)
-            .map(Some)
-            .ok_or_else(|| {
-                BadInput(format!(
-                    "train.diffaug = \"{}\": expected a comma list of color, translation, cutout",
-                    self.train.diffaug
-                ))
-            })
+        Ok(self.train.diffaug.config())
     }
 
     /// A hash of everything that determines the trained weights except the step count (a resumed

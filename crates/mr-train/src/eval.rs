@@ -4,10 +4,10 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result, TrainError};
 use burn::prelude::*;
 use mr_data::ImageSet;
-use mr_embed::pipeline::{embed_u8_images, embed_u8_images_cached};
+use mr_embed::pipeline::embed_u8_images;
 use mr_embed::Embedder;
 use mr_metrics::ct::{ct, CtParams};
 use mr_metrics::fid::fid_features;
@@ -79,11 +79,7 @@ fn embed_set<B: Backend>(
     device: &B::Device,
     what: &str,
 ) -> Result<Features> {
-    let (n, h, w) = (set.len, set.height, set.width);
-    let f = match cache {
-        Some(dir) => embed_u8_images_cached(e, &set.pixels, n, h, w, batch, device, dir)?.0,
-        None => embed_u8_images(e, &set.pixels, n, h, w, batch, device)?,
-    };
+    let f = mr_embed::pipeline::embed_set(e, set, batch, cache, device)?.0;
     Ok(Features::new(f, e.feature_dim(), what).map_err(|e| BadInput(e.to_string()))?)
 }
 
@@ -276,7 +272,7 @@ pub fn generate_u8_labels<B: TrainOps>(
             .into_data()
             .convert::<f32>()
             .to_vec::<f32>()
-            .map_err(|e| anyhow::anyhow!("reading generated images back: {e:?}"))?;
+            .map_err(|e| TrainError::Failed(format!("reading generated images back: {e:?}")))?;
         for i in 0..m {
             for p in 0..h * w {
                 for ch in 0..c {

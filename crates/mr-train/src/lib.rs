@@ -21,6 +21,7 @@
 //! backend's RNG.
 
 pub mod config;
+pub mod error;
 pub mod eval;
 pub mod reject;
 pub mod run;
@@ -32,18 +33,14 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{backend::Backend, Tensor};
 
 pub use config::{
-    BatchPolicy, Exhausted, FidRef, Loss, MrMode, Preset, TauRule, TauSpec, TrainConfig,
-    UpsamplingName,
+    BatchPolicy, DiffAugPolicy, Exhausted, FidRef, Loss, MrMode, Preset, TauRule, TauSpec,
+    TrainConfig, UpsamplingName,
 };
+pub use error::{BadInput, Result, TrainError};
 pub use eval::{EvalRow, Evaluator};
 pub use reject::Rejector;
 pub use run::{run, RunOptions, RunSummary};
 pub use trainer::{StepStats, Trainer};
-
-/// An error in the caller's configuration or data (the CLI exits with 2 on it).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{0}")]
-pub struct BadInput(pub String);
 
 /// Purposes of the per-step random streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use mr_train::sample::{load_generator, sample_labels, write_samples, Which};
-use mr_train::{run, BadInput, MrMode, RunOptions, TauSpec, TrainConfig};
+use mr_train::{run, BadInput, MrMode, RunOptions, TauSpec, TrainConfig, TrainError};
 
 #[cfg(feature = "cuda")]
 type Inner = burn::backend::Cuda;
@@ -170,10 +170,7 @@ fn toy(a: ToyArgs) -> Result<()> {
         ..Default::default()
     };
     let device = Default::default();
-    let bar = indicatif::ProgressBar::new(cfg.steps as u64);
-    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
+    let bar = mr_data::progress::bar(cfg.steps as u64, "toy");
     let r = mr_train::toy::run_toy::<B>(&cfg, &device, |_| bar.inc(1))?;
     bar.finish_and_clear();
     let text = serde_json::to_string_pretty(&r)? + "\n";
@@ -218,6 +215,8 @@ fn main() -> ExitCode {
             eprintln!("error: {msg}");
             let bad_input = e.chain().any(|c| {
                 c.downcast_ref::<BadInput>().is_some()
+                    || c.downcast_ref::<TrainError>()
+                        .is_some_and(TrainError::is_bad_input)
                     || c.downcast_ref::<mr_embed::EmbedError>().is_some()
                     || c.downcast_ref::<mr_data::DataError>().is_some()
             });
@@ -272,14 +271,14 @@ fn train(a: TrainArgs) -> Result<()> {
         None
     } else {
         Some(mr_embed::load_embedder::<Inner>(
-            &cfg.mr.embedder,
+            cfg.mr.embedder.as_str(),
             &root,
             &device,
         )?)
     };
     let eval_embedder = match &test {
         Some(_) => Some(mr_embed::load_embedder::<Inner>(
-            &cfg.eval.embedder,
+            cfg.eval.embedder.as_str(),
             &root,
             &device,
         )?),

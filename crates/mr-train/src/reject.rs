@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 use burn::tensor::{backend::Backend, Tensor};
-use mr_embed::pipeline::{embed_u8_images, embed_u8_images_cached};
+use mr_data::ImageSet;
 use mr_embed::Embedder;
 use mr_metrics::nnd::{loo_distances, quantile_sorted};
 use mr_metrics::Features;
@@ -52,28 +52,23 @@ pub fn to_pixels<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
 }
 
 impl<B: Backend> Rejector<B> {
-    /// Embeds the training images (`[n, h, w, 3]` uint8; through the feature cache in
-    /// `cache_dir` when given), uploads the features and sets τ by `rule` (`labels` are needed
-    /// for a per-class rule).
-    #[allow(clippy::too_many_arguments)]
+    /// Embeds the training set (through the feature cache in `cache_dir` when given), uploads
+    /// the features and sets τ by `rule` (a per-class rule needs the set's labels).
     pub fn new(
         embedder: Box<dyn Embedder<B>>,
-        pixels: &[u8],
-        n: usize,
-        h: usize,
-        w: usize,
-        labels: Option<&[i64]>,
+        train: &ImageSet,
         rule: TauRule,
         batch: usize,
         cache_dir: Option<&Path>,
         device: &B::Device,
     ) -> Result<Self> {
-        let feats = match cache_dir {
-            Some(dir) => {
-                embed_u8_images_cached(embedder.as_ref(), pixels, n, h, w, batch, device, dir)?.0
-            }
-            None => embed_u8_images(embedder.as_ref(), pixels, n, h, w, batch, device)?,
-        };
+        let (feats, _) =
+            mr_embed::pipeline::embed_set(embedder.as_ref(), train, batch, cache_dir, device)?;
+        let labels: Option<Vec<i64>> = train
+            .labels
+            .as_ref()
+            .map(|l| l.iter().map(|&x| i64::from(x)).collect());
+        let labels = labels.as_deref();
         let dim = embedder.feature_dim();
         let train_features = Features::new(feats, dim, "training features")
             .map_err(|e| BadInput(format!("rejection embedder: {e}")))?;

@@ -10,13 +10,11 @@
 //! ```
 
 use std::fmt::Write as _;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use crate::error::{bail, Context, Result};
 use burn::tensor::backend::AutodiffBackend;
-use indicatif::{ProgressBar, ProgressStyle};
 use mr_data::atomic::write_bytes_atomic;
 use mr_data::ImageSet;
 use mr_embed::Embedder;
@@ -184,21 +182,6 @@ fn write_csv(path: &Path, header: &str, rows: &[String]) -> Result<()> {
     write_bytes_atomic(path, s.as_bytes()).with_context(|| format!("writing {}", path.display()))
 }
 
-fn progress(total: u64, start: u64) -> ProgressBar {
-    if std::io::stderr().is_terminal() {
-        let pb = ProgressBar::new(total);
-        if let Ok(style) = ProgressStyle::with_template(
-            "train [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, eta {eta}) {msg}",
-        ) {
-            pb.set_style(style);
-        }
-        pb.set_position(start);
-        pb
-    } else {
-        ProgressBar::hidden()
-    }
-}
-
 /// Trains (or resumes) the run in `out` and returns its summary.
 pub fn run<B: TrainBackend>(
     cfg: TrainConfig,
@@ -228,11 +211,6 @@ where
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let mode = cfg.mr.mode;
-    let labels: Option<Vec<i64>> = opts
-        .train
-        .labels
-        .as_ref()
-        .map(|l| l.iter().map(|&x| i64::from(x)).collect());
     let t_setup = Instant::now();
     let rejector = match (mode, opts.mr_embedder) {
         (MrMode::None, _) => None,
@@ -240,21 +218,14 @@ where
             "mr.mode = \"{}\" needs a rejection embedder",
             cfg.mr.mode
         ))),
-        (_, Some(e)) => {
-            let t = &opts.train;
-            Some(Rejector::<Inner<B>>::new(
-                e,
-                &t.pixels,
-                t.len,
-                t.height,
-                t.width,
-                labels.as_deref(),
-                cfg.mr.tau.rule()?,
-                cfg.mr.embed_batch,
-                opts.cache_dir.as_deref(),
-                device,
-            )?)
-        }
+        (_, Some(e)) => Some(Rejector::<Inner<B>>::new(
+            e,
+            &opts.train,
+            cfg.mr.tau.rule()?,
+            cfg.mr.embed_batch,
+            opts.cache_dir.as_deref(),
+            device,
+        )?),
     };
     let evaluator = match (&opts.test, opts.eval_embedder) {
         (Some(test), Some(e)) => Some(Evaluator::<Inner<B>>::new(
@@ -300,7 +271,8 @@ where
         Some(k) => (trainer.step + k).min(total),
         None => total,
     };
-    let pb = progress(total as u64, trainer.step as u64);
+    let pb = mr_data::progress::bar(total as u64, "train");
+    pb.set_position(trainer.step as u64);
     let t_run = Instant::now();
     let mut window: Vec<StepStats> = Vec::new();
     let mut split = TimeSplit::default();

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use crate::error::{bail, Context, Result};
 use mr_data::npy::{write_npy, NpyArray, NpyData};
 use mr_models::TrainOps;
 use mr_models::{load_module, Generator, ModelConfig};

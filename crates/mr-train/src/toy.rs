@@ -24,7 +24,7 @@ use mr_nn::Metric;
 use serde::{Deserialize, Serialize};
 
 use crate::config::BatchPolicy;
-use crate::{step_seed, BadInput, Stream};
+use crate::{step_seed, BadInput, Result, Stream};
 
 /// One toy run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -196,7 +196,7 @@ fn evaluate(
     test: &PointSet,
     guide: f64,
     cells: usize,
-) -> anyhow::Result<ToyEval> {
+) -> Result<ToyEval> {
     let g = Features::new(gen.to_vec(), 2, "generated points")?;
     let params = mr_metrics::ct::CtParams {
         cells,
@@ -231,7 +231,7 @@ pub fn run_toy<B: TrainBackend>(
     cfg: &ToyConfig,
     device: &B::Device,
     mut on_step: impl FnMut(usize),
-) -> anyhow::Result<ToyResult> {
+) -> Result<ToyResult> {
     check(cfg)?;
     let started = Instant::now();
     let train = load_points(&cfg.train).map_err(|e| BadInput(e.to_string()))?;

@@ -12,20 +12,9 @@ use mr_train::sample::{load_generator, Which};
 use mr_train::{flat_params, flat_trainable, run, Rejector, RunOptions, TauSpec, Trainer};
 
 fn rejector(cfg: &mr_train::TrainConfig, set: &mr_data::ImageSet) -> Rejector<Inner> {
-    let labels: Vec<i64> = set
-        .labels
-        .as_ref()
-        .unwrap()
-        .iter()
-        .map(|&l| i64::from(l))
-        .collect();
     Rejector::new(
         Pool::boxed(),
-        &set.pixels,
-        set.len,
-        32,
-        32,
-        Some(&labels),
+        set,
         cfg.mr.tau.rule().unwrap(),
         16,
         None,
@@ -257,7 +246,7 @@ fn killed_and_resumed_run_equals_uninterrupted_run() {
     let mut cfg = tiny_config();
     cfg.mr.mode = mr_train::config::MrMode::G;
     cfg.mr.tau = TauSpec::Named("quantile:0.3".into());
-    cfg.train.diffaug = "color,translation,cutout".into();
+    cfg.train.diffaug = "color,translation,cutout".parse().unwrap();
     cfg.eval.every = 2;
     cfg.log.checkpoint_every = 2;
     let tmp = tempfile::tempdir().unwrap();
@@ -367,6 +356,8 @@ fn config_errors_are_clear() {
         ("[model]\npreset = \"stylegan\"", "model.preset"),
         ("[train]\nloss = \"wgan\"", "train.loss"),
         ("[train]\ndiffaug = \"rotate\"", "train.diffaug"),
+        ("[mr]\nembedder = \"inception\"", "mr.embedder"),
+        ("[eval]\nembedder = \"clip\"", "eval.embedder"),
         (
             "[model]\npreset = \"biggan\"\ng_width = 8",
             "dcgan-small only",

@@ -84,25 +84,17 @@ fn run() -> Result<()> {
     let device = Default::default();
     let base = TrainConfig::from_toml(CONFIG)?;
     let train = mr_data::registry::load(&base.data.train, &root)?;
-    let labels: Vec<i64> = train
-        .labels
-        .as_ref()
-        .map(|l| l.iter().map(|&x| i64::from(x)).collect())
-        .unwrap_or_default();
     let t0 = Instant::now();
     let make_rejector = || -> Result<Rejector<Inner>> {
         Rejector::new(
             mr_embed::load_embedder::<Inner>(&embedder, &root, &device)?,
-            &train.pixels,
-            train.len,
-            32,
-            32,
-            Some(&labels),
+            &train,
             TauSpec::Named("guide".into()).rule()?,
             64,
             None,
             &device,
         )
+        .map_err(Into::into)
     };
     let probe = make_rejector()?;
     let setup_s = t0.elapsed().as_secs_f64();
