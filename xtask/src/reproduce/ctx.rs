@@ -75,14 +75,17 @@ impl<'a> Ctx<'a> {
     /// Fetch the embedders' weights that are missing, then build the binaries and snapshot them
     /// (`cuda`: with the CUDA backend).
     pub(crate) fn prepare(&mut self, needs: &Needs, cuda: bool) -> Result<()> {
-        for (w, rel) in mr_data::registry::WEIGHTS {
-            let needed = needs.embedders.contains(w) || self.p.mr_embedder == *w;
-            if needed && !self.root.join(rel).is_file() {
+        for w in mr_data::EmbedderName::ALL
+            .into_iter()
+            .filter(|e| e.fetched())
+        {
+            let needed = needs.embedders.contains(&w) || self.p.mr_embedder == w;
+            if needed && !w.weights_path(&self.root).is_file() {
                 eprintln!(
                     "{w} weights are not in {}; fetching them (cargo xtask fetch {w})",
                     self.root.display()
                 );
-                fetch_entry(w, self.args.data_dir.clone())?;
+                fetch_entry(w.as_str(), self.args.data_dir.clone())?;
             }
         }
         self.bins = Some(build_bins(self.args.release, cuda)?.snapshot(&self.work)?);

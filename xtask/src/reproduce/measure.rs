@@ -311,7 +311,7 @@ impl Measured {
     /// Whether `r` is a main-model row in the main embedder against the main reference.
     pub(crate) fn is_main(&self, ctx: &Ctx, r: &Row) -> bool {
         r.model == ctx.p.models[0].name
-            && r.embedder == ctx.p.eval_embedders[0]
+            && r.embedder == ctx.p.eval_embedders[0].as_str()
             && r.reference == self.refs[0].label
     }
 }
@@ -335,7 +335,7 @@ pub(crate) fn measure(
         (plan.runs.len() * needs.embedders.len()) as u64,
         "evaluating",
     );
-    for e in &needs.embedders {
+    for e in needs.embedders.iter().map(|e| e.as_str()) {
         let tf = ctx.embed(&p.train, e, &slug(&p.train), true)?;
         let train = Space {
             labels: ctx.labels_of(e, &slug(&p.train))?,
@@ -343,7 +343,7 @@ pub(crate) fn measure(
         };
         let guide = mr_metrics::nnd::tau_guide(&train.f, None, Metric::Cosine)?.tau;
         guides.insert(e.to_string(), guide);
-        let main_e = *e == p.eval_embedders[0];
+        let main_e = e == p.eval_embedders[0].as_str();
         let ref_spaces: Vec<(&ReadyRef, Space)> = refs
             .iter()
             .enumerate()

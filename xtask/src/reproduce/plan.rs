@@ -79,7 +79,7 @@ pub(crate) struct Needs {
     /// Models to train (figure 9 and the table need them all).
     pub(crate) models: usize,
     /// Evaluation embedders (figure 10 and the table need them all).
-    pub(crate) embedders: Vec<&'static str>,
+    pub(crate) embedders: Vec<mr_data::EmbedderName>,
     /// Whether every reference set is needed (figures 5, 11 and the table).
     pub(crate) all_refs: bool,
 }
@@ -121,12 +121,13 @@ impl Plan {
     /// variant that has it.
     pub(crate) fn new(ctx: &Ctx, needs: &Needs, seeds: usize) -> Result<Plan> {
         let p = &ctx.p;
-        let guide_mr = if ctx.bins.is_some() || ctx.has_features(p.mr_embedder, &slug(&p.train)) {
-            let f = ctx.embed(&p.train, p.mr_embedder, &slug(&p.train), true)?;
-            mr_metrics::nnd::tau_guide(&f, None, Metric::Cosine)?.tau
-        } else {
-            f64::NAN
-        };
+        let guide_mr =
+            if ctx.bins.is_some() || ctx.has_features(p.mr_embedder.as_str(), &slug(&p.train)) {
+                let f = ctx.embed(&p.train, p.mr_embedder.as_str(), &slug(&p.train), true)?;
+                mr_metrics::nnd::tau_guide(&f, None, Metric::Cosine)?.tau
+            } else {
+                f64::NAN
+            };
         let (taus, factors): (Vec<f64>, Vec<f64>) = match &p.taus {
             TauGrid::GuideFactors(fs) => (
                 fs.iter()
@@ -186,7 +187,7 @@ impl Plan {
             } else {
                 p.gen_per_class_other
             };
-            images += (n * classes * self.runs.len()) as f64 / embed_rate(e, gpu);
+            images += (n * classes * self.runs.len()) as f64 / embed_rate(*e, gpu);
         }
         let est = todo as f64 * p.est_run_seconds / p.parallel.max(1) as f64 + images;
         eprintln!(

@@ -2,6 +2,7 @@
 //! τ grids and sample counts. Every number here is recorded in each figure's provenance.
 
 use clap::ValueEnum;
+use mr_data::EmbedderName;
 
 /// A named scale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -73,9 +74,9 @@ pub struct Profile {
     /// Seeds (runs) per τ, unless `--runs` says otherwise.
     pub seeds: usize,
     /// Embedder of memorization rejection.
-    pub mr_embedder: &'static str,
+    pub mr_embedder: EmbedderName,
     /// Evaluation embedders; the first is the main one, the others appear in figure 10.
-    pub eval_embedders: Vec<&'static str>,
+    pub eval_embedders: Vec<EmbedderName>,
     /// Generated samples per class for the main model with the main embedder.
     pub gen_per_class: usize,
     /// Generated samples per class for the other embedders and models (cost control).
@@ -97,12 +98,13 @@ pub struct Profile {
 
 /// Images per second of each embedder on the 2-core CPU machine (measured, `results/bench/`),
 /// for the up-front time estimate.
-pub fn embed_rate(embedder: &str, gpu: bool) -> f64 {
+pub fn embed_rate(embedder: EmbedderName, gpu: bool) -> f64 {
     let cpu = match embedder {
-        "small-cnn" => 3000.0,
-        "effnet-lite0" => 35.0,
-        "inception-fid" => 11.0,
-        _ => 5.0,
+        EmbedderName::SmallCnn | EmbedderName::SmallCnnMnist | EmbedderName::SmallCnnFmnist => {
+            3000.0
+        }
+        EmbedderName::EffnetLite0 => 35.0,
+        EmbedderName::InceptionFid => 11.0,
     };
     if gpu {
         cpu * 300.0
@@ -222,8 +224,12 @@ pub fn profile(name: ProfileName) -> Profile {
                 // ≈ 4× the guideline), so only large multiples make rejection act at this scale.
                 taus: TauGrid::GuideFactors(vec![0.0, 3.0, 4.0]),
                 seeds: 1,
-                mr_embedder: "small-cnn",
-                eval_embedders: vec!["small-cnn", "effnet-lite0", "inception-fid"],
+                mr_embedder: EmbedderName::SmallCnn,
+                eval_embedders: vec![
+                    EmbedderName::SmallCnn,
+                    EmbedderName::EffnetLite0,
+                    EmbedderName::InceptionFid,
+                ],
                 gen_per_class: 64,
                 gen_per_class_other: 16,
                 ct_cells: 1,
@@ -294,8 +300,12 @@ pub fn profile(name: ProfileName) -> Profile {
                 ],
                 taus: TauGrid::GuideFactors(vec![0.0, 0.5, 1.0, 1.5]),
                 seeds: 2,
-                mr_embedder: "small-cnn",
-                eval_embedders: vec!["inception-fid", "small-cnn", "effnet-lite0"],
+                mr_embedder: EmbedderName::SmallCnn,
+                eval_embedders: vec![
+                    EmbedderName::InceptionFid,
+                    EmbedderName::SmallCnn,
+                    EmbedderName::EffnetLite0,
+                ],
                 gen_per_class: 100,
                 gen_per_class_other: 100,
                 ct_cells: 1,
@@ -355,8 +365,12 @@ pub fn profile(name: ProfileName) -> Profile {
                 ],
                 taus: TauGrid::Absolute(vec![0.0, 0.10, 0.12, 0.13, 0.14, 0.15, 0.16]),
                 seeds: 4,
-                mr_embedder: "inception-fid",
-                eval_embedders: vec!["inception-fid", "effnet-lite0", "small-cnn"],
+                mr_embedder: EmbedderName::InceptionFid,
+                eval_embedders: vec![
+                    EmbedderName::InceptionFid,
+                    EmbedderName::EffnetLite0,
+                    EmbedderName::SmallCnn,
+                ],
                 gen_per_class: 1000,
                 gen_per_class_other: 1000,
                 ct_cells: 10,

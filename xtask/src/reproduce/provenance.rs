@@ -54,9 +54,12 @@ pub(crate) fn base_provenance(ctx: &Ctx, n_train: usize, extra: &Value, started:
         .map(|m| (m.name, m.config.as_str()))
         .collect();
     let mut weights = BTreeMap::new();
-    for (name, rel) in mr_data::registry::WEIGHTS {
-        let path = ctx.root.join(rel);
-        if ctx.p.eval_embedders.contains(name) || ctx.p.mr_embedder == *name {
+    for e in mr_data::EmbedderName::ALL
+        .into_iter()
+        .filter(|e| e.fetched())
+    {
+        let (name, path) = (e.as_str(), e.weights_path(&ctx.root));
+        if ctx.p.eval_embedders.contains(&e) || ctx.p.mr_embedder == e {
             weights.insert(
                 name.to_string(),
                 mr_data::imageset::sha256_file(&path).unwrap_or_else(|_| "absent".into()),

@@ -1,12 +1,10 @@
 //! Small helpers every reproduction stage shares: fetching, the GPU probe, progress bars,
 //! file-name slugs, label files and mean ± std.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// `cargo xtask fetch <name>` with the manifest's default route.
 pub(crate) fn fetch_entry(name: &str, data_dir: Option<PathBuf>) -> Result<()> {
@@ -28,20 +26,8 @@ pub(crate) fn cuda_gpu() -> bool {
         .unwrap_or(false)
 }
 
-/// A progress bar on stderr, hidden when stderr is not a terminal.
-pub(crate) fn progress(len: u64, what: &str) -> ProgressBar {
-    let pb = ProgressBar::new(len);
-    if std::io::stderr().is_terminal() {
-        pb.set_style(
-            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {elapsed} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-    } else {
-        pb.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    pb.set_prefix(what.to_string());
-    pb
-}
+/// The workspace's progress bar (`mr_data::progress`).
+pub(crate) use mr_data::progress::bar as progress;
 
 /// `s` with every character but ASCII letters, digits, `.` and `-` replaced by `_`.
 pub(crate) fn slug(s: &str) -> String {

@@ -20,7 +20,7 @@ use clap::Args;
 use mr_data::npy::{read_npy, read_npz, NpyArray, NpyData};
 use mr_data::{registry, ImageSet};
 use mr_embed::paths::feature_cache_dir;
-use mr_embed::pipeline::{content_hash, embed_u8_images, embed_u8_images_cached};
+use mr_embed::pipeline::content_hash;
 use mr_embed::zoo::{embedder_weights, load_embedder_with};
 use mr_embed::Embedder;
 use mr_embed::{Preprocess, Resize, Scale};
@@ -340,16 +340,8 @@ fn embed_set(
     let [n, h, w, _] = set.shape();
     let batch = usize::try_from(opts.batch).unwrap_or(usize::MAX);
     let t0 = Instant::now();
-    let (feats, outcome) = match cache {
-        Some(dir) => {
-            let (f, hit) = embed_u8_images_cached(net, &set.pixels, n, h, w, batch, device, dir)?;
-            (f, if hit { "hit" } else { "miss" })
-        }
-        None => (
-            embed_u8_images(net, &set.pixels, n, h, w, batch, device)?,
-            "off",
-        ),
-    };
+    let (feats, outcome) = mr_embed::pipeline::embed_set(net, set, batch, cache, device)?;
+    let outcome = outcome.as_str();
     let seconds = t0.elapsed().as_secs_f64();
     eprintln!(
         "{role}: {n} images of {} embedded with {} (feature cache: {outcome}, {seconds:.1} s)",

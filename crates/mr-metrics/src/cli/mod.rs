@@ -10,11 +10,8 @@ pub mod kid;
 pub mod nnd;
 pub mod tau;
 
-use std::io::IsTerminal;
-
 use anyhow::Result;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
 
 use inputs::Ready;
@@ -50,19 +47,8 @@ pub fn print_bootstrap(
     );
 }
 
-/// A progress bar on stderr, hidden when stderr is not a terminal.
-pub fn progress(len: u64, what: &str) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let pb = ProgressBar::new(len);
-    pb.set_style(
-        ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} [{elapsed_precise}]")
-            .expect("valid template"),
-    );
-    pb.set_message(what.to_string());
-    pb
-}
+/// The workspace's progress bar (`mr_data::progress`).
+pub use mr_data::progress::bar as progress;
 
 pub fn print_json(v: &Value) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);

@@ -62,7 +62,7 @@ pub(crate) struct Sweep<'a> {
 impl Sweep<'_> {
     /// The main evaluation embedder.
     fn main_embedder(&self) -> &'static str {
-        self.ctx.p.eval_embedders[0]
+        self.ctx.p.eval_embedders[0].as_str()
     }
 
     /// The main reference set's label.
