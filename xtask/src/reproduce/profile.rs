@@ -4,6 +4,8 @@
 use clap::ValueEnum;
 use mr_data::EmbedderName;
 
+use super::util::set_key;
+
 /// A named scale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProfileName {
@@ -170,6 +172,15 @@ checkpoint_every = {eval_every}
     )
 }
 
+/// `config` with the `(table, key, value)` edits applied, the rest of the text unchanged. The
+/// profiles are fixed definitions, so a missing key is a bug here (every profile is built in the
+/// tests).
+fn edited(config: &str, edits: &[(&str, &str, toml_edit::Value)]) -> String {
+    edits.iter().fold(config.to_string(), |c, (t, k, v)| {
+        set_key(&c, t, k, v.clone()).unwrap_or_else(|e| panic!("profile config: {e:#}"))
+    })
+}
+
 /// The cpu profile's training run: a model that copies its 8 training images within ~1k steps.
 const COPIER: &str =
     "cpu: conditional DCGAN (SN D) on 8 images (4 per class), which it copies within ~1k steps";
@@ -280,8 +291,7 @@ pub fn profile(name: ProfileName) -> Profile {
                     ModelVariant {
                         name: "dcgan-shrink",
                         label: "DCGAN (SN D), shrink",
-                        config: base(COPIER, "")
-                            .replace("policy = \"refill\"", "policy = \"shrink\""),
+                        config: edited(&base(COPIER, ""), &[("mr", "policy", "shrink".into())]),
                         max_seeds: Some(1),
                         max_taus: None,
                     },
@@ -291,9 +301,13 @@ pub fn profile(name: ProfileName) -> Profile {
                     ModelVariant {
                         name: "dcgan-force",
                         label: "DCGAN (SN D), refill + forced G step",
-                        config: base(COPIER, "")
-                            .replace("max_draws = 4\n", "max_draws = 8\n")
-                            .replace("exhausted = \"skip\"", "exhausted = \"force\""),
+                        config: edited(
+                            &base(COPIER, ""),
+                            &[
+                                ("mr", "max_draws", 8i64.into()),
+                                ("mr", "exhausted", "force".into()),
+                            ],
+                        ),
                         max_seeds: None,
                         max_taus: Some(3),
                     },
@@ -321,8 +335,8 @@ pub fn profile(name: ProfileName) -> Profile {
         }
         ProfileName::Paper => {
             let config = include_str!("../../../crates/mr-train/configs/paper-biggan-diffaug.toml");
-            let biggan = config.replace("diffaug = \"color,translation,cutout\"", "diffaug = \"\"");
-            let sagan = biggan.replace("preset = \"biggan\"", "preset = \"sagan\"");
+            let biggan = edited(config, &[("train", "diffaug", "".into())]);
+            let sagan = edited(&biggan, &[("model", "preset", "sagan".into())]);
             Profile {
                 name,
                 train: "cifar10-train".into(),
@@ -382,5 +396,29 @@ pub fn profile(name: ProfileName) -> Profile {
                 est_run_seconds: 12.0 * 3600.0,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every profile builds (its config edits find their keys), and every model's configuration
+    /// is one mr-train accepts.
+    #[test]
+    fn every_profile_builds_with_valid_configs() {
+        for name in ProfileName::value_variants() {
+            let p = profile(*name);
+            for m in &p.models {
+                let doc: toml::Table = m
+                    .config
+                    .parse()
+                    .unwrap_or_else(|e| panic!("{}/{}: {e}", p.name.as_str(), m.name));
+                assert!(doc.contains_key("model"), "{}", m.name);
+            }
+        }
+        let paper = profile(ProfileName::Paper);
+        let sagan = paper.models.iter().find(|m| m.config.contains("\"sagan\""));
+        assert!(sagan.is_some_and(|m| m.config.contains("diffaug = \"\"")));
     }
 }

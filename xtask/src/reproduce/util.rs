@@ -63,3 +63,36 @@ pub(crate) fn mean_std(v: &[f64]) -> (f64, f64) {
     let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (v.len() - 1) as f64;
     (m, var.sqrt())
 }
+
+/// `config` (a training configuration's TOML text) with `[table] key` set to `value`. The edit
+/// goes through `toml_edit`, so everything else — order, spacing, comments — stays byte for byte
+/// (run keys hash the text), and a key that is not there is an error instead of a silent no-op.
+pub(crate) fn set_key(
+    config: &str,
+    table: &str,
+    key: &str,
+    value: impl Into<toml_edit::Value>,
+) -> Result<String> {
+    let mut doc: toml_edit::DocumentMut = config.parse().context("config is not valid TOML")?;
+    let item = doc
+        .get_mut(table)
+        .and_then(|t| t.as_table_like_mut())
+        .and_then(|t| t.get_mut(key))
+        .and_then(|i| i.as_value_mut())
+        .with_context(|| format!("config has no [{table}] {key}"))?;
+    let decor = item.decor().clone();
+    *item = value.into();
+    *item.decor_mut() = decor;
+    Ok(doc.to_string())
+}
+
+/// `config` without the `[table]` keys in `keys` (those present), the rest byte for byte.
+pub(crate) fn remove_keys(config: &str, table: &str, keys: &[&str]) -> Result<String> {
+    let mut doc: toml_edit::DocumentMut = config.parse().context("config is not valid TOML")?;
+    if let Some(t) = doc.get_mut(table).and_then(|t| t.as_table_like_mut()) {
+        for k in keys {
+            t.remove(k);
+        }
+    }
+    Ok(doc.to_string())
+}
