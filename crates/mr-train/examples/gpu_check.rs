@@ -366,7 +366,7 @@ fn steps(root: &Path, spec: &str, quick: bool, device: &Device) -> Result<Value>
             } else {
                 None
             };
-            let mut t = Trainer::<B>::new(cfg, &train_set, rejector, device)?;
+            let mut t = Trainer::<B>::new(cfg.check()?, &train_set, rejector, device)?;
             let t0 = Instant::now();
             for _ in 0..2 {
                 t.train_step()?;
@@ -435,7 +435,7 @@ fn smoke(a: &Args, root: &Path, out: &Path, device: &Device) -> Result<Value> {
     )?);
     let t0 = Instant::now();
     let summary = run::<B>(
-        cfg.clone(),
+        cfg.clone().check()?,
         &dir,
         RunOptions {
             train,

@@ -178,6 +178,26 @@ impl From<DiffAugPolicy> for String {
     }
 }
 
+/// A [`TrainConfig`] that passed [`TrainConfig::check`]; read it through `Deref`, change it
+/// by taking it apart ([`CheckedConfig::into_inner`]) and checking again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedConfig(TrainConfig);
+
+impl CheckedConfig {
+    /// The configuration, unchecked again.
+    pub fn into_inner(self) -> TrainConfig {
+        self.0
+    }
+}
+
+impl std::ops::Deref for CheckedConfig {
+    type Target = TrainConfig;
+
+    fn deref(&self) -> &TrainConfig {
+        &self.0
+    }
+}
+
 /// In-training evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -499,6 +519,14 @@ impl TrainConfig {
     /// TOML text of this configuration (what a run directory records).
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("the configuration serialises")
+    }
+
+    /// Checks every field and returns the configuration as a [`CheckedConfig`] — the only form
+    /// [`crate::run`] and [`crate::Trainer::new`] take (linfa's `ParamGuard` habit, as
+    /// `mr_nn`'s k-means parameters); the first problem is returned.
+    pub fn check(self) -> Result<CheckedConfig, BadInput> {
+        self.validate()?;
+        Ok(CheckedConfig(self))
     }
 
     /// Checks every field; the first problem is returned.

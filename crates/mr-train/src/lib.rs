@@ -33,8 +33,8 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{backend::Backend, Tensor};
 
 pub use config::{
-    BatchPolicy, DiffAugPolicy, Exhausted, FidRef, Loss, MrMode, Preset, TauRule, TauSpec,
-    TrainConfig, UpsamplingName,
+    BatchPolicy, CheckedConfig, DiffAugPolicy, Exhausted, FidRef, Loss, MrMode, Preset, TauRule,
+    TauSpec, TrainConfig, UpsamplingName,
 };
 pub use error::{BadInput, Result, TrainError};
 pub use eval::{EvalRow, Evaluator};

@@ -250,7 +250,7 @@ fn train(a: TrainArgs) -> Result<()> {
     if let Some(t) = &a.test {
         cfg.eval.test = t.clone();
     }
-    cfg.validate()?;
+    let cfg = cfg.check()?;
     let out = a
         .out
         .clone()

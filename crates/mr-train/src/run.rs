@@ -22,7 +22,7 @@ use mr_metrics::nnd::quantile_sorted;
 use mr_models::TrainBackend;
 use serde::Serialize;
 
-use crate::config::{MrMode, TrainConfig};
+use crate::config::{CheckedConfig, MrMode};
 use crate::eval::{EvalRow, Evaluator};
 use crate::reject::Rejector;
 use crate::trainer::{StepStats, Trainer};
@@ -184,7 +184,7 @@ fn write_csv(path: &Path, header: &str, rows: &[String]) -> Result<()> {
 
 /// Trains (or resumes) the run in `out` and returns its summary.
 pub fn run<B: TrainBackend>(
-    cfg: TrainConfig,
+    cfg: CheckedConfig,
     out: &Path,
     opts: RunOptions<B>,
     device: &B::Device,
@@ -192,7 +192,6 @@ pub fn run<B: TrainBackend>(
 where
     Inner<B>: 'static,
 {
-    cfg.validate()?;
     let ckpt_last = out.join("checkpoints").join("last");
     let ckpt_best = out.join("checkpoints").join("best");
     let config_path = out.join("config.toml");

@@ -20,7 +20,7 @@ use mr_models::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::config::{BatchPolicy, Exhausted, Loss, MrMode, TrainConfig};
+use crate::config::{BatchPolicy, CheckedConfig, Exhausted, Loss, MrMode, TrainConfig};
 use crate::reject::Rejector;
 use crate::{step_seed, BadInput, Stream};
 
@@ -184,12 +184,12 @@ pub struct Trainer<B: AutodiffBackend> {
 impl<B: TrainBackend> Trainer<B> {
     /// Fresh models from `cfg.seed`. `rejector` must be given iff `mr.mode` is not `none`.
     pub fn new(
-        cfg: TrainConfig,
+        cfg: CheckedConfig,
         train: &ImageSet,
         rejector: Option<Rejector<Inner<B>>>,
         device: &B::Device,
     ) -> Result<Self> {
-        cfg.validate()?;
+        let cfg = cfg.into_inner();
         let model_cfg = cfg.model_config()?;
         let mode = cfg.mr.mode;
         if (mode == MrMode::None) != rejector.is_none() {

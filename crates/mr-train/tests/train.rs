@@ -28,13 +28,14 @@ fn tau_zero_reproduces_plain_training_bit_for_bit() {
     let set = synthetic(16, 2, 1);
     let device = Default::default();
     let plain_cfg = tiny_config();
-    let mut plain = Trainer::<B>::new(plain_cfg.clone(), &set, None, &device).unwrap();
+    let mut plain =
+        Trainer::<B>::new(plain_cfg.clone().check().unwrap(), &set, None, &device).unwrap();
     let mut mr_cfg = plain_cfg.clone();
     mr_cfg.mr.mode = mr_train::config::MrMode::G;
     mr_cfg.mr.tau = TauSpec::Value(0.0);
     let rej = rejector(&mr_cfg, &set);
     assert!(rej.keeps_everything());
-    let mut with_mr = Trainer::<B>::new(mr_cfg, &set, Some(rej), &device).unwrap();
+    let mut with_mr = Trainer::<B>::new(mr_cfg.check().unwrap(), &set, Some(rej), &device).unwrap();
     for _ in 0..4 {
         let a = plain.train_step().unwrap();
         let b = with_mr.train_step().unwrap();
@@ -65,7 +66,13 @@ fn rejection_rejects_and_policies_behave() {
     cfg.mr.tau = TauSpec::Value(2.5);
     cfg.mr.max_draws = 3;
     cfg.mr.exhausted = mr_train::config::Exhausted::Force;
-    let mut t = Trainer::<B>::new(cfg.clone(), &set, Some(rejector(&cfg, &set)), &device).unwrap();
+    let mut t = Trainer::<B>::new(
+        cfg.clone().check().unwrap(),
+        &set,
+        Some(rejector(&cfg, &set)),
+        &device,
+    )
+    .unwrap();
     let s = t.train_step().unwrap();
     assert_eq!(s.accepted, 0);
     assert_eq!(s.drawn, 3 * 8, "refill draws up to max_draws batches");
@@ -76,7 +83,13 @@ fn rejection_rejects_and_policies_behave() {
 
     // the same step with `exhausted = "skip"`: D trains as before, G is left untouched
     cfg.mr.exhausted = mr_train::config::Exhausted::Skip;
-    let mut t = Trainer::<B>::new(cfg.clone(), &set, Some(rejector(&cfg, &set)), &device).unwrap();
+    let mut t = Trainer::<B>::new(
+        cfg.clone().check().unwrap(),
+        &set,
+        Some(rejector(&cfg, &set)),
+        &device,
+    )
+    .unwrap();
     let g0 = flat_trainable(&t.g);
     let s = t.train_step().unwrap();
     assert_eq!((s.accepted, s.drawn), (0, 3 * 8));
@@ -108,7 +121,7 @@ fn rejection_rejects_and_policies_behave() {
         {
             let mut c = cfg.clone();
             c.mr.tau = TauSpec::Value(0.0);
-            c
+            c.check().unwrap()
         },
         &set,
         Some(rejector(
@@ -131,7 +144,13 @@ fn rejection_rejects_and_policies_behave() {
         c.mr.tau = TauSpec::Value(median);
         c.mr.policy = policy.parse().unwrap();
         c.mr.max_draws = max_draws;
-        let mut t = Trainer::<B>::new(c.clone(), &set, Some(rejector(&c, &set)), &device).unwrap();
+        let mut t = Trainer::<B>::new(
+            c.clone().check().unwrap(),
+            &set,
+            Some(rejector(&c, &set)),
+            &device,
+        )
+        .unwrap();
         let s = t.train_step().unwrap();
         assert!(s.accepted > 0 && s.accepted < s.drawn, "{policy}: {s:?}");
         assert!(s.nn.iter().filter(|&&d| f64::from(d) > median).count() > 0);
@@ -149,7 +168,13 @@ fn rejection_rejects_and_policies_behave() {
     let mut c = cfg.clone();
     c.mr.mode = mr_train::config::MrMode::Gd;
     c.mr.tau = TauSpec::Value(median);
-    let mut t = Trainer::<B>::new(c.clone(), &set, Some(rejector(&c, &set)), &device).unwrap();
+    let mut t = Trainer::<B>::new(
+        c.clone().check().unwrap(),
+        &set,
+        Some(rejector(&c, &set)),
+        &device,
+    )
+    .unwrap();
     for _ in 0..2 {
         let s = t.train_step().unwrap();
         assert!(s.d_loss.is_finite() && s.g_loss.is_finite());
@@ -185,7 +210,7 @@ fn run_dir(
     let set = synthetic(16, 2, 4);
     let test = synthetic(24, 2, 5);
     run::<B>(
-        cfg.clone(),
+        cfg.clone().check().unwrap(),
         out,
         RunOptions {
             train: set,
@@ -298,11 +323,17 @@ fn killed_and_resumed_run_equals_uninterrupted_run() {
     assert!(whole.join("checkpoints/best/g.mpk").is_file());
 
     // a run directory is not silently overwritten, and resume checks the configuration
-    let err = run::<B>(cfg.clone(), &whole, no_eval(false), &device).unwrap_err();
+    let err = run::<B>(
+        cfg.clone().check().unwrap(),
+        &whole,
+        no_eval(false),
+        &device,
+    )
+    .unwrap_err();
     assert!(format!("{err:#}").contains("--resume"), "{err:#}");
     let mut other = cfg.clone();
     other.seed += 1;
-    let err = run::<B>(other, &whole, no_eval(true), &device).unwrap_err();
+    let err = run::<B>(other.check().unwrap(), &whole, no_eval(true), &device).unwrap_err();
     assert!(
         format!("{err:#}").contains("another configuration"),
         "{err:#}"

@@ -127,7 +127,7 @@ fn run() -> Result<()> {
                 } else {
                     None
                 };
-                let mut t = Trainer::<B>::new(cfg, &train, rejector, &device)?;
+                let mut t = Trainer::<B>::new(cfg.check()?, &train, rejector, &device)?;
                 t.train_step()?; // warm-up
                 let start = Instant::now();
                 let (mut e, mut nn, mut drawn, mut acc) = (0.0, 0.0, 0usize, 0usize);
