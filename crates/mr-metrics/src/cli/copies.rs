@@ -17,6 +17,7 @@ use mr_metrics::MetricsError;
 use mr_nn::Metric;
 use serde_json::{json, Value};
 
+use super::add_provenance;
 use super::inputs::{EmbedOpts, Inputs};
 
 #[derive(Args, Debug)]
@@ -100,8 +101,7 @@ pub fn run(a: CopiesArgs) -> Result<()> {
         };
         let mut v = serde_json::to_value(&report.summary)?;
         v["grids"] = grids;
-        v["inputs"] = json!({"train": train_r.info, "gen": gen_r.info});
-        v["embedder"] = json!(embedder);
+        add_provenance(&mut v, &[train_r, gen_r], &embedder);
         let text = serde_json::to_string_pretty(&v)?;
         std::fs::write(tmp.join("summary.json"), text.as_bytes())?;
         Ok(v)
