@@ -71,6 +71,11 @@ pub struct ModelSection {
 pub struct DataSection {
     /// A dataset spec of the registry (`name[classes]:count@seed`), a folder or a uint8 `.npy`.
     pub train: String,
+    /// Flip each real image of a D step horizontally with probability 1/2 (MRGAN's and
+    /// StudioGAN's `random_flip_preprocessing`). Written only when on, so older configurations
+    /// keep their text and resume keys.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hflip: bool,
 }
 
 /// Optimisation.
@@ -248,6 +253,7 @@ impl Default for DataSection {
     fn default() -> Self {
         Self {
             train: "cifar10-train".into(),
+            hflip: false,
         }
     }
 }

@@ -58,6 +58,8 @@ pub enum Stream {
     AugG = 5,
     /// The fixed evaluation latents.
     Eval = 6,
+    /// Horizontal flips of the real images of a D step (`data.hflip`).
+    Flip = 7,
 }
 
 fn splitmix(mut x: u64) -> u64 {

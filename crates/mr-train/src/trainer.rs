@@ -95,6 +95,20 @@ impl<B: Backend> RealData<B> {
     }
 }
 
+/// `images` (`[n, c, h, w]`) with each image mirrored left-right with probability 1/2, drawn from
+/// `rng` (one draw per image, in order). Exact: every pixel is copied, never averaged.
+pub fn hflip_some<B: Backend>(
+    images: Tensor<B, 4>,
+    rng: &mut SeededRng,
+    device: &B::Device,
+) -> Tensor<B, 4> {
+    let n = images.dims()[0];
+    let flags: Vec<f32> = (0..n).map(|_| (rng.next_u64() & 1) as f32).collect();
+    let m = Tensor::<B, 1>::from_floats(flags.as_slice(), device).reshape([n, 1, 1, 1]);
+    let keep = m.clone().neg().add_scalar(1.0);
+    images.clone().mul(keep) + images.flip([3]).mul(m)
+}
+
 /// Checks that `set` holds 32×32 RGB images, at least 2.
 pub fn check_set(set: &ImageSet, what: &str) -> Result<(), BadInput> {
     if set.channels != 3 || set.height != 32 || set.width != 32 {
@@ -328,6 +342,12 @@ impl<B: TrainBackend> Trainer<B> {
                 .images
                 .clone()
                 .select(0, int_tensor::<B>(&real_idx, &self.device));
+            let real = if self.cfg.data.hflip {
+                let mut rng = SeededRng::new(step_seed(seed, t, k, Stream::Flip));
+                hflip_some(real, &mut rng, &self.device)
+            } else {
+                real
+            };
             let (real, fake) = match &self.diffaug {
                 Some(c) => {
                     let mut aug = c.init(step_seed(seed, t, k, Stream::AugD));

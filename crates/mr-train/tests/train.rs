@@ -423,3 +423,53 @@ fn config_errors_are_clear() {
     let d = TrainConfig::default();
     assert_eq!(TrainConfig::from_toml(&d.to_toml()).unwrap(), d);
 }
+
+/// `data.hflip`: each real image is mirrored or kept whole (no blending), about half of them are
+/// mirrored, the draw is seeded, and a configuration with it off writes no `hflip` key (older
+/// configurations keep their text and resume keys).
+#[test]
+fn hflip_mirrors_whole_images_from_a_seeded_draw() {
+    use burn::tensor::{Tensor, TensorData};
+    use mr_models::SeededRng;
+    let device = Default::default();
+    let (n, c, h, w) = (64, 3, 2, 5);
+    let data: Vec<f32> = (0..n * c * h * w).map(|i| i as f32).collect();
+    let x = Tensor::<Inner, 4>::from_data(TensorData::new(data.clone(), [n, c, h, w]), &device);
+    let flip = |seed| {
+        let y = mr_train::trainer::hflip_some(x.clone(), &mut SeededRng::new(seed), &device);
+        y.into_data().to_vec::<f32>().unwrap()
+    };
+    let y = flip(7);
+    assert_eq!(y, flip(7), "same seed, same flips");
+    assert_ne!(y, flip(8));
+    let mut flipped = 0;
+    for i in 0..n {
+        let img = |v: &[f32], ch: usize, r: usize, col: usize| v[((i * c + ch) * h + r) * w + col];
+        let same = (0..c)
+            .all(|ch| (0..h).all(|r| (0..w).all(|q| img(&y, ch, r, q) == img(&data, ch, r, q))));
+        let mirrored = (0..c).all(|ch| {
+            (0..h).all(|r| (0..w).all(|q| img(&y, ch, r, q) == img(&data, ch, r, w - 1 - q)))
+        });
+        assert!(same ^ mirrored, "image {i} is neither kept nor mirrored");
+        flipped += usize::from(mirrored);
+    }
+    assert!((16..=48).contains(&flipped), "{flipped} of {n} mirrored");
+    let off = mr_train::TrainConfig::default().to_toml();
+    assert!(!off.contains("hflip"), "{off}");
+    let on = mr_train::TrainConfig::from_toml("[data]\nhflip = true").unwrap();
+    assert!(on.data.hflip && on.to_toml().contains("hflip = true"));
+    // training with it is seeded too, and it changes the run
+    let set = synthetic(16, 2, 3);
+    let run2 = |hflip: bool| {
+        let mut cfg = tiny_config();
+        cfg.data.hflip = hflip;
+        let mut t = Trainer::<B>::new(cfg.check().unwrap(), &set, None, &device).unwrap();
+        for _ in 0..2 {
+            t.train_step().unwrap();
+        }
+        flat_params(&t.g)
+    };
+    let a = run2(true);
+    assert_eq!(a, run2(true));
+    assert_ne!(a, run2(false));
+}

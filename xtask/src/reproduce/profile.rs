@@ -335,8 +335,21 @@ pub fn profile(name: ProfileName) -> Profile {
         }
         ProfileName::Paper => {
             let config = include_str!("../../../crates/mr-train/configs/paper-biggan-diffaug.toml");
-            let biggan = edited(config, &[("train", "diffaug", "".into())]);
-            let sagan = edited(&biggan, &[("model", "preset", "sagan".into())]);
+            // MRGAN's BigGAN.json and SAGAN.json: 100k steps, no DiffAugment; SAGAN without EMA.
+            let biggan = edited(
+                config,
+                &[
+                    ("train", "diffaug", "".into()),
+                    ("train", "steps", 100_000i64.into()),
+                ],
+            );
+            let sagan = edited(
+                &biggan,
+                &[
+                    ("model", "preset", "sagan".into()),
+                    ("train", "ema", false.into()),
+                ],
+            );
             Profile {
                 name,
                 train: "cifar10-train".into(),
@@ -417,8 +430,24 @@ mod tests {
                 assert!(doc.contains_key("model"), "{}", m.name);
             }
         }
+        // the paper profile follows MRGAN's per-model configs
         let paper = profile(ProfileName::Paper);
-        let sagan = paper.models.iter().find(|m| m.config.contains("\"sagan\""));
-        assert!(sagan.is_some_and(|m| m.config.contains("diffaug = \"\"")));
+        let get = |name: &str| -> toml::Table {
+            let m = paper.models.iter().find(|m| m.name == name).unwrap();
+            m.config.parse().unwrap()
+        };
+        let (da, big, sagan) = (get("biggan-da"), get("biggan"), get("sagan"));
+        for (t, steps, ema, diffaug) in [
+            (&da, 200_000, true, "color,translation,cutout"),
+            (&big, 100_000, true, ""),
+            (&sagan, 100_000, false, ""),
+        ] {
+            assert_eq!(t["train"]["steps"].as_integer(), Some(steps));
+            assert_eq!(t["train"]["ema"].as_bool(), Some(ema));
+            assert_eq!(t["train"]["diffaug"].as_str(), Some(diffaug));
+            assert_eq!(t["data"]["hflip"].as_bool(), Some(true));
+            assert_eq!(t["mr"]["policy"].as_str(), Some("shrink"));
+        }
+        assert_eq!(sagan["model"]["preset"].as_str(), Some("sagan"));
     }
 }
