@@ -543,6 +543,40 @@ pub fn ct_mrgan(
 mod tests {
     use super::*;
 
+    /// MRGAN's cell rule: k = max(1, min(N_test, N_train of the class) / 200), with N_test the
+    /// whole held-out set — 3 cells for a class of 1,000 training images against 600 test
+    /// images, 1 for a class of 300 (and never 0).
+    #[test]
+    fn mrgan_cells_follow_the_k_rule() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let mut f = |n: usize| {
+            let v: Vec<f32> = (0..n * 8).map(|_| rng.random::<f32>() - 0.5).collect();
+            Features::new(v, 8, "x").unwrap()
+        };
+        let labels = |counts: &[usize]| -> Vec<i64> {
+            counts
+                .iter()
+                .enumerate()
+                .flat_map(|(c, &n)| std::iter::repeat_n(c as i64, n))
+                .collect()
+        };
+        let (train, test, gen) = (f(1300), f(600), f(600));
+        let r = ct_mrgan(
+            &train,
+            &labels(&[1000, 300]),
+            &test,
+            &labels(&[300, 300]),
+            &gen,
+            &labels(&[300, 300]),
+            4,
+            0,
+        )
+        .unwrap();
+        let cells: Vec<(i64, usize)> = r.iter().map(|c| (c.class, c.result.cells.len())).collect();
+        assert_eq!(cells, vec![(0, 3), (1, 1)]);
+    }
+
     #[test]
     fn bootstrap_brackets_the_estimate_tracks_redraws_and_is_seeded() {
         use rand::{RngExt, SeedableRng};

@@ -1,11 +1,11 @@
 //! Figure 6: FID against C_T for each τ (main model, embedder and reference; mean ± std over
-//! runs).
+//! runs), with MRGAN's per-class C_T beside the global one where the sizes allow it.
 
 use std::path::Path;
 
 use anyhow::Result;
 
-use super::{draw_fid_ct, rows_where, Figure, Sweep};
+use super::{draw_fid_ct_both, rows_where, Figure, Sweep};
 use crate::reproduce::table::Table;
 
 pub(crate) struct Fig6;
@@ -17,6 +17,6 @@ impl Figure for Fig6 {
 
     fn draw(&self, t: &Table, base: &Path, profile: &str) -> Result<()> {
         let title = format!("Quality vs memorization over τ ({profile}; mean ± std over runs)");
-        draw_fid_ct(t, base, "series", &title)
+        draw_fid_ct_both(t, base, "series", &title)
     }
 }

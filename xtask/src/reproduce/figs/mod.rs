@@ -183,6 +183,39 @@ fn draw_fid_ct(t: &Table, base: &Path, key: &str, title: &str) -> Result<()> {
     )
 }
 
+/// [`draw_fid_ct`], plus — where the table has finite MRGAN per-class C_T (`ct_mrgan`: PCA-64,
+/// k = min(N_test, N_train of the class) / 200 cells, cosine Z_U, averaged over classes) — the
+/// same runs against it, so the two definitions can be read side by side.
+fn draw_fid_ct_both(t: &Table, base: &Path, key: &str, title: &str) -> Result<()> {
+    let mut series = fid_ct_series(t, key)?;
+    let has_mrgan = t
+        .f64("ct_mrgan")
+        .is_ok_and(|m| m.iter().any(|v| v.is_finite()));
+    if has_mrgan {
+        for mut s in fid_ct_series_of(t, key, "ct_mrgan")? {
+            s.label = format!("{} · per-class C_T (MRGAN)", s.label);
+            s.points.retain(|p| p.x.is_finite());
+            series.push(s);
+        }
+    }
+    let x_label = if has_mrgan {
+        "C_T (negative = memorization): global and MRGAN per-class"
+    } else {
+        "C_T (negative = memorization)"
+    };
+    both!(
+        base,
+        SIZE,
+        plot::xy_plot,
+        title,
+        x_label,
+        "FID",
+        &series,
+        true,
+        false
+    )
+}
+
 /// Draw C_T against τ from a table with columns `key`, `tau`, `ct`.
 fn draw_ct_tau(t: &Table, base: &Path, key: &str, title: &str) -> Result<()> {
     let series = ct_tau_series(t, key)?;
@@ -237,9 +270,14 @@ fn first_seen(keys: &[String]) -> Vec<String> {
 
 /// FID vs C_T series from a table with columns `key`, `tau`, `ct`, `fid`.
 fn fid_ct_series(t: &Table, key: &str) -> Result<Vec<Series>> {
+    fid_ct_series_of(t, key, "ct")
+}
+
+/// FID against the C_T column `ct_col` (`ct` or `ct_mrgan`), one series per `key`.
+fn fid_ct_series_of(t: &Table, key: &str, ct_col: &str) -> Result<Vec<Series>> {
     let keys = t.str(key)?;
     let tau = t.f64("tau")?;
-    let ct = grouped(keys, tau, t.f64("ct")?);
+    let ct = grouped(keys, tau, t.f64(ct_col)?);
     let fid = grouped(keys, tau, t.f64("fid")?);
     let order = first_seen(keys);
     Ok(order
