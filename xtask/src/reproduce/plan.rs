@@ -177,14 +177,37 @@ impl Plan {
             };
             images += (n * classes * self.runs.len()) as f64 / embed_rate(*e, gpu);
         }
-        let est = todo as f64 * p.est_run_seconds / p.parallel.max(1) as f64 + images;
+        let left = pending(&self.runs);
+        let train_s: f64 = left.iter().map(|r| p.est_seconds(r.model)).sum();
+        let human = |sec: f64| {
+            if sec > 2.0 * 86_400.0 {
+                format!("{:.0} days", sec / 86_400.0)
+            } else if sec > 7_200.0 {
+                format!("{:.1} h", sec / 3_600.0)
+            } else {
+                format!("{:.0} min", sec / 60.0)
+            }
+        };
+        let steps: u64 = left.iter().map(|r| p.steps(r.model)).sum();
         eprintln!(
-            "{} runs ({} to train) × figures {:?}; expected ≤ {:.0} min on this machine (cached work excluded)",
+            "{} runs ({} to train, {steps} G steps in all) × figures {:?}: training ≈ {}{}, sampling and embedding ≈ {} (cached work excluded)",
             self.runs.len(),
             todo,
             figs.iter().map(|f| f.name()).collect::<Vec<_>>(),
-            est / 60.0
+            human(train_s / p.parallel.max(1) as f64),
+            if p.cpu_iteration_seconds.is_some() {
+                " on one GPU (a guess: not measured)"
+            } else {
+                " on this machine"
+            },
+            human(images)
         );
+        if let Some(it) = p.cpu_iteration_seconds {
+            eprintln!(
+                "on this machine's CPU instead (one iteration measured at {it:.0} s, 2 threads): ≈ {:.0} days",
+                steps as f64 * it / 86_400.0
+            );
+        }
     }
 
     /// `--plan`: every run with its state and the `mr-train` command that trains it.

@@ -94,8 +94,35 @@ pub struct Profile {
     pub tsne_points: usize,
     /// Samples per τ row in the grid (figure 7).
     pub grid_per_tau: usize,
-    /// Measured seconds per training run on 2 CPU cores (for the time estimate).
+    /// Seconds per training run of the first model (for the time estimate); other models scale
+    /// by their `train.steps`. Measured on 2 CPU cores for smoke and cpu; a guess for paper.
     pub est_run_seconds: f64,
+    /// Measured seconds of one training iteration of the first model on this 2-core CPU, where
+    /// known: `--plan` then also says what a run would take here.
+    pub cpu_iteration_seconds: Option<f64>,
+}
+
+impl Profile {
+    /// `train.steps` of model `i`'s configuration (0 if it cannot be read).
+    pub fn steps(&self, i: usize) -> u64 {
+        self.models[i]
+            .config
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|t| t.get("train")?.get("steps")?.as_integer())
+            .and_then(|s| u64::try_from(s).ok())
+            .unwrap_or(0)
+    }
+
+    /// Expected seconds of one run of model `i`: [`Profile::est_run_seconds`] scaled by its steps.
+    pub fn est_seconds(&self, i: usize) -> f64 {
+        let (s0, s) = (self.steps(0), self.steps(i));
+        if s0 == 0 || s == 0 {
+            self.est_run_seconds
+        } else {
+            self.est_run_seconds * s as f64 / s0 as f64
+        }
+    }
 }
 
 /// Images per second of each embedder on the 2-core CPU machine (measured, `results/bench/`),
@@ -250,6 +277,7 @@ pub fn profile(name: ProfileName) -> Profile {
                 tsne_points: 128,
                 grid_per_tau: 12,
                 est_run_seconds: 80.0,
+                cpu_iteration_seconds: None,
             }
         }
         ProfileName::Cpu => {
@@ -331,6 +359,7 @@ pub fn profile(name: ProfileName) -> Profile {
                 // refill runs draw up to 4 candidate batches per step once G copies; measured
                 // 231–332 s per run, two at a time, with the host-kernel small-cnn (was 612–1142 s)
                 est_run_seconds: 340.0,
+                cpu_iteration_seconds: None,
             }
         }
         ProfileName::Paper => {
@@ -406,7 +435,11 @@ pub fn profile(name: ProfileName) -> Profile {
                 threads_per_run: 0,
                 tsne_points: 5000,
                 grid_per_tau: 20,
-                est_run_seconds: 12.0 * 3600.0,
+                // a guess for one GPU (not measured here: no GPU has run this profile)
+                est_run_seconds: 24.0 * 3600.0,
+                // the paper iteration (batch 64, 5 D + 1 G) of BigGAN on this machine's 2 cores:
+                // 37.6-43.4 s in two runs (results/bench/models-paper.json, session 16)
+                cpu_iteration_seconds: Some(40.0),
             }
         }
     }
@@ -449,5 +482,10 @@ mod tests {
             assert_eq!(t["mr"]["policy"].as_str(), Some("shrink"));
         }
         assert_eq!(sagan["model"]["preset"].as_str(), Some("sagan"));
+        // the time estimate follows each model's steps
+        assert_eq!((paper.steps(0), paper.steps(1)), (200_000, 100_000));
+        assert_eq!(paper.est_seconds(1) * 2.0, paper.est_seconds(0));
+        let cpu = profile(ProfileName::Cpu);
+        assert_eq!(cpu.est_seconds(2), cpu.est_run_seconds);
     }
 }
