@@ -37,6 +37,32 @@ pub enum TauGrid {
     Absolute(Vec<f64>),
 }
 
+/// The paper's guideline τ (Inception space, torchvision's; MRGAN measured 0.1565 test → train).
+pub const PAPER_GUIDELINE: f64 = 0.15;
+
+/// How `--grid` reads an absolute τ grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GridMode {
+    /// The values as they are.
+    Absolute,
+    /// The values as multiples of the paper's guideline, times the guideline measured here.
+    Scaled,
+}
+
+impl TauGrid {
+    /// An absolute grid as multiples of `guideline` (a factor grid is returned as it is).
+    pub fn scaled(&self, guideline: f64) -> TauGrid {
+        match self {
+            TauGrid::Absolute(ts) => TauGrid::GuideFactors(
+                ts.iter()
+                    .map(|t| (t / guideline * 1e6).round() / 1e6)
+                    .collect(),
+            ),
+            g => g.clone(),
+        }
+    }
+}
+
 /// One GAN configuration of the sweep (an `mr-train` TOML, without τ / mode / seed, which the
 /// command line sets per run).
 #[derive(Debug, Clone)]
@@ -487,5 +513,14 @@ mod tests {
         assert_eq!(paper.est_seconds(1) * 2.0, paper.est_seconds(0));
         let cpu = profile(ProfileName::Cpu);
         assert_eq!(cpu.est_seconds(2), cpu.est_run_seconds);
+        // --grid scaled: the paper's values as multiples of its guideline 0.15
+        match paper.taus.scaled(PAPER_GUIDELINE) {
+            TauGrid::GuideFactors(f) => {
+                let want = [0.0, 0.666667, 0.8, 0.866667, 0.933333, 1.0, 1.066667];
+                assert_eq!(f, want);
+            }
+            g => panic!("{g:?}"),
+        }
+        assert_eq!(cpu.taus.scaled(PAPER_GUIDELINE), cpu.taus);
     }
 }
