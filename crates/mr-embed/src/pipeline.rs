@@ -5,10 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use mr_data::ImageSet;
-
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use mr_data::npy::{read_npy, write_npy, NpyArray, NpyData};
+use mr_data::ImageSet;
 
 use crate::error::EmbedError;
 use crate::preprocess::u8_nhwc_to_f32_nchw;
