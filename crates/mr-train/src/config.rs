@@ -568,7 +568,6 @@ impl TrainConfig {
                 t.ema_decay
             ));
         }
-        self.diffaug()?;
         self.mr.tau.rule()?;
         if self.mr.max_draws == 0 {
             return bad("mr.max_draws must be ≥ 1".into());
@@ -626,11 +625,6 @@ impl TrainConfig {
             _ => {}
         }
         Ok(cfg)
-    }
-
-    /// The DiffAugment configuration, `None` when off.
-    pub fn diffaug(&self) -> Result<Option<DiffAugmentConfig>, BadInput> {
-        Ok(self.train.diffaug.config())
     }
 
     /// A hash of everything that determines the trained weights except the step count (a resumed

@@ -240,7 +240,7 @@ impl<B: TrainBackend> Trainer<B> {
             policy: cfg.mr.policy,
             exhausted: cfg.mr.exhausted,
             loss: cfg.train.loss,
-            diffaug: cfg.diffaug()?,
+            diffaug: cfg.train.diffaug.config(),
             z_dim: model_cfg.z_dim(),
             num_classes,
             opt_g: adam.init(),

@@ -23,6 +23,17 @@ fn rejector(cfg: &mr_train::TrainConfig, set: &mr_data::ImageSet) -> Rejector<In
     .unwrap()
 }
 
+/// A trainer for `cfg` (checked) on `set` with the rejector of [`rejector`].
+fn mr_trainer(cfg: &mr_train::TrainConfig, set: &mr_data::ImageSet) -> Trainer<B> {
+    Trainer::<B>::new(
+        cfg.clone().check().unwrap(),
+        set,
+        Some(rejector(cfg, set)),
+        &Default::default(),
+    )
+    .unwrap()
+}
+
 #[test]
 fn tau_zero_reproduces_plain_training_bit_for_bit() {
     let set = synthetic(16, 2, 1);
@@ -66,13 +77,7 @@ fn rejection_rejects_and_policies_behave() {
     cfg.mr.tau = TauSpec::Value(2.5);
     cfg.mr.max_draws = 3;
     cfg.mr.exhausted = mr_train::config::Exhausted::Force;
-    let mut t = Trainer::<B>::new(
-        cfg.clone().check().unwrap(),
-        &set,
-        Some(rejector(&cfg, &set)),
-        &device,
-    )
-    .unwrap();
+    let mut t = mr_trainer(&cfg, &set);
     let s = t.train_step().unwrap();
     assert_eq!(s.accepted, 0);
     assert_eq!(s.drawn, 3 * 8, "refill draws up to max_draws batches");
@@ -83,13 +88,7 @@ fn rejection_rejects_and_policies_behave() {
 
     // the same step with `exhausted = "skip"`: D trains as before, G is left untouched
     cfg.mr.exhausted = mr_train::config::Exhausted::Skip;
-    let mut t = Trainer::<B>::new(
-        cfg.clone().check().unwrap(),
-        &set,
-        Some(rejector(&cfg, &set)),
-        &device,
-    )
-    .unwrap();
+    let mut t = mr_trainer(&cfg, &set);
     let g0 = flat_trainable(&t.g);
     let s = t.train_step().unwrap();
     assert_eq!((s.accepted, s.drawn), (0, 3 * 8));
@@ -144,13 +143,7 @@ fn rejection_rejects_and_policies_behave() {
         c.mr.tau = TauSpec::Value(median);
         c.mr.policy = policy.parse().unwrap();
         c.mr.max_draws = max_draws;
-        let mut t = Trainer::<B>::new(
-            c.clone().check().unwrap(),
-            &set,
-            Some(rejector(&c, &set)),
-            &device,
-        )
-        .unwrap();
+        let mut t = mr_trainer(&c, &set);
         let s = t.train_step().unwrap();
         assert!(s.accepted > 0 && s.accepted < s.drawn, "{policy}: {s:?}");
         assert!(s.nn.iter().filter(|&&d| f64::from(d) > median).count() > 0);
@@ -168,13 +161,7 @@ fn rejection_rejects_and_policies_behave() {
     let mut c = cfg.clone();
     c.mr.mode = mr_train::config::MrMode::Gd;
     c.mr.tau = TauSpec::Value(median);
-    let mut t = Trainer::<B>::new(
-        c.clone().check().unwrap(),
-        &set,
-        Some(rejector(&c, &set)),
-        &device,
-    )
-    .unwrap();
+    let mut t = mr_trainer(&c, &set);
     for _ in 0..2 {
         let s = t.train_step().unwrap();
         assert!(s.d_loss.is_finite() && s.g_loss.is_finite());
