@@ -361,20 +361,27 @@ pub fn parse_prefix(bytes: &[u8]) -> Result<(Pickle, usize), PickleError> {
         stack.push(values.len() - 1);
     }
 
+    // The stack helpers take the reader for the byte offset in their errors.
+    fn pop(r: &Reader, stack: &mut Vec<Id>) -> Result<Id, PickleError> {
+        stack.pop().ok_or_else(|| r.err("stack underflow"))
+    }
+    fn top(r: &Reader, stack: &[Id]) -> Result<Id, PickleError> {
+        stack.last().copied().ok_or_else(|| r.err("empty stack"))
+    }
+    fn pop_mark(
+        r: &Reader,
+        stack: &mut Vec<Id>,
+        marks: &mut Vec<usize>,
+    ) -> Result<Vec<Id>, PickleError> {
+        let m = marks.pop().ok_or_else(|| r.err("no MARK on the stack"))?;
+        if m > stack.len() {
+            return Err(r.err("corrupt MARK"));
+        }
+        Ok(stack.split_off(m))
+    }
+
     loop {
         let op = r.u8()?;
-        // Stack helpers as closures would borrow `r`; these take it explicitly.
-        let pop =
-            |r: &Reader, stack: &mut Vec<Id>| stack.pop().ok_or_else(|| r.err("stack underflow"));
-        let top =
-            |r: &Reader, stack: &[Id]| stack.last().copied().ok_or_else(|| r.err("empty stack"));
-        let pop_mark = |r: &Reader, stack: &mut Vec<Id>, marks: &mut Vec<usize>| {
-            let m = marks.pop().ok_or_else(|| r.err("no MARK on the stack"))?;
-            if m > stack.len() {
-                return Err(r.err("corrupt MARK"));
-            }
-            Ok(stack.split_off(m))
-        };
         match op {
             0x80 => {
                 let proto = r.u8()?;
