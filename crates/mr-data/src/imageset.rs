@@ -384,6 +384,31 @@ pub fn sha256_bytes(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    /// The feature-cache key must not change (every cached feature file is named by it).
+    /// Expected value: `python3 -c "import hashlib; print(hashlib.sha256(b'u8-nhwc-rgb:1x1x2x3\n'
+    /// + bytes([1, 2, 3, 4, 5, 6])).hexdigest())"`.
+    #[test]
+    fn pixel_hash_is_the_feature_cache_key() {
+        let set = ImageSet::new(
+            vec![1, 2, 3, 4, 5, 6],
+            [1, 1, 2, 3],
+            Some(vec![0]),
+            vec!["a".into()],
+            "t",
+        )
+        .unwrap();
+        let want = "9c852825efaed949063d48d5d444a28bce225ae93222c44c5e47688bbe29853a";
+        assert_eq!(set.pixel_hash(), want);
+        let relabelled =
+            ImageSet::new(vec![1, 2, 3, 4, 5, 6], [1, 1, 2, 3], None, vec![], "u").unwrap();
+        assert_eq!(
+            relabelled.pixel_hash(),
+            want,
+            "labels are not part of the key"
+        );
+        assert_ne!(relabelled.content_hash(), set.content_hash());
+    }
+
     fn toy() -> ImageSet {
         let pixels: Vec<u8> = (0..6 * 2 * 2 * 3).map(|x| x as u8).collect();
         ImageSet::new(

@@ -20,7 +20,6 @@ use clap::Args;
 use mr_data::npy::{read_npy, read_npz, NpyArray, NpyData};
 use mr_data::{registry, ImageSet};
 use mr_embed::paths::feature_cache_dir;
-use mr_embed::pipeline::content_hash;
 use mr_embed::zoo::{embedder_weights, load_embedder_with};
 use mr_embed::Embedder;
 use mr_embed::{Preprocess, Resize, Scale};
@@ -360,10 +359,7 @@ fn embed_set(
     if set.labels.is_some() {
         info.insert("classes".into(), json!(set.class_names));
     }
-    info.insert(
-        "content_hash".into(),
-        json!(content_hash(&set.pixels, n, h, w)),
-    );
+    info.insert("content_hash".into(), json!(set.pixel_hash()));
     info.insert("embedder".into(), json!(net.id()));
     info.insert("feature_cache".into(), json!(outcome));
     info.insert("embed_seconds".into(), json!(seconds));
