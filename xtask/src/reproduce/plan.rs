@@ -166,7 +166,7 @@ impl Plan {
     /// One line: the runs, how many are left to train, and the expected time.
     pub(crate) fn announce(&self, ctx: &Ctx, needs: &Needs, figs: &[Fig], gpu: bool) {
         let p = &ctx.p;
-        let todo = pending(&self.runs).len();
+        let left = pending(&self.runs);
         let classes = ctx.class_names.len().max(1);
         let mut images = 0.0;
         for e in &needs.embedders {
@@ -177,8 +177,12 @@ impl Plan {
             };
             images += (n * classes * self.runs.len()) as f64 / embed_rate(*e, gpu);
         }
-        let left = pending(&self.runs);
-        let train_s: f64 = left.iter().map(|r| p.est_seconds(r.model)).sum();
+        // each model's steps and run time, read from its config once
+        let per_model: Vec<(u64, f64)> = (0..p.models.len())
+            .map(|i| (p.steps(i), p.est_seconds(i)))
+            .collect();
+        let steps: u64 = left.iter().map(|r| per_model[r.model].0).sum();
+        let train_s: f64 = left.iter().map(|r| per_model[r.model].1).sum();
         let human = |sec: f64| {
             if sec > 2.0 * 86_400.0 {
                 format!("{:.0} days", sec / 86_400.0)
@@ -188,11 +192,10 @@ impl Plan {
                 format!("{:.0} min", sec / 60.0)
             }
         };
-        let steps: u64 = left.iter().map(|r| p.steps(r.model)).sum();
         eprintln!(
             "{} runs ({} to train, {steps} G steps in all) × figures {:?}: training ≈ {}{}, sampling and embedding ≈ {} (cached work excluded)",
             self.runs.len(),
-            todo,
+            left.len(),
             figs.iter().map(|f| f.name()).collect::<Vec<_>>(),
             human(train_s / p.parallel.max(1) as f64),
             if p.cpu_iteration_seconds.is_some() {
