@@ -13,7 +13,7 @@ use std::path::Path;
 
 use faer::linalg::matmul::matmul;
 use faer::linalg::matmul::triangular::{self, BlockStructure};
-use faer::{Accum, Mat, Par, Side};
+use faer::{Accum, Mat, MatRef, Par, Side};
 use mr_data::npy::{read_npz, take_member, write_npz, NpyArray, NpyData};
 use mr_nn::mean_covariance;
 use serde::Serialize;
@@ -41,12 +41,11 @@ impl Stats {
             ));
         }
         let (mu, cov) = mean_covariance(f.view());
+        // `cov` is exactly symmetric (mirrored from its lower triangle), so its columns are the
+        // rows of the row-major Σ
         let mut sigma = vec![0f64; d * d];
-        for i in 0..d {
-            for j in 0..d {
-                // exact symmetry, as numpy's cov gives
-                sigma[i * d + j] = cov[(i.max(j), i.min(j))];
-            }
+        for (i, row) in sigma.chunks_exact_mut(d).enumerate() {
+            row.copy_from_slice(cov.col(i).try_as_col_major().expect("owned Mat").as_slice());
         }
         Ok(Stats {
             mu,
@@ -123,8 +122,14 @@ fn trace(s: &Stats) -> f64 {
 /// with `Σ1 = L Lᵀ` (Cholesky); when `Σ1` is singular (e.g. N ≤ D) `L = V √Λ` from its
 /// eigendecomposition instead. `Err` on a complex result.
 fn trace_sqrt_product(s1: &[f64], s2: &[f64], d: usize, eps: f64) -> Result<f64> {
-    let a = Mat::<f64>::from_fn(d, d, |i, j| s1[i * d + j] + if i == j { eps } else { 0.0 });
-    let b = Mat::<f64>::from_fn(d, d, |i, j| s2[i * d + j] + if i == j { eps } else { 0.0 });
+    let with_eps = |s: &[f64]| {
+        let mut m = MatRef::from_row_major_slice(s, d, d).to_owned();
+        for i in 0..d {
+            m[(i, i)] += eps;
+        }
+        m
+    };
+    let (a, b) = (with_eps(s1), with_eps(s2));
     let m = match a.llt(Side::Lower) {
         Ok(llt) => {
             let l = llt.L();

@@ -2,13 +2,25 @@
 
 use faer::linalg::matmul::matmul;
 use faer::linalg::matmul::triangular::{self, BlockStructure};
-use faer::{Accum, Mat, Par, Side};
+use faer::{Accum, Mat, MatRef, Par, Side};
 
 use crate::{check_query, NnError, View};
 
+/// Rows per block of [`mean_covariance`]: a `[d, 1024]` f64 block of centred samples (16 MiB at
+/// d = 2048) is all the covariance pass holds beside the `[d, d]` result. Blocks of 1024, 2048
+/// and 4096 rows ran equally fast on 10,000 × 2048 (within noise, 2 threads).
+const COV_BLOCK_ROWS: usize = 1024;
+
 /// Per-feature mean and covariance (normalised by `n - 1`, like `np.cov`) of `data`, in f64.
 /// `data` needs at least 2 rows for the covariance to be defined.
+///
+/// Two passes over `data`: the mean, then `Σ (x - μ)(x - μ)ᵀ` accumulated over blocks of
+/// [`COV_BLOCK_ROWS`] centred samples (each stored as a contiguous column, so building a block
+/// reads the rows in order), lower triangle only (a syrk: half the flops), then mirrored. Memory
+/// beyond the input is the `[d, d]` result and one block, whatever `n` is — `data` may be a
+/// memory-mapped file much larger than RAM.
 pub fn mean_covariance(data: View<'_>) -> (Vec<f64>, Mat<f64>) {
+    use rayon::prelude::*;
     let (n, d) = (data.n(), data.dim());
     let mut mean = vec![0f64; d];
     for i in 0..n {
@@ -17,20 +29,46 @@ pub fn mean_covariance(data: View<'_>) -> (Vec<f64>, Mat<f64>) {
         }
     }
     mean.iter_mut().for_each(|m| *m /= n as f64);
-    let centered = Mat::<f64>::from_fn(n, d, |i, j| data.row(i)[j] as f64 - mean[j]);
-    // symmetric product: compute the lower triangle only (half the flops), then mirror it
     let mut cov = Mat::<f64>::zeros(d, d);
-    triangular::matmul(
-        cov.as_mut(),
-        BlockStructure::TriangularLower,
-        Accum::Replace,
-        centered.transpose(),
-        BlockStructure::Rectangular,
-        centered.as_ref(),
-        BlockStructure::Rectangular,
-        1.0 / (n as f64 - 1.0),
-        Par::rayon(0),
-    );
+    let rows = COV_BLOCK_ROWS.min(n.max(1));
+    let mut block = vec![0f64; d * rows];
+    let mut start = 0;
+    while start < n {
+        let m = rows.min(n - start);
+        // column j of the block is sample start + j, centred
+        block[..d * m]
+            .par_chunks_mut(d)
+            .enumerate()
+            .for_each(|(j, col)| {
+                for ((c, &x), mu) in col.iter_mut().zip(data.row(start + j)).zip(&mean) {
+                    *c = x as f64 - mu;
+                }
+            });
+        let b = MatRef::from_column_major_slice(&block[..d * m], d, m);
+        triangular::matmul(
+            cov.as_mut(),
+            BlockStructure::TriangularLower,
+            if start == 0 {
+                Accum::Replace
+            } else {
+                Accum::Add
+            },
+            b,
+            BlockStructure::Rectangular,
+            b.transpose(),
+            BlockStructure::Rectangular,
+            1.0,
+            Par::rayon(0),
+        );
+        start += m;
+    }
+    // like np.cov: the sum of products, then one multiplication by 1 / (n - 1)
+    let scale = 1.0 / (n as f64 - 1.0);
+    for j in 0..d {
+        for i in j..d {
+            cov[(i, j)] *= scale;
+        }
+    }
     for j in 0..d {
         for i in 0..j {
             cov[(i, j)] = cov[(j, i)];
@@ -150,5 +188,31 @@ mod tests {
         // projection onto the first axis is (t - mean t)·√2, mean t = -0.5
         assert!((y[0] as f64 - (-24.5 * 2f64.sqrt())).abs() < 1e-3);
         assert!(Pca::fit(v, 4).is_err());
+    }
+
+    #[test]
+    fn covariance_over_several_blocks_is_the_two_pass_formula() {
+        // more rows than one block, and a partial last block; an offset mean that an uncentred
+        // formula would lose digits to
+        let (n, d) = (2 * COV_BLOCK_ROWS + 37, 3);
+        let x: Vec<f32> = (0..n * d)
+            .map(|k| 1000.0 + ((k * 7919 % 1013) as f32) * 0.01 + (k % d) as f32)
+            .collect();
+        let (mean, cov) = mean_covariance(View::new(&x, d).unwrap());
+        for j in 0..d {
+            let m: f64 = (0..n).map(|i| x[i * d + j] as f64).sum::<f64>() / n as f64;
+            assert!((mean[j] - m).abs() <= 1e-12 * m.abs(), "mean {j}");
+            for l in 0..d {
+                let c: f64 = (0..n)
+                    .map(|i| (x[i * d + j] as f64 - mean[j]) * (x[i * d + l] as f64 - mean[l]))
+                    .sum::<f64>()
+                    / (n as f64 - 1.0);
+                assert!(
+                    (cov[(j, l)] - c).abs() <= 1e-12 * c.abs().max(1e-300),
+                    "cov {j} {l}"
+                );
+                assert_eq!(cov[(j, l)], cov[(l, j)], "exactly symmetric");
+            }
+        }
     }
 }
