@@ -476,6 +476,11 @@ pub fn read_npz(path: &Path) -> Result<BTreeMap<String, NpyArray>, NpyError> {
                 path: path.to_path_buf(),
                 reason: format!("cannot read member '{name}': {e}"),
             })?;
+        if !name.ends_with(".npy") && !bytes.starts_with(MAGIC) {
+            // not an array (e.g. the `meta.json` of mr-metrics' statistics files; `np.load`
+            // returns such members as raw bytes): see [`read_npz_raw`]
+            continue;
+        }
         let member_path = path.join(&name);
         let arr = parse_npy(&bytes, &member_path)?;
         let key = name.strip_suffix(".npy").unwrap_or(&name).to_string();
@@ -498,8 +503,46 @@ pub fn take_member(
     })
 }
 
+/// The bytes of member `name` of a `.npz` archive, read as they are (`None` when there is no such
+/// member): the non-array members that [`read_npz`] leaves out.
+pub fn read_npz_raw(path: &Path, name: &str) -> Result<Option<Vec<u8>>, NpyError> {
+    let file = File::open(path).map_err(|e| io_err(path, e))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| NpyError::BadArchive {
+        path: path.to_path_buf(),
+        reason: format!("not a valid .npz (zip) archive: {e}"),
+    })?;
+    let mut member = match zip.by_name(name) {
+        Ok(m) => m,
+        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+        Err(e) => {
+            return Err(NpyError::BadArchive {
+                path: path.to_path_buf(),
+                reason: format!("cannot read member '{name}': {e}"),
+            })
+        }
+    };
+    let mut bytes = Vec::with_capacity(member.size() as usize);
+    member
+        .read_to_end(&mut bytes)
+        .map_err(|e| NpyError::BadArchive {
+            path: path.to_path_buf(),
+            reason: format!("cannot read member '{name}': {e}"),
+        })?;
+    Ok(Some(bytes))
+}
+
 /// Write a `.npz` archive (uncompressed, like `np.savez`) atomically.
 pub fn write_npz(path: &Path, arrays: &[(&str, &NpyArray)]) -> Result<(), NpyError> {
+    write_npz_with_raw(path, arrays, &[])
+}
+
+/// [`write_npz`] plus members stored as the given bytes under their own names (`np.load` returns
+/// them as `bytes`; [`read_npz_raw`] reads them back).
+pub fn write_npz_with_raw(
+    path: &Path,
+    arrays: &[(&str, &NpyArray)],
+    raw: &[(&str, &[u8])],
+) -> Result<(), NpyError> {
     let mut buf = std::io::Cursor::new(Vec::new());
     {
         let mut zw = zip::ZipWriter::new(&mut buf);
@@ -514,6 +557,14 @@ pub fn write_npz(path: &Path, arrays: &[(&str, &NpyArray)]) -> Result<(), NpyErr
                 })?;
             zw.write_all(&to_npy_bytes(arr))
                 .map_err(|e| io_err(path, e))?;
+        }
+        for (name, bytes) in raw {
+            zw.start_file(*name, opts)
+                .map_err(|e| NpyError::BadArchive {
+                    path: path.to_path_buf(),
+                    reason: format!("cannot write member '{name}': {e}"),
+                })?;
+            zw.write_all(bytes).map_err(|e| io_err(path, e))?;
         }
         zw.finish().map_err(|e| NpyError::BadArchive {
             path: path.to_path_buf(),
@@ -605,5 +656,20 @@ mod tests {
         assert!(e.contains("no array 'mean'") && e.contains("sigma"), "{e}");
         std::fs::write(&p, b"garbage").unwrap();
         assert!(matches!(read_npz(&p), Err(NpyError::BadArchive { .. })));
+    }
+
+    #[test]
+    fn npz_raw_members_are_kept_apart_from_arrays() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("stats.npz");
+        let mu = NpyArray::new(vec![2], NpyData::F64(vec![1.0, 2.0]));
+        write_npz_with_raw(&p, &[("mu", &mu)], &[("meta.json", b"{\"n\": 3}")]).unwrap();
+        let m = read_npz(&p).unwrap();
+        assert_eq!(m.keys().collect::<Vec<_>>(), ["mu"]);
+        assert_eq!(
+            read_npz_raw(&p, "meta.json").unwrap().as_deref(),
+            Some(&b"{\"n\": 3}"[..])
+        );
+        assert_eq!(read_npz_raw(&p, "other").unwrap(), None);
     }
 }

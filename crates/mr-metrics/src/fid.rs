@@ -14,9 +14,9 @@ use std::path::Path;
 use faer::linalg::matmul::matmul;
 use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::{Accum, Mat, MatRef, Par, Side};
-use mr_data::npy::{read_npz, take_member, write_npz, NpyArray, NpyData};
+use mr_data::npy::{read_npz, read_npz_raw, take_member, write_npz_with_raw, NpyArray, NpyData};
 use mr_nn::mean_covariance;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{input, Features, MetricsError, Result};
 
@@ -27,8 +27,59 @@ pub struct Stats {
     /// `[D, D]` row-major.
     pub sigma: Vec<f64>,
     pub d: usize,
-    /// Number of samples the statistics came from, when known (`None` for loaded stats).
+    /// Number of samples the statistics came from, when known (`None` for stats files written
+    /// by other tools).
     pub n: Option<usize>,
+    /// What the statistics were computed from: set by [`Stats::from_features`] (`n`, `dim`),
+    /// completed by the caller that knows the embedder, written by [`Stats::save_npz`] as the
+    /// archive member `meta.json` and read back by [`Stats::load_npz`] (`None` for files of
+    /// pytorch-fid, clean-fid, …).
+    pub meta: Option<StatsMeta>,
+}
+
+/// The `meta.json` member of a statistics `.npz` written by mr-metrics. pytorch-fid and clean-fid
+/// read only `mu` and `sigma` and ignore it; `np.load(path)["meta.json"]` returns its bytes.
+/// Everything in it is deterministic (no dates), so the same set gives the same file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatsMeta {
+    /// [`STATS_FORMAT`].
+    pub format: String,
+    /// The mr-metrics version that wrote the file.
+    pub mr_metrics_version: String,
+    /// Number of samples behind μ and Σ.
+    pub n: usize,
+    pub dim: usize,
+    /// The embedder id (`name+weights+preprocessing`) when the set was embedded from images;
+    /// `None` for feature files, whose embedder mr-metrics cannot know.
+    pub embedder: Option<String>,
+    /// The preprocessing part of the embedder id (resize and scaling, e.g. `bilinear299-div128`).
+    pub preprocessing: Option<String>,
+    /// sha256 of the weight file the embedder loaded (`None` for weights built into the binary).
+    pub weights_sha256: Option<String>,
+    /// The input as it was given (path or dataset name).
+    pub source: Option<String>,
+    /// For images, the sha256 of the pixels (`ImageSet::pixel_hash`, the feature-cache key).
+    pub content_sha256: Option<String>,
+}
+
+/// The `format` of [`StatsMeta`].
+pub const STATS_FORMAT: &str = "mr-metrics-fid-stats/1";
+
+impl StatsMeta {
+    /// Metadata of `n` samples of dimension `dim`, with nothing known of where they came from.
+    pub fn new(n: usize, dim: usize) -> StatsMeta {
+        StatsMeta {
+            format: STATS_FORMAT.into(),
+            mr_metrics_version: env!("CARGO_PKG_VERSION").into(),
+            n,
+            dim,
+            embedder: None,
+            preprocessing: None,
+            weights_sha256: None,
+            source: None,
+            content_sha256: None,
+        }
+    }
 }
 
 impl Stats {
@@ -52,10 +103,13 @@ impl Stats {
             sigma,
             d,
             n: Some(n),
+            meta: Some(StatsMeta::new(n, d)),
         })
     }
 
-    /// Read pytorch-fid stats (`.npz` with `mu` [D] and `sigma` [D, D]).
+    /// Read statistics: an `.npz` with `mu` [D] and `sigma` [D, D] as pytorch-fid's
+    /// `--save-stats` and clean-fid's `make_custom_stats` write it (`np.savez_compressed`), or as
+    /// [`Stats::save_npz`] writes it (then with its [`StatsMeta`], which gives `n`).
     pub fn load_npz(path: &Path) -> Result<Stats> {
         let mut m = read_npz(path)?;
         let mu = take_member(path, &mut m, "mu")?;
@@ -81,22 +135,52 @@ impl Stats {
         if mu.iter().chain(&sigma).any(|x| !x.is_finite()) {
             return input(format!("{what}: statistics contain NaN or Inf"));
         }
+        let meta = match read_npz_raw(path, META_MEMBER)? {
+            None => None,
+            Some(bytes) => {
+                let m: StatsMeta = serde_json::from_slice(&bytes).map_err(|e| {
+                    MetricsError::Input(format!(
+                        "{what}: its {META_MEMBER} is not mr-metrics statistics metadata ({e})"
+                    ))
+                })?;
+                if m.dim != d {
+                    return input(format!(
+                        "{what}: {META_MEMBER} says dimension {}, but mu has {d}",
+                        m.dim
+                    ));
+                }
+                Some(m)
+            }
+        };
         Ok(Stats {
             mu,
             sigma,
             d,
-            n: None,
+            n: meta.as_ref().map(|m| m.n),
+            meta,
         })
     }
 
-    /// Write pytorch-fid-compatible stats (`np.savez(path, mu=mu, sigma=sigma)`, float64).
+    /// Write the statistics atomically as an `.npz` that pytorch-fid and clean-fid read
+    /// (`mu` [D] and `sigma` [D, D], float64, as `np.savez` stores them) plus, when known, the
+    /// [`StatsMeta`] as the member `meta.json`.
     pub fn save_npz(&self, path: &Path) -> Result<()> {
         let mu = NpyArray::new(vec![self.d], NpyData::F64(self.mu.clone()));
         let sigma = NpyArray::new(vec![self.d, self.d], NpyData::F64(self.sigma.clone()));
-        write_npz(path, &[("mu", &mu), ("sigma", &sigma)])?;
+        let meta = match &self.meta {
+            Some(m) => Some(serde_json::to_vec_pretty(m).map_err(|e| {
+                MetricsError::Numeric(format!("cannot serialise the statistics metadata: {e}"))
+            })?),
+            None => None,
+        };
+        let raw: Vec<(&str, &[u8])> = meta.iter().map(|b| (META_MEMBER, b.as_slice())).collect();
+        write_npz_with_raw(path, &[("mu", &mu), ("sigma", &sigma)], &raw)?;
         Ok(())
     }
 }
+
+/// The archive member that holds [`StatsMeta`].
+pub const META_MEMBER: &str = "meta.json";
 
 /// The FID value and the terms it is made of.
 #[derive(Debug, Clone, Serialize)]
@@ -234,6 +318,23 @@ pub fn fid(s1: &Stats, s2: &Stats) -> Result<FidResult> {
                     "the {name} set has {n} samples for {d} dimensions: its covariance is \
                      singular and FID is biased; use at least {d} samples (10k+ for published numbers)"
                 ));
+            }
+        }
+    }
+    if let (Some(m1), Some(m2)) = (&s1.meta, &s2.meta) {
+        if let (Some(e1), Some(e2)) = (&m1.embedder, &m2.embedder) {
+            if e1 != e2 {
+                warnings.push(format!(
+                    "the two sets were embedded differently ({e1} vs {e2}): their FID measures \
+                     the difference of the embeddings, not only of the images"
+                ));
+            } else if let (Some(w1), Some(w2)) = (&m1.weights_sha256, &m2.weights_sha256) {
+                if w1 != w2 {
+                    warnings.push(format!(
+                        "the two sets were embedded by {e1} with different weight files (sha256 \
+                         {w1} vs {w2})"
+                    ));
+                }
             }
         }
     }
@@ -416,6 +517,7 @@ mod tests {
             sigma: vec![1.0, 0.0, 0.0, 1.0],
             d: 2,
             n: None,
+            meta: None,
         };
         let s2 = Stats {
             sigma: vec![1.0, 0.0, 0.0, -1.0],
@@ -432,7 +534,58 @@ mod tests {
         let s = Stats::from_features(&feats(50, 4, 3, 0.0)).unwrap();
         s.save_npz(&p).unwrap();
         let t = Stats::load_npz(&p).unwrap();
-        assert_eq!(t.mu, s.mu);
-        assert_eq!(t.sigma, s.sigma);
+        assert_eq!(t, s, "μ, Σ, N and the metadata come back");
+        assert_eq!(t.n, Some(50));
+        // without metadata: N unknown, as in pytorch-fid's files
+        let bare = Stats {
+            meta: None,
+            ..s.clone()
+        };
+        bare.save_npz(&p).unwrap();
+        assert_eq!(Stats::load_npz(&p).unwrap(), Stats { n: None, ..bare });
+        // metadata that does not match the arrays, or is not ours, is one clear error
+        let mut wrong = s.clone();
+        wrong.meta.as_mut().unwrap().dim = 5;
+        wrong.save_npz(&p).unwrap();
+        let e = Stats::load_npz(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("meta.json says dimension 5, but mu has 4"),
+            "{e}"
+        );
+        let mu = NpyArray::new(vec![4], NpyData::F64(s.mu.clone()));
+        let sigma = NpyArray::new(vec![4, 4], NpyData::F64(s.sigma.clone()));
+        write_npz_with_raw(
+            &p,
+            &[("mu", &mu), ("sigma", &sigma)],
+            &[("meta.json", b"[1]")],
+        )
+        .unwrap();
+        let e = Stats::load_npz(&p).unwrap_err().to_string();
+        assert!(e.contains("not mr-metrics statistics metadata"), "{e}");
+    }
+
+    #[test]
+    fn sets_embedded_differently_are_warned_about() {
+        let with = |id: &str, w: &str| {
+            let mut s = Stats::from_features(&feats(50, 4, 3, 0.0)).unwrap();
+            let m = s.meta.as_mut().unwrap();
+            m.embedder = Some(id.into());
+            m.weights_sha256 = Some(w.into());
+            s
+        };
+        let a = with("inception-fid+t+bilinear299-div128", "aa");
+        let warn = |b: &Stats| fid(&a, b).unwrap().warnings.join("\n");
+        assert_eq!(warn(&a), "");
+        let w = warn(&with("inception-fid+t+bicubic-aa299-div128", "aa"));
+        assert!(
+            w.contains("embedded differently") && w.contains("bicubic-aa299"),
+            "{w}"
+        );
+        let w = warn(&with("inception-fid+t+bilinear299-div128", "bb"));
+        assert!(w.contains("different weight files"), "{w}");
+        // nothing known of one side: no warning
+        let mut unknown = a.clone();
+        unknown.meta = None;
+        assert_eq!(warn(&unknown), "");
     }
 }

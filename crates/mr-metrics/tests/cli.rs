@@ -58,7 +58,21 @@ fn fid_json_matches_reference_and_save_stats_roundtrips() {
         .arg(&stats)
         .assert()
         .success();
-    // stats file (ours) vs features, and numpy's stats file vs features
+    // the metadata member: N, dimension, source, format (features: no embedder)
+    let meta: Value = serde_json::from_slice(
+        &mr_data::npy::read_npz_raw(&stats, "meta.json")
+            .unwrap()
+            .expect("meta.json written"),
+    )
+    .unwrap();
+    assert_eq!(meta["format"], "mr-metrics-fid-stats/1");
+    assert_eq!(
+        (meta["n"].as_u64(), meta["dim"].as_u64()),
+        (Some(1000), Some(64))
+    );
+    assert!(meta["source"].as_str().unwrap().ends_with("fid_a.npy"));
+    assert!(meta["embedder"].is_null() && meta["weights_sha256"].is_null());
+    // stats file (ours) vs features: the same FID, and N known again from the metadata
     let v = json_of(
         bin()
             .args(["fid", "--json"])
@@ -66,6 +80,21 @@ fn fid_json_matches_reference_and_save_stats_roundtrips() {
             .arg(fx("fid_b.npy")),
     );
     assert!((v["fid"].as_f64().unwrap() - want).abs() < 1e-6 * want);
+    assert_eq!(v["n_a"], 1000);
+    // the files pytorch-fid's and clean-fid's own save functions wrote (compressed)
+    for theirs in ["fid_a_stats_pytorch_fid.npz", "fid_a_stats_cleanfid.npz"] {
+        let v = json_of(
+            bin()
+                .args(["fid", "--json"])
+                .arg(fx(theirs))
+                .arg(fx("fid_b.npy")),
+        );
+        assert!(
+            (v["fid"].as_f64().unwrap() - want).abs() < 1e-6 * want,
+            "{theirs}"
+        );
+        assert!(v["n_a"].is_null(), "{theirs}: N is not recorded there");
+    }
     let v = json_of(
         bin()
             .args(["fid", "--json"])

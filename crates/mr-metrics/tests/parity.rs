@@ -60,7 +60,7 @@ fn fid_matches_pytorch_fid_formula() {
 
 #[test]
 fn stats_npz_written_by_numpy_are_read_and_ours_match_them() {
-    // np.savez("fid_a_stats.npz", mu=mu_a, sigma=sig_a)       (what pytorch-fid --save-stats writes)
+    // np.savez("fid_a_stats.npz", mu=mu_a, sigma=sig_a)      (uncompressed; the packages compress)
     let e = expected();
     let theirs = Stats::load_npz(&fx("fid_a_stats.npz")).unwrap();
     let ours = Stats::from_features(&feats("fid_a.npy")).unwrap();
@@ -85,6 +85,43 @@ fn stats_npz_written_by_numpy_are_read_and_ours_match_them() {
         1e-6,
         "FID(npz, b)",
     );
+}
+
+#[test]
+fn stats_files_of_pytorch_fid_and_clean_fid_are_read() {
+    // make_stats_fixtures.py: pytorch-fid 0.3.0's save_fid_stats and clean-fid 0.1.35's
+    // make_custom_stats, activations = fid_a.npy; both np.savez_compressed(mu=, sigma=) of
+    // np.mean(act, 0) and np.cov(act, rowvar=False) (deflate-compressed members). np.mean of
+    // float32 activations is float32 there (np.cov converts to float64): μ agrees to float32 summation error (~1e-6)
+    let e = expected();
+    let ours = Stats::from_features(&feats("fid_a.npy")).unwrap();
+    let b = Stats::from_features(&feats("fid_b.npy")).unwrap();
+    for file in ["fid_a_stats_pytorch_fid.npz", "fid_a_stats_cleanfid.npz"] {
+        let theirs = Stats::load_npz(&fx(file)).unwrap();
+        assert_eq!(
+            (theirs.d, theirs.n, &theirs.meta),
+            (ours.d, None, &None),
+            "{file}"
+        );
+        for (x, y) in ours.mu.iter().zip(&theirs.mu) {
+            assert!(
+                (x - y).abs() <= 1e-5 * y.abs().max(1e-3),
+                "{file}: mu {x} vs {y}"
+            );
+        }
+        for (x, y) in ours.sigma.iter().zip(&theirs.sigma) {
+            assert!(
+                (x - y).abs() <= 1e-10 * y.abs().max(1e-3),
+                "{file}: {x} vs {y}"
+            );
+        }
+        assert_rel(
+            fid(&theirs, &b).unwrap().fid,
+            e["fid_ab"].as_f64().unwrap(),
+            1e-6,
+            file,
+        );
+    }
 }
 
 #[test]

@@ -1,13 +1,15 @@
 //! `mr-metrics fid`: FID between two feature sets, image sets or pytorch-fid statistics files,
 //! with an optional bootstrap interval.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use clap::Args;
-use mr_metrics::fid::{fid, Stats};
+use mr_data::imageset::sha256_file;
+use mr_data::{registry, EmbedderName};
+use mr_metrics::fid::{fid, Stats, StatsMeta};
 use mr_metrics::MetricsError;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::inputs::{EmbedOpts, Inputs, Ready, ReadyData};
 use super::{add_provenance, print_bootstrap, print_json, progress, BootstrapOpts};
@@ -19,7 +21,9 @@ pub struct FidArgs {
     a: String,
     /// Second set (optional with --save-stats).
     b: Option<String>,
-    /// Write the first set's statistics as a pytorch-fid compatible `.npz`.
+    /// Write the first set's statistics as an `.npz` that pytorch-fid and clean-fid read (`mu`,
+    /// `sigma`), with a `meta.json` member: N, dimension, embedder id, preprocessing, weights
+    /// sha256, source, pixel hash and the mr-metrics version.
     #[arg(long, value_name = "OUT.npz")]
     save_stats: Option<PathBuf>,
     /// Bootstrap (fid: rows of both sets resampled with replacement; needs features or images,
@@ -32,12 +36,39 @@ pub struct FidArgs {
     embed: EmbedOpts,
 }
 
-/// FID statistics of an input (features are reduced to μ, Σ) and its sample count when known.
-fn stats_of(r: &Ready) -> Result<(Stats, Option<usize>)> {
+/// FID statistics of an input (features are reduced to μ, Σ, with their [`StatsMeta`] filled from
+/// the input's provenance) and its sample count when known.
+fn stats_of(r: &Ready, root: &Path) -> Result<(Stats, Option<usize>)> {
     Ok(match &r.data {
-        ReadyData::Stats(s) => (s.clone(), s.n),
-        ReadyData::Features(f) => (Stats::from_features(f)?, Some(f.n())),
+        ReadyData::Stats(s) => ((**s).clone(), s.n),
+        ReadyData::Features(f) => {
+            let mut s = Stats::from_features(f)?;
+            if let Some(m) = s.meta.as_mut() {
+                describe(m, &r.info, root)?;
+            }
+            (s, Some(f.n()))
+        }
     })
+}
+
+/// Where a feature set came from, from its input record (`source`; for images `embedder` and
+/// `content_hash`) and, for a fetched or overriding weight file, that file's sha256.
+fn describe(m: &mut StatsMeta, info: &Value, root: &Path) -> Result<()> {
+    let text = |k: &str| info.get(k).and_then(Value::as_str).map(str::to_string);
+    m.source = text("source");
+    m.content_sha256 = text("content_hash");
+    if let Some(id) = text("embedder") {
+        m.preprocessing = id.splitn(3, '+').nth(2).map(str::to_string);
+        let name = id.split('+').next().unwrap_or_default();
+        if let Ok(e) = name.parse::<EmbedderName>() {
+            let w = e.weights_path(root);
+            if w.is_file() {
+                m.weights_sha256 = Some(sha256_file(&w)?);
+            }
+        }
+        m.embedder = Some(id);
+    }
+    Ok(())
 }
 
 pub fn run(a: FidArgs) -> Result<()> {
@@ -51,7 +82,8 @@ pub fn run(a: FidArgs) -> Result<()> {
         ));
     }
     let (ready, embedder) = inputs.finish()?;
-    let (sa, na) = stats_of(&ready[0])?;
+    let root = registry::data_root(a.embed.data_dir.as_deref());
+    let (sa, na) = stats_of(&ready[0], &root)?;
     if let Some(out) = &a.save_stats {
         sa.save_npz(out)?;
         if !a.json {
@@ -60,13 +92,13 @@ pub fn run(a: FidArgs) -> Result<()> {
     }
     let Some(rb) = ready.get(1) else {
         if a.json {
-            let mut v = json!({"saved_stats": a.save_stats, "dim": sa.d, "n": na});
+            let mut v = json!({"saved_stats": a.save_stats, "dim": sa.d, "n": na, "meta": sa.meta});
             add_provenance(&mut v, &[&ready[0]], &embedder);
             print_json(&v)?;
         }
         return Ok(());
     };
-    let (sb, nb) = stats_of(rb)?;
+    let (sb, nb) = stats_of(rb, &root)?;
     let r = fid(&sa, &sb)?;
     for w in &r.warnings {
         eprintln!("warning: {w}");

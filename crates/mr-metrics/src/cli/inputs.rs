@@ -105,7 +105,7 @@ pub struct Ready {
 #[derive(Debug)]
 pub enum ReadyData {
     Features(Features),
-    Stats(Stats),
+    Stats(Box<Stats>),
 }
 
 impl Ready {
@@ -120,7 +120,7 @@ impl Ready {
 
 enum Data {
     Features(Features),
-    Stats(Stats),
+    Stats(Box<Stats>),
     Images(ImageSet),
 }
 
@@ -440,7 +440,7 @@ fn read_input(
                     )));
                 }
                 drop(map);
-                return Ok(("stats", Data::Stats(Stats::load_npz(path)?)));
+                return Ok(("stats", Data::Stats(Box::new(Stats::load_npz(path)?))));
             }
             drop(map);
             let set = registry::load_path(path)?;
