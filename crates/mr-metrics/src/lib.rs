@@ -20,6 +20,7 @@ pub mod ct;
 pub mod features;
 pub mod fid;
 pub mod fidelity;
+pub mod fld;
 pub mod kid;
 pub mod nnd;
 

@@ -47,6 +47,8 @@ enum Cmd {
     Authpct(cli::fidelity::AuthPctArgs),
     /// The Vendi score (Friedman & Dieng) of one set, cosine kernel.
     Vendi(cli::fidelity::VendiArgs),
+    /// The Feature Likelihood Divergence (Jiralerspong et al.): test, train and gap.
+    Fld(cli::fidelity::FldArgs),
 }
 
 /// A command-line usage error as one `error: …` line: clap's message up to its first blank line
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
         Cmd::Prdc(a) => cli::fidelity::run_prdc(a),
         Cmd::Authpct(a) => cli::fidelity::run_authpct(a),
         Cmd::Vendi(a) => cli::fidelity::run_vendi(a),
+        Cmd::Fld(a) => cli::fidelity::run_fld(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 mod common;
 
 use mr_metrics::fidelity::{authpct, prdc, vendi};
+use mr_metrics::fld::{fld, fld_with_baseline_order, FldParams};
 use mr_metrics::Features;
 use serde_json::Value;
 
@@ -90,6 +91,7 @@ mod cli {
     use super::{expected, fx};
 
     use crate::common::{bad_input, bin, json_of};
+    use predicates::prelude::*;
 
     #[test]
     fn prdc_authpct_vendi_json() {
@@ -148,5 +150,128 @@ mod cli {
                 .arg(fx("prdc_fake.npy")),
             "nope.npy",
         );
+        bad_input(
+            bin()
+                .args(["fld", "--train"])
+                .arg(fx("fld_train.npy"))
+                .arg("--test")
+                .arg(fx("fld_test.npy"))
+                .arg("--gen")
+                .arg(fx("prdc_fake.npy")),
+            "dimension",
+        );
+        bad_input(
+            bin()
+                .args(["fld", "--epochs", "0", "--train"])
+                .arg(fx("fld_train.npy"))
+                .arg("--test")
+                .arg(fx("fld_test.npy"))
+                .arg("--gen")
+                .arg(fx("fld_gen.npy")),
+            "epochs",
+        );
     }
+
+    #[test]
+    fn fld_json_and_text() {
+        let args = |c: &mut assert_cmd::Command| {
+            c.arg("--train")
+                .arg(fx("fld_train.npy"))
+                .arg("--test")
+                .arg(fx("fld_test.npy"))
+                .arg("--gen")
+                .arg(fx("fld_gen.npy"));
+        };
+        let mut c = bin();
+        c.args(["fld", "--json", "--seed", "3"]);
+        args(&mut c);
+        let v = json_of(&mut c);
+        for k in ["fld_test", "fld_train", "fld_gap", "nll_baseline"] {
+            assert!(v[k].as_f64().unwrap().is_finite(), "{k}");
+        }
+        assert_eq!(
+            (v["n_train"].as_u64(), v["n_gen"].as_u64()),
+            (Some(600), Some(400))
+        );
+        assert_eq!(v["seed"], 3);
+        assert!(v["fld_gap"].as_f64().unwrap() < -100.0, "near-copies show");
+        assert!(v["inputs"]["test"]["source"].is_string());
+        let mut c = bin();
+        c.arg("fld");
+        args(&mut c);
+        c.assert()
+            .success()
+            .stdout(predicates::str::contains("FLD test").and(predicates::str::contains("gap")));
+    }
+}
+
+#[test]
+fn fld_matches_the_published_algorithm() {
+    // make_fld_fixtures.py: the fld package's algorithm (MoG.py, FLD.py at ffbbf20) in NumPy
+    // float64, baseline split in the order of fld_baseline_order.npy; one batch, so the fit's
+    // shuffle does not matter. (The package's own torch code on float64 copies of the same
+    // arrays gave fld_test 2.8500308667, fld_train -112.5682994906, fld_gap -115.4183303572,
+    // 25 and 21 epochs: within 3e-9 relative of these.)
+    let e: Value =
+        serde_json::from_str(&std::fs::read_to_string(fx("expected_fld.json")).unwrap()).unwrap();
+    let f = |n: &str| Features::load(&fx(n)).unwrap();
+    let (train, test, gen) = (f("fld_train.npy"), f("fld_test.npy"), f("fld_gen.npy"));
+    let order: Vec<usize> = mr_data::npy::read_npy(&fx("fld_baseline_order.npy"))
+        .unwrap()
+        .to_i64()
+        .unwrap()
+        .into_iter()
+        .map(|v| v as usize)
+        .collect();
+    let p = FldParams::default();
+    let r = fld_with_baseline_order(&train, &test, &gen, &p, &order).unwrap();
+    for key in [
+        "fld_test",
+        "fld_train",
+        "fld_gap",
+        "nll_test",
+        "nll_train",
+        "nll_baseline",
+    ] {
+        let got = serde_json::to_value(&r).unwrap()[key].as_f64().unwrap();
+        close(got, e[key].as_f64().unwrap(), key);
+    }
+    assert_eq!(r.epochs_run as u64, e["epochs_run"].as_u64().unwrap());
+    assert_eq!(
+        r.baseline_epochs_run as u64,
+        e["baseline_epochs_run"].as_u64().unwrap()
+    );
+    assert_eq!(
+        r.baseline_centres as u64,
+        e["baseline_centres"].as_u64().unwrap()
+    );
+    // the near-copies in the generated set show as a strongly negative gap
+    assert!(r.fld_gap < -100.0);
+    // seeded: the same seed gives the same result (several batches: the fit order matters)
+    let small = FldParams {
+        batch: 128,
+        ..FldParams::default()
+    };
+    let a = fld(&train, &test, &gen, &small).unwrap();
+    assert_eq!(a, fld(&train, &test, &gen, &small).unwrap());
+    let other = fld(&train, &test, &gen, &FldParams { seed: 1, ..small }).unwrap();
+    assert_ne!(a.nll_baseline, other.nll_baseline);
+}
+
+#[test]
+fn fld_rejects_bad_input() {
+    let f = |n: &str| Features::load(&fx(n)).unwrap();
+    let (train, test, gen) = (f("fld_train.npy"), f("fld_test.npy"), f("fld_gen.npy"));
+    let p = FldParams::default();
+    let e = fld_with_baseline_order(&train, &test, &gen, &p, &[0, 1, 2]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("permutation of the 600 training rows"),
+        "{e}"
+    );
+    let flat = Features::new(vec![1.0; 3 * 16], 16, "flat").unwrap();
+    let e = fld(&train, &flat, &gen, &p).unwrap_err().to_string();
+    assert!(e.contains("feature 0 is constant over the test set"), "{e}");
+    let narrow = Features::new(vec![0.5; 4 * 8], 8, "narrow").unwrap();
+    assert!(fld(&train, &test, &narrow, &p).is_err());
 }

@@ -1,13 +1,15 @@
-//! `mr-metrics prdc`, `authpct` and `vendi`: the sample-quality and diversity metrics of
-//! [`mr_metrics::fidelity`] from the command line (features or images in, `--json` out).
+//! `mr-metrics prdc`, `authpct`, `vendi` and `fld`: the sample-quality, diversity and
+//! generalization metrics of [`mr_metrics::fidelity`] and [`mr_metrics::fld`] from the command
+//! line (features or images in, `--json` out).
 
 use anyhow::Result;
 use clap::Args;
 use mr_metrics::fidelity::{authpct, prdc, vendi};
+use mr_metrics::fld::{fld_with_progress, FldFit, FldParams};
 use serde_json::json;
 
 use super::inputs::{EmbedOpts, Inputs};
-use super::{add_provenance, print_json};
+use super::{add_provenance, print_json, progress};
 
 #[derive(Args, Debug)]
 pub struct PrdcArgs {
@@ -49,6 +51,88 @@ pub struct VendiArgs {
     pub json: bool,
     #[command(flatten)]
     pub embed: EmbedOpts,
+}
+
+#[derive(Args, Debug)]
+pub struct FldArgs {
+    /// Training set: features `.npy` or images.
+    #[arg(long)]
+    pub train: String,
+    /// Test set (held out from training): its mean and std standardise every set.
+    #[arg(long)]
+    pub test: String,
+    /// Generated set.
+    #[arg(long)]
+    pub gen: String,
+    /// Seed of the shuffles (generated subset, fit order, baseline split).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Largest number of Adam epochs per fit (the fld package's 50).
+    #[arg(long, default_value_t = 50)]
+    pub epochs: usize,
+    /// Training samples per Adam step (the package's 10,000).
+    #[arg(long, default_value_t = 10_000)]
+    pub fit_batch: usize,
+    /// At most this many generated samples are centres (the package's 10,000).
+    #[arg(long, default_value_t = 10_000)]
+    pub gen_size: usize,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub embed: EmbedOpts,
+}
+
+pub fn run_fld(a: FldArgs) -> Result<()> {
+    let mut inputs = Inputs::new(&a.embed)?;
+    inputs.load("train", &a.train, false)?;
+    inputs.load("test", &a.test, false)?;
+    inputs.load("gen", &a.gen, false)?;
+    let (ready, embedder) = inputs.finish()?;
+    let p = FldParams {
+        epochs: a.epochs,
+        lr: FldParams::default().lr,
+        batch: a.fit_batch,
+        gen_size: a.gen_size,
+        seed: a.seed,
+    };
+    let pb = progress(2 * a.epochs as u64, "FLD fits (epochs, at most)");
+    let mut last = FldFit::Generated;
+    let r = fld_with_progress(
+        ready[0].features(),
+        ready[1].features(),
+        ready[2].features(),
+        &p,
+        &mut |fit, epoch, loss| {
+            if fit != last {
+                // the first fit stopped early: the baseline's epochs start at the bar's middle
+                pb.set_position(a.epochs as u64);
+                last = fit;
+            }
+            pb.set_message(format!("{fit:?} epoch {epoch}, loss {loss:.5}"));
+            pb.inc(1);
+        },
+    )?;
+    pb.finish_and_clear();
+    if a.json {
+        let mut v = serde_json::to_value(&r)?;
+        v["distance"] = json!("l2 (test-standardised)");
+        add_provenance(&mut v, &[&ready[0], &ready[1], &ready[2]], &embedder);
+        print_json(&v)?;
+    } else {
+        println!(
+            "FLD test {:.4} · train {:.4} · gap {:.4} ({} training, {} test, {} generated samples; \
+             fits stopped after {} and {} epochs)",
+            r.fld_test,
+            r.fld_train,
+            r.fld_gap,
+            r.n_train,
+            r.n_test,
+            r.n_gen,
+            r.epochs_run,
+            r.baseline_epochs_run
+        );
+    }
+    Ok(())
 }
 
 pub fn run_prdc(a: PrdcArgs) -> Result<()> {
