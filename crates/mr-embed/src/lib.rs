@@ -24,6 +24,9 @@
 
 pub mod effnet;
 pub mod error;
+/// See [`mr_kernels::check_cuda_device`].
+#[cfg(feature = "cuda")]
+pub use mr_kernels::check_cuda_device;
 /// The host inference kernels (moved to `mr_kernels::infer`; this path is kept).
 pub use mr_kernels::infer as host;
 pub mod inception;

@@ -207,6 +207,64 @@ impl TrainOps for burn::backend::NdArray {}
 #[cfg(feature = "cuda")]
 impl TrainOps for burn::backend::Cuda {}
 
+/// Start burn's CUDA backend on the default device and read one value back, before any real
+/// work: where the driver or a GPU is missing, burn's CUDA runtime panics in a worker thread
+/// (cudarc cannot load `libcuda`) and the program ends with two backtraces. Here that panic is
+/// caught and its first line returned as the error, for one `error:` line. (The project forbids
+/// `unsafe`, so the driver library is not probed directly.)
+#[cfg(feature = "cuda")]
+pub fn check_cuda_device() -> Result<(), String> {
+    use std::sync::{Arc, Mutex};
+    let first: Arc<Mutex<Option<String>>> = Arc::default();
+    let hook = std::panic::take_hook();
+    {
+        let first = first.clone();
+        std::panic::set_hook(Box::new(move |info| {
+            let mut f = first.lock().unwrap_or_else(|e| e.into_inner());
+            if f.is_none() {
+                let p = info.payload();
+                let msg = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".into());
+                *f = Some(msg);
+            }
+        }));
+    }
+    let r = std::panic::catch_unwind(|| {
+        let device = Default::default();
+        let t = burn::tensor::Tensor::<burn::backend::Cuda, 1>::ones([1], &device);
+        t.into_data().to_vec::<f32>().ok()
+    });
+    std::panic::set_hook(hook);
+    match r {
+        Ok(Some(v)) if v == [1.0] => Ok(()),
+        Ok(v) => Err(format!(
+            "the CUDA device read back {v:?} for a one-element tensor of ones"
+        )),
+        Err(_) => {
+            let msg = first
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .unwrap_or_default();
+            // cudarc's message goes on with every library name it tried
+            let msg = msg
+                .split(" - ")
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string();
+            Err(format!(
+                "this binary was built with the `cuda` feature, but burn's CUDA backend could \
+                 not start ({msg}): run it where an NVIDIA GPU and driver are installed, or build \
+                 it without `--features cuda` to run on the CPU"
+            ))
+        }
+    }
+}
+
 static REFERENCE: AtomicBool = AtomicBool::new(false);
 
 /// Makes [`batch_norm_train`] (and every fused op) run the burn-op reference instead, process

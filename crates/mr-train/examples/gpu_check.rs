@@ -97,6 +97,8 @@ fn backend() -> &'static str {
 
 fn main_() -> Result<()> {
     let a = Args::parse();
+    #[cfg(feature = "cuda")]
+    mr_embed::check_cuda_device().map_err(anyhow::Error::msg)?;
     for s in &a.only {
         ensure!(
             SECTIONS.contains(&s.as_str()),

@@ -197,16 +197,24 @@ fn toy(a: ToyArgs) -> Result<()> {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// With the `cuda` feature: the CUDA backend must start before any work (see
+/// `mr_kernels::check_cuda_device`); without it, nothing to check.
+fn device_ready() -> Result<()> {
+    #[cfg(feature = "cuda")]
+    mr_embed::check_cuda_device().map_err(anyhow::Error::msg)?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Sample(a)) => sample(a),
+        Some(Command::Sample(a)) => device_ready().and_then(|()| sample(a)),
         Some(Command::DefaultConfig) => {
             print!("{}", TrainConfig::default().to_toml());
             Ok(())
         }
-        Some(Command::Toy(a)) => toy(a),
-        None => train(cli.train),
+        Some(Command::Toy(a)) => device_ready().and_then(|()| toy(a)),
+        None => device_ready().and_then(|()| train(cli.train)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -198,6 +198,8 @@ impl Inputs {
     /// reading a large set, so that missing weights are reported first.
     pub fn load_embedder(&mut self) -> Result<()> {
         if self.has_images() && self.net.is_none() {
+            #[cfg(feature = "cuda")]
+            mr_embed::check_cuda_device().map_err(anyhow::Error::msg)?;
             self.net = Some(self.load_net()?);
         }
         Ok(())
