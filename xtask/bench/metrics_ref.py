@@ -4,6 +4,8 @@ Usage: python metrics_ref.py DATA_DIR REPEATS  (prints one JSON object on stdout
 
 Each reference is the published algorithm run with the standard Python tools:
   fid  pytorch-fid's formula: np.mean / np.cov (float64), scipy.linalg.sqrtm(sigma1 @ sigma2).
+  fid_eigvals  torch-fidelity 0.4.0's route (metric_fid.py): np.mean / np.cov of the float32
+       features, tr sqrt = sum of sqrt(np.linalg.eigvals(sigma1 @ sigma2)).real.
   ct   Meehan et al.'s data-copying test: sklearn KMeans cells fitted on train, per cell
        sklearn NearestNeighbors(n_neighbors=1) (Euclidean), scipy mannwhitneyu, weighted by P_n.
   nn   faiss-cpu IndexFlatIP on L2-normalised features, k = 1 (exact cosine 1-NN).
@@ -56,6 +58,16 @@ try:
 
     med, times, val = median_time(fid)
     out["fid"] = {"median_s": med, "times_s": times, "value": val}
+
+    def fid_eigvals():
+        mu1, s1 = np.mean(fa, axis=0), np.cov(fa, rowvar=False)
+        mu2, s2 = np.mean(fb, axis=0), np.cov(fb, rowvar=False)
+        diff = mu1 - mu2
+        tr_covmean = np.sum(np.sqrt(np.linalg.eigvals(s1.dot(s2)).astype("complex128")).real)
+        return float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
+
+    med, times, val = median_time(fid_eigvals)
+    out["fid_eigvals"] = {"median_s": med, "times_s": times, "value": val}
 except ImportError as e:
     out["fid"] = {"error": str(e)}
 

@@ -101,20 +101,26 @@ pub fn zu(lq: &[f64], lp: &[f64]) -> Result<(f64, f64)> {
 }
 
 /// Exact NN distance of each row of `q` to the rows `idx` of `train`.
-fn nn_dist(
+/// NN distances of the `rows` of each query set to the training rows `idx` (one index for all
+/// query sets).
+fn nn_dists(
     train: &Features,
     idx: &[usize],
-    q: &Features,
-    rows: &[usize],
+    queries: &[(&Features, &[usize])],
     metric: Metric,
-) -> Result<Vec<f64>> {
-    if rows.is_empty() {
-        return Ok(vec![]);
-    }
+) -> Result<Vec<Vec<f64>>> {
     let t = train.select(idx);
-    let qs = q.select(rows);
     let index = exact_index(t.view(), metric)?;
-    Ok(index.search(qs.view(), 1)?.nearest_distances())
+    queries
+        .iter()
+        .map(|(q, rows)| {
+            if rows.is_empty() {
+                return Ok(vec![]);
+            }
+            let qs = q.select(rows);
+            Ok(index.search(qs.view(), 1)?.nearest_distances())
+        })
+        .collect()
 }
 
 fn members(cells: &[usize], k: usize) -> Vec<Vec<usize>> {
@@ -183,9 +189,8 @@ pub fn ct_with_cells(
             let z_u = if ge[c].is_empty() {
                 None
             } else {
-                let lq = nn_dist(train, &tr[c], gen, &ge[c], metric)?;
-                let lp = nn_dist(train, &tr[c], test, &te[c], metric)?;
-                Some(zu(&lq, &lp)?.1)
+                let d = nn_dists(train, &tr[c], &[(gen, &ge[c]), (test, &te[c])], metric)?;
+                Some(zu(&d[0], &d[1])?.1)
             };
             Ok(CellResult {
                 n_train: tr[c].len(),
@@ -295,18 +300,21 @@ pub fn ct_bootstrap(
     let base = ct_with_cells(train, &a, test, &b, gen, &c, k, params.metric, params.tau_c)?;
     let tr = members(&a, k);
     // each test / generated sample: its cell and its NN distance to that cell's training samples
-    let dists = |f: &Features, cells: &[usize]| -> Result<Vec<f64>> {
-        let m = members(cells, k);
-        let mut out = vec![0.0; f.n()];
-        for cell in 0..k {
-            let d = nn_dist(train, &tr[cell], f, &m[cell], params.metric)?;
-            for (&i, x) in m[cell].iter().zip(d) {
+    let (mp, mq) = (members(&b, k), members(&c, k));
+    let (mut dp, mut dq) = (vec![0.0; test.n()], vec![0.0; gen.n()]);
+    for cell in 0..k {
+        let d = nn_dists(
+            train,
+            &tr[cell],
+            &[(test, &mp[cell]), (gen, &mq[cell])],
+            params.metric,
+        )?;
+        for (out, rows, d) in [(&mut dp, &mp[cell], &d[0]), (&mut dq, &mq[cell], &d[1])] {
+            for (&i, &x) in rows.iter().zip(d) {
                 out[i] = x;
             }
         }
-        Ok(out)
-    };
-    let (dp, dq) = (dists(test, &b)?, dists(gen, &c)?);
+    }
     let (n, m) = (test.n(), gen.n());
     let tau_c = params.tau_c.unwrap_or(20.0 / m as f64);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);

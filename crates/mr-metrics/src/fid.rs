@@ -206,14 +206,25 @@ fn trace(s: &Stats) -> f64 {
 /// with `Σ1 = L Lᵀ` (Cholesky); when `Σ1` is singular (e.g. N ≤ D) `L = V √Λ` from its
 /// eigendecomposition instead. `Err` on a complex result.
 fn trace_sqrt_product(s1: &[f64], s2: &[f64], d: usize, eps: f64) -> Result<f64> {
+    // Σ is symmetric, so its row-major storage read as column-major is Σ itself (a copy only
+    // when the diagonal is offset)
     let with_eps = |s: &[f64]| {
-        let mut m = MatRef::from_row_major_slice(s, d, d).to_owned();
+        let mut m = MatRef::from_column_major_slice(s, d, d).to_owned();
         for i in 0..d {
             m[(i, i)] += eps;
         }
         m
     };
-    let (a, b) = (with_eps(s1), with_eps(s2));
+    let (a_own, b_own);
+    let (a, b) = if eps == 0.0 {
+        (
+            MatRef::from_column_major_slice(s1, d, d),
+            MatRef::from_column_major_slice(s2, d, d),
+        )
+    } else {
+        (a_own, b_own) = (with_eps(s1), with_eps(s2));
+        (a_own.as_ref(), b_own.as_ref())
+    };
     let m = match a.llt(Side::Lower) {
         Ok(llt) => {
             let l = llt.L();
@@ -222,7 +233,7 @@ fn trace_sqrt_product(s1: &[f64], s2: &[f64], d: usize, eps: f64) -> Result<f64>
                 bl.as_mut(),
                 BlockStructure::Rectangular,
                 Accum::Replace,
-                b.as_ref(),
+                b,
                 BlockStructure::Rectangular,
                 l,
                 BlockStructure::TriangularLower,
@@ -243,13 +254,13 @@ fn trace_sqrt_product(s1: &[f64], s2: &[f64], d: usize, eps: f64) -> Result<f64>
             );
             m
         }
-        Err(_) => sqrt_factor_product(&a, &b, d)?,
+        Err(_) => sqrt_factor_product(a, b, d)?,
     };
     eigen_trace_sqrt(&m)
 }
 
 /// `(V√Λ)ᵀ Σ2 (V√Λ)` for a PSD `Σ1 = V Λ Vᵀ` that has no Cholesky factor.
-fn sqrt_factor_product(a: &Mat<f64>, b: &Mat<f64>, d: usize) -> Result<Mat<f64>> {
+fn sqrt_factor_product(a: MatRef<'_, f64>, b: MatRef<'_, f64>, d: usize) -> Result<Mat<f64>> {
     let evd = a
         .self_adjoint_eigen(Side::Lower)
         .map_err(|e| MetricsError::Numeric(format!("eigendecomposition of Σ1 failed: {e:?}")))?;
