@@ -76,6 +76,54 @@ fn ensure(dir: &Path, name: &str, n: usize, d: usize, seed: u64) -> Result<Featu
     Ok(Features::new(v, d, name)?)
 }
 
+/// A `[n, d]` float32 `.npy` of [`features`] written in blocks of 10,000 rows (never all in
+/// memory), kept between runs.
+fn ensure_big(p: &Path, n: usize, d: usize) -> Result<()> {
+    use std::io::Write;
+    if p.is_file() && std::fs::metadata(p)?.len() as usize > n * d * 4 {
+        return Ok(());
+    }
+    // the header of an [n, d] float32 array (to_npy_bytes of an array without its data)
+    let header = mr_data::npy::to_npy_bytes(&NpyArray::new(vec![n, d], NpyData::F32(vec![])));
+    let tmp = p.with_extension("npy.tmp");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+    w.write_all(&header)?;
+    let mut done = 0;
+    while done < n {
+        let m = 10_000.min(n - done);
+        for x in features(m, d, 1000 + done as u64) {
+            w.write_all(&x.to_le_bytes())?;
+        }
+        done += m;
+    }
+    w.flush()?;
+    drop(w);
+    std::fs::rename(&tmp, p)?;
+    Ok(())
+}
+
+fn proc_status_kb(key: &str) -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Run `f`; its value and the peak resident memory (MB) it reached above the resident memory
+/// before it (`None` where /proc does not offer it).
+fn peak_above<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, Option<f64>)> {
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let before = proc_status_kb("VmRSS:");
+    let v = f()?;
+    let peak = proc_status_kb("VmHWM:");
+    Ok((
+        v,
+        match (reset, before, peak) {
+            (true, Some(b), Some(p)) => Some((p - b).max(0.0) / 1024.0),
+            _ => None,
+        },
+    ))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -340,6 +388,28 @@ pub fn run(args: &BenchMetricsArgs) -> Result<()> {
         "nn_vs_faiss_flat_ip": ratio("nn"),
         "nn_time_over_plain_gemm": ours["nn"]["median_s"].as_f64().map(|s| s / gs),
     });
+    // memory at scale: FID statistics of 200,000 rows (1.6 GB of float32) streamed from the
+    // file vs loaded first; peak RSS above what the process held before (VmHWM reset through
+    // /proc/self/clear_refs; Linux only, else null)
+    let big_n = if args.quick { 20_000 } else { 200_000 };
+    let big = dir.join(format!("fid_{big_n}.npy"));
+    drop((train, gen, test, fa, fb));
+    ensure_big(&big, big_n, d)?;
+    let (ss, _, s_stream) = time(1, || peak_above(|| Ok(Stats::from_npy_rows(&big)?)))?;
+    let (sl, _, s_loaded) = time(1, || {
+        peak_above(|| Ok(Stats::from_features(&Features::load(&big)?)?))
+    })?;
+    anyhow::ensure!(
+        s_stream.0.mu == s_loaded.0.mu && s_stream.0.sigma == s_loaded.0.sigma,
+        "streamed and loaded statistics differ"
+    );
+    ours.insert(
+        "memory".into(),
+        json!({"rows": big_n, "dim": d, "file_gb": (big_n * d * 4) as f64 / 1e9,
+               "streamed": {"seconds": ss, "peak_above_mb": s_stream.1},
+               "loaded": {"seconds": sl, "peak_above_mb": s_loaded.1}}),
+    );
+
     let report = json!({
         "sizes": {"train": sz.train, "gen": sz.gen, "test": sz.test, "fid": sz.fid, "dim": d},
         "threads": threads,
@@ -429,6 +499,19 @@ fn markdown(r: &Value) -> String {
             .zip(o["fid"]["median_s"].as_f64())
             .map_or("n/a".into(), |(b, t)| format!("{:.0} %", 100.0 * b / t)),
         f(&p["fid_eigvals"]["value"]),
+    );
+    let mem = &o["memory"];
+    m += &format!(
+        "\nMemory: FID statistics of {} × {} float32 features ({} GB file): streamed from the file \
+         (`mr-metrics fid` without `--bootstrap`) {} s, peak {} MB above the process's resident \
+         memory before; loaded first {} s, peak {} MB (the same μ and Σ, checked).\n",
+        mem["rows"],
+        mem["dim"],
+        f(&mem["file_gb"]),
+        f(&mem["streamed"]["seconds"]),
+        f(&mem["streamed"]["peak_above_mb"]),
+        f(&mem["loaded"]["seconds"]),
+        f(&mem["loaded"]["peak_above_mb"]),
     );
     let rate = o["gemm_same_size"]["gflops"].as_f64();
     let ct_bound = o["ct"]["nn_gflop"].as_f64().zip(rate).map(|(g, r)| g / r);

@@ -269,8 +269,9 @@ fn parse_header(path: &Path, header: &str) -> Result<Header, NpyError> {
     })
 }
 
-/// Parse the bytes of a `.npy` file; `path` is used in error messages only.
-pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<NpyArray, NpyError> {
+/// The header of a `.npy` file starting at `bytes` (which may hold just its beginning): the parsed
+/// header and the offset of the data.
+fn split_header(bytes: &[u8], path: &Path) -> Result<(Header, usize), NpyError> {
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(NpyError::BadMagic {
             path: path.to_path_buf(),
@@ -295,10 +296,15 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<NpyArray, NpyError> {
     }
     let header = std::str::from_utf8(&bytes[hstart..hstart + hlen])
         .map_err(|_| header_err(path, "header is not text"))?;
-    let h = parse_header(path, header)?;
+    Ok((parse_header(path, header)?, hstart + hlen))
+}
+
+/// Parse the bytes of a `.npy` file; `path` is used in error messages only.
+pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<NpyArray, NpyError> {
+    let (h, data_start) = split_header(bytes, path)?;
     let count: usize = h.shape.iter().product();
     let size = h.dtype.size();
-    let body = &bytes[hstart + hlen..];
+    let body = &bytes[data_start..];
     let expected = count * size;
     if body.len() < expected {
         return Err(NpyError::Truncated {
@@ -385,6 +391,146 @@ fn io_err(path: &Path, source: std::io::Error) -> NpyError {
 pub fn read_npy(path: &Path) -> Result<NpyArray, NpyError> {
     let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
     parse_npy(&bytes, path)
+}
+
+/// A 2-D float32/float64 `.npy` file read in blocks of rows, for arrays larger than memory: the
+/// header is parsed once, each [`NpyRows::read`] reads only the rows asked for (float64 rounded
+/// to float32). C order only.
+#[derive(Debug)]
+pub struct NpyRows {
+    file: File,
+    path: PathBuf,
+    n: usize,
+    d: usize,
+    dtype: DType,
+    big_endian: bool,
+    data_start: u64,
+}
+
+impl NpyRows {
+    /// Open `path` and check its header (2-D, float, C order) and its length.
+    pub fn open(path: &Path) -> Result<NpyRows, NpyError> {
+        let mut file = File::open(path).map_err(|e| io_err(path, e))?;
+        let mut head = vec![0u8; 12];
+        let got = read_up_to(&mut file, &mut head).map_err(|e| io_err(path, e))?;
+        head.truncate(got);
+        if head.len() >= 12 && &head[..6] == MAGIC {
+            let hlen = if head[6] == 1 {
+                u16::from_le_bytes([head[8], head[9]]) as usize + 10
+            } else {
+                u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as usize + 12
+            };
+            head.resize(hlen, 0);
+            let more =
+                read_up_to(&mut file, &mut head[12.min(hlen)..]).map_err(|e| io_err(path, e))?;
+            head.truncate(12.min(hlen) + more);
+        }
+        let (h, data_start) = split_header(&head, path)?;
+        let (n, d) = match h.shape[..] {
+            [n, d] => (n, d),
+            _ => {
+                return Err(header_err(
+                    path,
+                    format!("expected a 2-D array [N, D], got shape {:?}", h.shape),
+                ))
+            }
+        };
+        if !matches!(h.dtype, DType::F32 | DType::F64) {
+            return Err(header_err(
+                path,
+                format!("expected float32 or float64 rows, got {}", h.dtype.name()),
+            ));
+        }
+        if h.fortran && n > 1 && d > 1 {
+            return Err(header_err(
+                path,
+                "Fortran-order arrays cannot be read by rows (save it with np.ascontiguousarray)",
+            ));
+        }
+        let expected = n * d * h.dtype.size();
+        let len = file.metadata().map_err(|e| io_err(path, e))?.len() as usize;
+        if len < data_start + expected {
+            return Err(NpyError::Truncated {
+                path: path.to_path_buf(),
+                shape: h.shape,
+                expected,
+                found: len.saturating_sub(data_start),
+            });
+        }
+        Ok(NpyRows {
+            file,
+            path: path.to_path_buf(),
+            n,
+            d,
+            dtype: h.dtype,
+            big_endian: h.big_endian,
+            data_start: data_start as u64,
+        })
+    }
+
+    /// Rows.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Values per row.
+    pub fn dim(&self) -> usize {
+        self.d
+    }
+
+    /// Rows `start..start + rows` (clamped to the array), row-major, as float32.
+    pub fn read(&mut self, start: usize, rows: usize) -> Result<Vec<f32>, NpyError> {
+        use std::io::{Seek, SeekFrom};
+        let rows = rows.min(self.n.saturating_sub(start));
+        let size = self.dtype.size();
+        let mut bytes = vec![0u8; rows * self.d * size];
+        let path = &self.path;
+        self.file
+            .seek(SeekFrom::Start(
+                self.data_start + (start * self.d * size) as u64,
+            ))
+            .map_err(|e| io_err(path, e))?;
+        self.file
+            .read_exact(&mut bytes)
+            .map_err(|e| io_err(path, e))?;
+        let be = self.big_endian;
+        Ok(match self.dtype {
+            DType::F32 => bytes
+                .chunks_exact(4)
+                .map(|c| {
+                    let a = [c[0], c[1], c[2], c[3]];
+                    if be {
+                        f32::from_be_bytes(a)
+                    } else {
+                        f32::from_le_bytes(a)
+                    }
+                })
+                .collect(),
+            _ => bytes
+                .chunks_exact(8)
+                .map(|c| {
+                    let a: [u8; 8] = c.try_into().expect("8 bytes");
+                    (if be {
+                        f64::from_be_bytes(a)
+                    } else {
+                        f64::from_le_bytes(a)
+                    }) as f32
+                })
+                .collect(),
+        })
+    }
+}
+
+/// Fill as much of `buf` as the reader has; the number of bytes read.
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..])? {
+            0 => break,
+            k => got += k,
+        }
+    }
+    Ok(got)
 }
 
 /// Serialize an array as `.npy` bytes (format 1.0, little-endian, C order).

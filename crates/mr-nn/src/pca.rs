@@ -17,31 +17,56 @@ const COV_BLOCK_ROWS: usize = 1024;
 /// Two passes over `data`: the mean, then `Σ (x - μ)(x - μ)ᵀ` accumulated over blocks of
 /// [`COV_BLOCK_ROWS`] centred samples (each stored as a contiguous column, so building a block
 /// reads the rows in order), lower triangle only (a syrk: half the flops), then mirrored. Memory
-/// beyond the input is the `[d, d]` result and one block, whatever `n` is — `data` may be a
-/// memory-mapped file much larger than RAM.
+/// beyond the input is the `[d, d]` result and one block, whatever `n` is; data that is not in
+/// memory goes through [`mean_covariance_blocks`].
 pub fn mean_covariance(data: View<'_>) -> (Vec<f64>, Mat<f64>) {
+    let d = data.dim();
+    let r: Result<_, std::convert::Infallible> = mean_covariance_blocks(data.n(), d, |s, m| {
+        Ok(std::borrow::Cow::Borrowed(&data.data()[s * d..(s + m) * d]))
+    });
+    match r {
+        Ok(v) => v,
+        Err(e) => match e {},
+    }
+}
+
+/// [`mean_covariance`] of `n` rows of dimension `d` that `rows(start, count)` hands out block by
+/// block (row-major; it is called twice per block: once for the mean, once for the covariance),
+/// so the data never has to be in memory at once — e.g. read from a file by
+/// `mr_data::npy::NpyRows`. Its errors are passed on.
+pub fn mean_covariance_blocks<'a, E>(
+    n: usize,
+    d: usize,
+    mut rows: impl FnMut(usize, usize) -> Result<std::borrow::Cow<'a, [f32]>, E>,
+) -> Result<(Vec<f64>, Mat<f64>), E> {
     use rayon::prelude::*;
-    let (n, d) = (data.n(), data.dim());
+    let block_rows = COV_BLOCK_ROWS.min(n.max(1));
     let mut mean = vec![0f64; d];
-    for i in 0..n {
-        for (m, &x) in mean.iter_mut().zip(data.row(i)) {
-            *m += x as f64;
+    let mut start = 0;
+    while start < n {
+        let m = block_rows.min(n - start);
+        let x = rows(start, m)?;
+        for row in x.chunks_exact(d) {
+            for (a, &v) in mean.iter_mut().zip(row) {
+                *a += v as f64;
+            }
         }
+        start += m;
     }
     mean.iter_mut().for_each(|m| *m /= n as f64);
     let mut cov = Mat::<f64>::zeros(d, d);
-    let rows = COV_BLOCK_ROWS.min(n.max(1));
-    let mut block = vec![0f64; d * rows];
+    let mut block = vec![0f64; d * block_rows];
     let mut start = 0;
     while start < n {
-        let m = rows.min(n - start);
+        let m = block_rows.min(n - start);
+        let x = rows(start, m)?;
         // column j of the block is sample start + j, centred
         block[..d * m]
             .par_chunks_mut(d)
-            .enumerate()
-            .for_each(|(j, col)| {
-                for ((c, &x), mu) in col.iter_mut().zip(data.row(start + j)).zip(&mean) {
-                    *c = x as f64 - mu;
+            .zip(x.par_chunks_exact(d))
+            .for_each(|(col, row)| {
+                for ((c, &v), mu) in col.iter_mut().zip(row).zip(&mean) {
+                    *c = v as f64 - mu;
                 }
             });
         let b = MatRef::from_column_major_slice(&block[..d * m], d, m);
@@ -74,7 +99,7 @@ pub fn mean_covariance(data: View<'_>) -> (Vec<f64>, Mat<f64>) {
             cov[(i, j)] = cov[(j, i)];
         }
     }
-    (mean, cov)
+    Ok((mean, cov))
 }
 
 /// A fitted PCA projection (`x ↦ (x - mean) · components`).

@@ -73,6 +73,10 @@ fn describe(m: &mut StatsMeta, info: &Value, root: &Path) -> Result<()> {
 
 pub fn run(a: FidArgs) -> Result<()> {
     let mut inputs = Inputs::new(&a.embed)?;
+    if a.boot.bootstrap.is_none() {
+        // the bootstrap resamples rows; without it feature files are reduced while read
+        inputs.stream_features();
+    }
     inputs.load("a", &a.a, true)?;
     if let Some(b) = &a.b {
         inputs.load("b", b, true)?;

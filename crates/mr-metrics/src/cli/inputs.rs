@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use mr_data::npy::{read_npy, read_npz, NpyArray, NpyData};
+use mr_data::npy::{read_npy, read_npz, NpyArray, NpyData, NpyRows};
 use mr_data::{registry, ImageSet};
 use mr_embed::paths::feature_cache_dir;
 use mr_embed::zoo::{embedder_weights, load_embedder_with};
@@ -142,6 +142,7 @@ pub struct Inputs {
     net: Option<Box<dyn Embedder<B>>>,
     loaded: Vec<Loaded>,
     keep_images: bool,
+    stream_features: bool,
 }
 
 impl Inputs {
@@ -158,7 +159,15 @@ impl Inputs {
             net: None,
             loaded: Vec::new(),
             keep_images: false,
+            stream_features: false,
         })
+    }
+
+    /// Reduce float `.npy` feature files to FID statistics while reading them in blocks of rows,
+    /// never holding the rows (for `fid` without `--bootstrap`): memory stays one block and Σ
+    /// whatever N is.
+    pub fn stream_features(&mut self) {
+        self.stream_features = true;
     }
 
     /// Keep the pixels of image inputs in [`Ready::images`] (for commands that draw them).
@@ -184,7 +193,21 @@ impl Inputs {
     /// statistics. Image inputs are checked here (RGB, non-empty) and embedded by
     /// [`Inputs::finish`].
     pub fn load(&mut self, role: &'static str, spec: &str, allow_stats: bool) -> Result<()> {
-        let (kind, data) = read_input(role, spec, allow_stats, &self.root)?;
+        let path = Path::new(spec);
+        let streamable = self.stream_features
+            && allow_stats
+            && path.is_file()
+            && spec.to_ascii_lowercase().ends_with(".npy")
+            && NpyRows::open(path).is_ok();
+        let (kind, data) = if streamable {
+            let s = Stats::from_npy_rows(path)?;
+            (
+                "features (streamed to statistics)",
+                Data::Stats(Box::new(s)),
+            )
+        } else {
+            read_input(role, spec, allow_stats, &self.root)?
+        };
         self.loaded.push(Loaded {
             role,
             spec: spec.to_string(),
@@ -259,6 +282,9 @@ impl Inputs {
                     (ReadyData::Features(f), None, None)
                 }
                 Data::Stats(s) => {
+                    if let Some(n) = s.n {
+                        info.insert("n".into(), json!(n));
+                    }
                     info.insert("dim".into(), json!(s.d));
                     (ReadyData::Stats(s), None, None)
                 }
