@@ -533,13 +533,15 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(got)
 }
 
-/// Serialize an array as `.npy` bytes (format 1.0, little-endian, C order).
-pub fn to_npy_bytes(arr: &NpyArray) -> Vec<u8> {
-    let shape = match arr.shape.len() {
-        1 => format!("({},)", arr.shape[0]),
+/// The header of a `.npy` file holding a C-order array of `shape` and `dtype` (padded to a
+/// multiple of 64 bytes, as NumPy writes it): what precedes the data, for writers that append
+/// the data themselves (e.g. in blocks of rows).
+pub fn npy_header(shape: &[usize], dtype: DType) -> Vec<u8> {
+    let shape = match shape.len() {
+        1 => format!("({},)", shape[0]),
         _ => format!(
             "({})",
-            arr.shape
+            shape
                 .iter()
                 .map(|s| s.to_string())
                 .collect::<Vec<_>>()
@@ -548,7 +550,7 @@ pub fn to_npy_bytes(arr: &NpyArray) -> Vec<u8> {
     };
     let mut header = format!(
         "{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}",
-        arr.dtype().descr(),
+        dtype.descr(),
         shape
     );
     // total header (magic + version + len + dict + '\n') padded to a multiple of 64
@@ -561,7 +563,7 @@ pub fn to_npy_bytes(arr: &NpyArray) -> Vec<u8> {
     let pad = (64 - total % 64) % 64;
     header.push_str(&" ".repeat(pad));
     header.push('\n');
-    let mut out = Vec::with_capacity(prefix + header.len() + arr.data.len() * 8);
+    let mut out = Vec::with_capacity(prefix + header.len());
     out.extend_from_slice(MAGIC);
     out.push(version);
     out.push(0);
@@ -571,6 +573,13 @@ pub fn to_npy_bytes(arr: &NpyArray) -> Vec<u8> {
         out.extend_from_slice(&(header.len() as u32).to_le_bytes());
     }
     out.extend_from_slice(header.as_bytes());
+    out
+}
+
+/// Serialize an array as `.npy` bytes (format 1.0, little-endian, C order).
+pub fn to_npy_bytes(arr: &NpyArray) -> Vec<u8> {
+    let mut out = npy_header(&arr.shape, arr.dtype());
+    out.reserve(arr.data.len() * 8);
     match &arr.data {
         NpyData::U8(v) => out.extend_from_slice(v),
         NpyData::I32(v) => v

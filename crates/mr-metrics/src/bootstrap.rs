@@ -34,3 +34,23 @@ pub(crate) fn resample(rng: &mut rand_chacha::ChaCha8Rng, n: usize) -> Vec<usize
     use rand::RngExt;
     (0..n).map(|_| rng.random_range(0..n)).collect()
 }
+
+/// The spread of a mean over bootstrap resamples of its per-sample values.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Interval {
+    /// Std of the replicates (N − 1).
+    pub std: f64,
+    /// Percentile interval at the level asked for.
+    pub low: f64,
+    pub high: f64,
+}
+
+/// Means of `values` over resamples: one replicate per row of `draws` (indices into `values`).
+pub(crate) fn resampled_means(values: &[f64], draws: &[Vec<usize>], level: f64) -> Interval {
+    let reps: Vec<f64> = draws
+        .iter()
+        .map(|idx| idx.iter().map(|&i| values[i]).sum::<f64>() / idx.len() as f64)
+        .collect();
+    let (std, low, high) = summarize(reps, level);
+    Interval { std, low, high }
+}

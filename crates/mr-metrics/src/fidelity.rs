@@ -23,7 +23,7 @@ use faer::{Accum, Mat, Par, Side};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::{Features, MetricsError, Result};
+use crate::{Features, Interval, MetricsError, Result};
 
 /// Rows of the first set per distance block.
 const BLOCK: usize = 256;
@@ -130,8 +130,45 @@ pub struct Prdc {
     pub n_fake: usize,
 }
 
+/// The per-sample quantities that [`Prdc`]'s four values average: how many real balls contain
+/// each fake sample (precision: the fraction with at least one; density: the mean count / k),
+/// and whether each real sample lies in some fake ball (recall) and has its nearest fake sample
+/// inside its own ball (coverage).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrdcSamples {
+    pub fake_in_real_balls: Vec<u64>,
+    pub real_in_fake_ball: Vec<bool>,
+    pub real_covered: Vec<bool>,
+    pub k: usize,
+}
+
+impl PrdcSamples {
+    /// The four averages.
+    pub fn summary(&self) -> Prdc {
+        let (nr, nf) = (
+            self.real_in_fake_ball.len() as f64,
+            self.fake_in_real_balls.len() as f64,
+        );
+        let count = |v: &[bool]| v.iter().filter(|&&b| b).count() as f64;
+        Prdc {
+            precision: self.fake_in_real_balls.iter().filter(|&&c| c > 0).count() as f64 / nf,
+            recall: count(&self.real_in_fake_ball) / nr,
+            density: self.fake_in_real_balls.iter().sum::<u64>() as f64 / (self.k as f64 * nf),
+            coverage: count(&self.real_covered) / nr,
+            k: self.k,
+            n_real: self.real_in_fake_ball.len(),
+            n_fake: self.fake_in_real_balls.len(),
+        }
+    }
+}
+
 /// [`Prdc`] of `fake` against `real` with `k`-NN balls.
 pub fn prdc(real: &Features, fake: &Features, k: usize) -> Result<Prdc> {
+    Ok(prdc_samples(real, fake, k)?.summary())
+}
+
+/// The [`PrdcSamples`] of `fake` against `real` with `k`-NN balls.
+pub fn prdc_samples(real: &Features, fake: &Features, k: usize) -> Result<PrdcSamples> {
     real.same_dim(fake, "real set", "fake set")?;
     let r_real = kth_radii(real, k)?;
     let r_fake = kth_radii(fake, k)?;
@@ -161,29 +198,100 @@ pub fn prdc(real: &Features, fake: &Features, k: usize) -> Result<Prdc> {
         }
         (count, recall, covered)
     });
-    let mut count = vec![0u64; nf];
-    let (mut rec, mut cov) = (0usize, 0usize);
+    let mut out = PrdcSamples {
+        fake_in_real_balls: vec![0u64; nf],
+        real_in_fake_ball: Vec::with_capacity(real.n()),
+        real_covered: Vec::with_capacity(real.n()),
+        k,
+    };
     for (c, r, v) in parts {
-        for (acc, x) in count.iter_mut().zip(c) {
+        for (acc, x) in out.fake_in_real_balls.iter_mut().zip(c) {
             *acc += x as u64;
         }
-        rec += r.iter().filter(|&&b| b).count();
-        cov += v.iter().filter(|&&b| b).count();
+        out.real_in_fake_ball.extend(r);
+        out.real_covered.extend(v);
     }
-    let (nr, nff) = (real.n() as f64, nf as f64);
-    Ok(Prdc {
-        precision: count.iter().filter(|&&c| c > 0).count() as f64 / nff,
-        recall: rec as f64 / nr,
-        density: count.iter().sum::<u64>() as f64 / (k as f64 * nff),
-        coverage: cov as f64 / nr,
-        k,
-        n_real: real.n(),
-        n_fake: nf,
+    Ok(out)
+}
+
+/// [`Prdc`] with bootstrap intervals.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrdcBootstrap {
+    pub precision: Interval,
+    pub recall: Interval,
+    pub density: Interval,
+    pub coverage: Interval,
+    pub level: f64,
+    pub replicates: usize,
+    pub seed: u64,
+    /// What is resampled.
+    pub unit: &'static str,
+}
+
+/// Bootstrap intervals of the four [`Prdc`] values. Each is a mean of per-sample quantities
+/// ([`PrdcSamples`]) with the other set and every k-NN radius held fixed, so a replicate
+/// resamples the averaged set with replacement: the fake samples for precision and density,
+/// the real samples for recall and coverage (one fake and one real draw per replicate, shared by
+/// the two values of each set). Resampling a set inside its own k-NN radii instead would put
+/// duplicates at distance 0 and shrink the radii — that is why the radii stay fixed. The
+/// interval is the spread from *which* samples of the averaged set were drawn, given the other.
+pub fn prdc_bootstrap(
+    samples: &PrdcSamples,
+    replicates: usize,
+    level: f64,
+    seed: u64,
+) -> Result<PrdcBootstrap> {
+    use rand::SeedableRng;
+    crate::bootstrap::check(replicates, level)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let (nf, nr) = (
+        samples.fake_in_real_balls.len(),
+        samples.real_in_fake_ball.len(),
+    );
+    let (mut fd, mut rd) = (
+        Vec::with_capacity(replicates),
+        Vec::with_capacity(replicates),
+    );
+    for _ in 0..replicates {
+        fd.push(crate::bootstrap::resample(&mut rng, nf));
+        rd.push(crate::bootstrap::resample(&mut rng, nr));
+    }
+    let flag = |v: &[bool]| {
+        v.iter()
+            .map(|&b| f64::from(u8::from(b)))
+            .collect::<Vec<f64>>()
+    };
+    let inside: Vec<f64> = samples
+        .fake_in_real_balls
+        .iter()
+        .map(|&c| f64::from(u8::from(c > 0)))
+        .collect();
+    let dens: Vec<f64> = samples
+        .fake_in_real_balls
+        .iter()
+        .map(|&c| c as f64 / samples.k as f64)
+        .collect();
+    let means = crate::bootstrap::resampled_means;
+    Ok(PrdcBootstrap {
+        precision: means(&inside, &fd, level),
+        density: means(&dens, &fd, level),
+        recall: means(&flag(&samples.real_in_fake_ball), &rd, level),
+        coverage: means(&flag(&samples.real_covered), &rd, level),
+        level,
+        replicates,
+        seed,
+        unit: "precision, density: fake samples; recall, coverage: real samples (the other set and every k-NN radius fixed)",
     })
 }
 
 /// AuthPct: the percentage of generated points that are authentic (see the module docs).
 pub fn authpct(train: &Features, gen: &Features) -> Result<f64> {
+    let a = authentic(train, gen)?;
+    Ok(100.0 * a.iter().filter(|&&b| b).count() as f64 / a.len() as f64)
+}
+
+/// Whether each generated point is authentic (the per-sample values [`authpct`] averages).
+pub fn authentic(train: &Features, gen: &Features) -> Result<Vec<bool>> {
     train.same_dim(gen, "training set", "generated set")?;
     if train.n() < 2 || gen.n() == 0 {
         return input(format!(
@@ -208,9 +316,9 @@ pub fn authpct(train: &Features, gen: &Features) -> Result<f64> {
     .flatten()
     .collect();
     // nearest training point of every generated point (the first one at the minimum)
-    let authentic: usize = for_blocks(gen, train, |_, rows, d| {
+    Ok(for_blocks(gen, train, |_, rows, d| {
         (0..rows)
-            .filter(|&i| {
+            .map(|i| {
                 let row = &d[i * nt..(i + 1) * nt];
                 let (mut best, mut arg) = (f64::INFINITY, 0);
                 for (j, &x) in row.iter().enumerate() {
@@ -221,11 +329,32 @@ pub fn authpct(train: &Features, gen: &Features) -> Result<f64> {
                 }
                 loo[arg] < best
             })
-            .count()
+            .collect::<Vec<bool>>()
     })
     .into_iter()
-    .sum();
-    Ok(100.0 * authentic as f64 / gen.n() as f64)
+    .flatten()
+    .collect())
+}
+
+/// A bootstrap interval of AuthPct (percent): the generated samples resampled with replacement,
+/// the training set (and so every sample's authenticity) fixed.
+pub fn authpct_bootstrap(
+    authentic: &[bool],
+    replicates: usize,
+    level: f64,
+    seed: u64,
+) -> Result<Interval> {
+    use rand::SeedableRng;
+    crate::bootstrap::check(replicates, level)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let pct: Vec<f64> = authentic
+        .iter()
+        .map(|&b| if b { 100.0 } else { 0.0 })
+        .collect();
+    let draws: Vec<Vec<usize>> = (0..replicates)
+        .map(|_| crate::bootstrap::resample(&mut rng, pct.len()))
+        .collect();
+    Ok(crate::bootstrap::resampled_means(&pct, &draws, level))
 }
 
 /// The Vendi score of `x` with the cosine kernel and Rényi order `q` (`q = 1`: Shannon;

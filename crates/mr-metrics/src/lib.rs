@@ -15,6 +15,7 @@
 //! The library has no burn dependency; build with `default-features = false` to skip the CLI.
 
 mod bootstrap;
+pub use bootstrap::Interval;
 pub mod copies;
 pub mod ct;
 pub mod features;

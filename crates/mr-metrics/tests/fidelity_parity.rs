@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 mod common;
 
-use mr_metrics::fidelity::{authpct, prdc, vendi};
+use mr_metrics::fidelity::{
+    authentic, authpct, authpct_bootstrap, prdc, prdc_bootstrap, prdc_samples, vendi,
+};
 use mr_metrics::fld::{fld, fld_with_baseline_order, FldParams};
 use mr_metrics::Features;
 use serde_json::Value;
@@ -85,6 +87,49 @@ fn vendi_matches_vendi_score_dual() {
     );
 }
 
+#[test]
+fn bootstrap_of_prdc_and_authpct_resamples_the_averaged_set() {
+    // each value is a mean of per-sample quantities (the other set fixed): the bootstrap std of
+    // a proportion p over n samples is close to sqrt(p (1 - p) / n)
+    let (real, fake) = sets();
+    let s = prdc_samples(&real, &fake, 5).unwrap();
+    assert_eq!(s.summary(), prdc(&real, &fake, 5).unwrap());
+    let b = prdc_bootstrap(&s, 2000, 0.9, 7).unwrap();
+    let r = s.summary();
+    for (name, p, n, i) in [
+        ("precision", r.precision, r.n_fake, &b.precision),
+        ("recall", r.recall, r.n_real, &b.recall),
+        ("coverage", r.coverage, r.n_real, &b.coverage),
+    ] {
+        let want = (p * (1.0 - p) / n as f64).sqrt();
+        assert!(
+            (i.std / want - 1.0).abs() < 0.15,
+            "{name}: std {} vs {want}",
+            i.std
+        );
+        assert!(
+            i.low <= p && p <= i.high,
+            "{name}: {p} outside [{}, {}]",
+            i.low,
+            i.high
+        );
+    }
+    assert!(b.density.std > 0.0 && b.density.low <= r.density && r.density <= b.density.high);
+    assert_eq!(b, prdc_bootstrap(&s, 2000, 0.9, 7).unwrap(), "seeded");
+    assert!(prdc_bootstrap(&s, 1, 0.9, 7).is_err());
+    let a = authentic(&real, &fake).unwrap();
+    let pct = authpct(&real, &fake).unwrap();
+    let i = authpct_bootstrap(&a, 2000, 0.95, 3).unwrap();
+    let p = pct / 100.0;
+    let want = 100.0 * (p * (1.0 - p) / a.len() as f64).sqrt();
+    assert!(
+        (i.std / want - 1.0).abs() < 0.15,
+        "authpct std {} vs {want}",
+        i.std
+    );
+    assert!(i.low <= pct && pct <= i.high);
+}
+
 mod cli {
     //! The subcommands as a user runs them: JSON keys, the same values as the library, one-line
     //! errors.
@@ -122,6 +167,41 @@ mod cli {
         );
         let want = e["vendi_fake_q2"].as_f64().unwrap();
         assert!((v["vendi"].as_f64().unwrap() - want).abs() <= 1e-6 * want);
+        // bootstrap intervals in the JSON
+        let v = json_of(
+            bin()
+                .args([
+                    "prdc",
+                    "--json",
+                    "--bootstrap",
+                    "200",
+                    "--bootstrap-seed",
+                    "4",
+                ])
+                .arg(fx("prdc_real.npy"))
+                .arg(fx("prdc_fake.npy")),
+        );
+        for k in ["precision", "recall", "density", "coverage"] {
+            let b = &v["bootstrap"][k];
+            assert!(
+                b["low"].as_f64().unwrap() <= b["high"].as_f64().unwrap(),
+                "{k}"
+            );
+            assert!(b["std"].as_f64().unwrap() > 0.0, "{k}");
+        }
+        assert_eq!(v["bootstrap"]["replicates"], 200);
+        let v = json_of(
+            bin()
+                .args(["authpct", "--json", "--bootstrap", "200", "--train"])
+                .arg(fx("prdc_real.npy"))
+                .arg("--gen")
+                .arg(fx("prdc_fake.npy")),
+        );
+        assert!(v["bootstrap"]["std"].as_f64().unwrap() > 0.0);
+        assert_eq!(
+            v["bootstrap"]["unit"],
+            "generated samples (the training set fixed)"
+        );
     }
 
     #[test]
@@ -149,6 +229,13 @@ mod cli {
                 .args(["authpct", "--train", "nope.npy", "--gen"])
                 .arg(fx("prdc_fake.npy")),
             "nope.npy",
+        );
+        bad_input(
+            bin()
+                .args(["prdc", "--bootstrap", "1"])
+                .arg(fx("prdc_real.npy"))
+                .arg(fx("prdc_fake.npy")),
+            "at least 2 replicates",
         );
         bad_input(
             bin()

@@ -4,12 +4,12 @@
 
 use anyhow::Result;
 use clap::Args;
-use mr_metrics::fidelity::{authpct, prdc, vendi};
+use mr_metrics::fidelity::{authentic, authpct_bootstrap, prdc_bootstrap, prdc_samples, vendi};
 use mr_metrics::fld::{fld_with_progress, FldFit, FldParams};
 use serde_json::json;
 
 use super::inputs::{EmbedOpts, Inputs};
-use super::{add_provenance, print_json, progress};
+use super::{add_provenance, print_bootstrap, print_json, progress, BootstrapOpts};
 
 #[derive(Args, Debug)]
 pub struct PrdcArgs {
@@ -20,6 +20,10 @@ pub struct PrdcArgs {
     /// Neighbours of the k-NN balls (the prdc package's default 5; Kynkäänniemi et al. used 3).
     #[arg(long, default_value_t = 5)]
     pub k: usize,
+    /// Bootstrap (precision, density: fake samples resampled; recall, coverage: real samples;
+    /// the other set and the k-NN radii fixed).
+    #[command(flatten)]
+    pub boot: BootstrapOpts,
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -34,6 +38,9 @@ pub struct AuthPctArgs {
     /// Generated set.
     #[arg(long)]
     pub gen: String,
+    /// Bootstrap (generated samples resampled, the training set fixed).
+    #[command(flatten)]
+    pub boot: BootstrapOpts,
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -140,9 +147,22 @@ pub fn run_prdc(a: PrdcArgs) -> Result<()> {
     inputs.load("real", &a.real, false)?;
     inputs.load("fake", &a.fake, false)?;
     let (ready, embedder) = inputs.finish()?;
-    let r = prdc(ready[0].features(), ready[1].features(), a.k)?;
+    let samples = prdc_samples(ready[0].features(), ready[1].features(), a.k)?;
+    let r = samples.summary();
+    let boot = match a.boot.bootstrap {
+        Some(n) => Some(prdc_bootstrap(
+            &samples,
+            n,
+            a.boot.level,
+            a.boot.bootstrap_seed,
+        )?),
+        None => None,
+    };
     if a.json {
         let mut v = serde_json::to_value(&r)?;
+        if let Some(b) = &boot {
+            v["bootstrap"] = serde_json::to_value(b)?;
+        }
         add_provenance(&mut v, &[&ready[0], &ready[1]], &embedder);
         print_json(&v)?;
     } else {
@@ -150,6 +170,17 @@ pub fn run_prdc(a: PrdcArgs) -> Result<()> {
             "precision {:.4} · recall {:.4} · density {:.4} · coverage {:.4} (k = {}, {} real, {} fake, Euclidean)",
             r.precision, r.recall, r.density, r.coverage, r.k, r.n_real, r.n_fake
         );
+        if let Some(b) = &boot {
+            for (name, i) in [
+                ("precision", &b.precision),
+                ("recall", &b.recall),
+                ("density", &b.density),
+                ("coverage", &b.coverage),
+            ] {
+                print!("{name} ");
+                print_bootstrap(b.replicates, None, i.std, b.level, (i.low, i.high));
+            }
+        }
     }
     Ok(())
 }
@@ -160,9 +191,24 @@ pub fn run_authpct(a: AuthPctArgs) -> Result<()> {
     inputs.load("gen", &a.gen, false)?;
     let (ready, embedder) = inputs.finish()?;
     let (t, g) = (ready[0].features(), ready[1].features());
-    let pct = authpct(t, g)?;
+    let auth = authentic(t, g)?;
+    let pct = 100.0 * auth.iter().filter(|&&b| b).count() as f64 / auth.len() as f64;
+    let boot = match a.boot.bootstrap {
+        Some(n) => Some(authpct_bootstrap(
+            &auth,
+            n,
+            a.boot.level,
+            a.boot.bootstrap_seed,
+        )?),
+        None => None,
+    };
     if a.json {
         let mut v = json!({"authpct": pct, "n_train": t.n(), "n_gen": g.n(), "distance": "l2"});
+        if let (Some(b), Some(n)) = (&boot, a.boot.bootstrap) {
+            v["bootstrap"] = json!({"std": b.std, "low": b.low, "high": b.high,
+                "level": a.boot.level, "replicates": n, "seed": a.boot.bootstrap_seed,
+                "unit": "generated samples (the training set fixed)"});
+        }
         add_provenance(&mut v, &[&ready[0], &ready[1]], &embedder);
         print_json(&v)?;
     } else {
@@ -171,6 +217,9 @@ pub fn run_authpct(a: AuthPctArgs) -> Result<()> {
             g.n(),
             t.n()
         );
+        if let (Some(b), Some(n)) = (&boot, a.boot.bootstrap) {
+            print_bootstrap(n, None, b.std, a.boot.level, (b.low, b.high));
+        }
     }
     Ok(())
 }
