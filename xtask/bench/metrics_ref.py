@@ -9,8 +9,14 @@ Each reference is the published algorithm run with the standard Python tools:
   ct   Meehan et al.'s data-copying test: sklearn KMeans cells fitted on train, per cell
        sklearn NearestNeighbors(n_neighbors=1) (Euclidean), scipy mannwhitneyu, weighted by P_n.
   nn   faiss-cpu IndexFlatIP on L2-normalised features, k = 1 (exact cosine 1-NN).
+  prdc the prdc package's compute_prdc(fid_a, fid_b, nearest_k=5).
+  authpct  dgm-eval's compute_authpct formula (train = fid_a, gen = fid_b) on scikit-learn's
+       pairwise_distances instead of torch.cdist (torch is not in this environment).
+  vendi    vendi-score's vendi.score_dual(fid_b, q=1).
+ONLY (environment, comma-separated) restricts the parts, as `--only` does on the Rust side.
 Missing packages are reported in the JSON instead of failing.
 """
+import contextlib
 import json
 import os
 import sys
@@ -20,6 +26,13 @@ import numpy as np
 
 data, repeats = sys.argv[1], int(sys.argv[2])
 out = {"versions": {"numpy": np.__version__}, "threads": os.environ.get("OMP_NUM_THREADS")}
+
+
+ONLY = [p for p in os.environ.get("ONLY", "").split(",") if p]
+
+
+def want(part):
+    return not ONLY or part in ONLY
 
 
 def load(name):
@@ -36,6 +49,8 @@ def median_time(fn):
 
 
 try:
+    if not want("fid"):
+        raise ImportError("not asked for (ONLY)")
     import scipy
     from scipy import linalg
 
@@ -72,6 +87,8 @@ except ImportError as e:
     out["fid"] = {"error": str(e)}
 
 try:
+    if not want("ct"):
+        raise ImportError("not asked for (ONLY)")
     import sklearn
     from scipy.stats import mannwhitneyu
     from sklearn.cluster import KMeans
@@ -109,6 +126,8 @@ except ImportError as e:
     out["ct"] = {"error": str(e)}
 
 try:
+    if not want("nn"):
+        raise ImportError("not asked for (ONLY)")
     import faiss
 
     out["versions"]["faiss"] = faiss.__version__
@@ -126,5 +145,40 @@ try:
     out["nn"] = {"median_s": med, "times_s": times, "value": val}
 except ImportError as e:
     out["nn"] = {"error": str(e)}
+
+try:
+    if not want("fidelity"):
+        raise ImportError("not asked for (ONLY)")
+    from importlib.metadata import version
+
+    import prdc
+    from sklearn.metrics import pairwise_distances
+    from vendi_score import vendi
+
+    out["versions"]["prdc"] = version("prdc")
+    out["versions"]["vendi-score"] = version("vendi-score")
+    fa, fb = load("fid_a.npy"), load("fid_b.npy")
+    def run_prdc():
+        # compute_prdc prints its set sizes on stdout, which carries this script's JSON
+        with contextlib.redirect_stdout(sys.stderr):
+            return prdc.compute_prdc(fa, fb, nearest_k=5)
+
+    med, times, val = median_time(run_prdc)
+    out["prdc"] = {"median_s": med, "times_s": times, "value": {k: float(v) for k, v in val.items()}}
+
+    def authpct():
+        real = pairwise_distances(fa, fa)
+        np.fill_diagonal(real, np.inf)
+        gen = pairwise_distances(fa, fb)
+        real_min, gen_arg, gen_min = real.min(axis=0), gen.argmin(axis=0), gen.min(axis=0)
+        authen = real_min[gen_arg] < gen_min
+        return float(100 * authen.sum() / len(authen))
+
+    med, times, val = median_time(authpct)
+    out["authpct"] = {"median_s": med, "times_s": times, "value": val}
+    med, times, val = median_time(lambda: float(vendi.score_dual(fb, q=1)))
+    out["vendi"] = {"median_s": med, "times_s": times, "value": val}
+except ImportError as e:
+    out["prdc"] = {"error": str(e)}
 
 print(json.dumps(out))

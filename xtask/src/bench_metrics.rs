@@ -16,6 +16,7 @@ use mr_data::atomic::write_bytes_atomic;
 use mr_data::npy::{read_npy, write_npy, NpyArray, NpyData};
 use mr_metrics::ct::{ct, CtParams};
 use mr_metrics::fid::{fid, fid_features, Stats};
+use mr_metrics::fidelity::{authpct, prdc, vendi};
 use mr_metrics::Features;
 use mr_nn::{ExactIndex, IvfIndex, IvfParams, KMeansParams, KdIndex, Metric, NnIndex, View};
 use rand::{RngExt, SeedableRng};
@@ -39,7 +40,14 @@ pub struct BenchMetricsArgs {
     /// Output folder.
     #[arg(long, default_value = "results/bench")]
     pub out: PathBuf,
+    /// Only these parts (comma-separated: fid, ct, nn, gemm, kd, ivf, fidelity, memory); the
+    /// report is then `metrics-only-<parts>.{md,json}`, so the full one is never overwritten by
+    /// a partial run.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
 }
+
+const PARTS: [&str; 8] = ["fid", "ct", "nn", "gemm", "kd", "ivf", "fidelity", "memory"];
 
 struct Sizes {
     train: usize,
@@ -149,33 +157,21 @@ fn time<T>(repeats: usize, mut f: impl FnMut() -> Result<T>) -> Result<(f64, Vec
     Ok((median(times.clone()), times, last.expect("repeats >= 1")))
 }
 
-fn gemm_gflops_faer(n: usize, repeats: usize) -> Result<f64> {
-    let a = Mat::<f32>::from_fn(n, n, |i, j| ((i * 7 + j * 3) % 13) as f32 * 0.1);
-    let mut c = Mat::<f32>::zeros(n, n);
+/// GFLOP/s of faer's `n³` GEMM in the scalar type `of` converts to (f32 or f64).
+fn gemm_gflops_faer<T: faer::traits::ComplexField + Copy>(
+    n: usize,
+    repeats: usize,
+    of: impl Fn(f32) -> T,
+) -> Result<f64> {
+    let a = Mat::<T>::from_fn(n, n, |i, j| of(((i * 7 + j * 3) % 13) as f32 * 0.1));
+    let mut c = Mat::<T>::zeros(n, n);
     let (s, _, _) = time(repeats, || {
         matmul(
             c.as_mut(),
             Accum::Replace,
             a.as_ref(),
             a.as_ref(),
-            1.0f32,
-            Par::rayon(0),
-        );
-        Ok(())
-    })?;
-    Ok(2.0 * (n as f64).powi(3) / s / 1e9)
-}
-
-fn gemm_gflops_faer_f64(n: usize, repeats: usize) -> Result<f64> {
-    let a = Mat::<f64>::from_fn(n, n, |i, j| ((i * 7 + j * 3) % 13) as f64 * 0.1);
-    let mut c = Mat::<f64>::zeros(n, n);
-    let (s, _, _) = time(repeats, || {
-        matmul(
-            c.as_mut(),
-            Accum::Replace,
-            a.as_ref(),
-            a.as_ref(),
-            1.0f64,
+            of(1.0),
             Par::rayon(0),
         );
         Ok(())
@@ -223,137 +219,177 @@ pub fn run(args: &BenchMetricsArgs) -> Result<()> {
     let threads = rayon::current_num_threads();
     let r = args.repeats;
     let mut ours = serde_json::Map::new();
-
-    eprintln!("FID {}x{d} vs {}x{d} ...", sz.fid, sz.fid);
-    let (s, t, v) = time(r, || Ok(fid_features(&fa, &fb)?.fid))?;
-    // its two parts: μ, Σ of both sets (two syrks), then Tr √(Σ1Σ2) (Cholesky, two triangular
-    // products, the eigenvalues of one symmetric matrix)
-    let (ss, _, (sa, sb)) = time(r, || {
-        Ok((Stats::from_features(&fa)?, Stats::from_features(&fb)?))
-    })?;
-    let (ts, _, _) = time(r, || Ok(fid(&sa, &sb)?))?;
-    let f64_rate = gemm_gflops_faer_f64(2048, r)?;
-    // the covariances' flops: n·d·(d+1) per set (lower triangle, FMA = 2)
-    let cov_flops = 2.0 * sz.fid as f64 * d as f64 * (d as f64 + 1.0);
-    ours.insert(
-        "fid".into(),
-        json!({"median_s": s, "times_s": t, "value": v, "stats_s": ss, "trace_sqrt_s": ts,
-               "f64_gemm_gflops": f64_rate,
-               "cov_gemm_bound_s": cov_flops / (f64_rate * 1e9)}),
-    );
-
-    eprintln!(
-        "C_T train {} test {} gen {}, 10 cells ...",
-        sz.train, sz.test, sz.gen
-    );
-    let p = CtParams {
-        cells: 10,
-        metric: Metric::L2,
-        n_init: 4,
-        ..CtParams::default()
-    };
-    let (s, t, res) = time(r, || Ok(ct(&train, &test, &gen, &p)?))?;
-    // its parts: the k-means cells (all restarts), and the exact NN of every test and generated
-    // sample within its cell, whose GEMM flops bound the whole from below
-    let (ks, _, _) = time(r, || {
-        Ok(KMeansParams::new(p.cells)
-            .with_n_init(p.n_init)
-            .with_seed(p.seed)
-            .check()?
-            .fit(train.view())?)
-    })?;
-    let nn_flops: f64 = res
-        .cells
-        .iter()
-        .map(|c| 2.0 * ((c.n_gen + c.n_test) * c.n_train * d) as f64)
-        .sum();
-    ours.insert(
-        "ct".into(),
-        json!({"median_s": s, "times_s": t, "value": res.ct, "metric": "l2",
-               "kmeans_s": ks, "nn_gflop": nn_flops / 1e9}),
-    );
-
-    eprintln!("exact cosine 1-NN {} x {} ...", sz.gen, sz.train);
-    let (s, t, v) = time(r, || {
-        let idx = ExactIndex::new(train.view(), Metric::Cosine)?;
-        let nn = idx.search(gen.view(), 1)?;
-        Ok(nn.distances.iter().sum::<f64>() / nn.distances.len() as f64)
-    })?;
-    ours.insert(
-        "nn".into(),
-        json!({"median_s": s, "times_s": t, "value": v}),
-    );
-
-    // the machine's GEMM speed on the same product (10k x 50k x 2048 in 4096-row blocks)
-    eprintln!("plain GEMM of the same size ...");
-    let (gs, _, _) = time(1, || {
-        let q = faer::MatRef::from_row_major_slice(gen.data(), sz.gen, d);
-        let mut out = Mat::<f32>::zeros(sz.gen, 4096);
-        let mut start = 0;
-        while start < sz.train {
-            let end = (start + 4096).min(sz.train);
-            let x = faer::MatRef::from_row_major_slice(
-                &train.data()[start * d..end * d],
-                end - start,
-                d,
-            );
-            matmul(
-                out.as_mut().subcols_mut(0, end - start),
-                Accum::Replace,
-                q,
-                x.transpose(),
-                1.0f32,
-                Par::rayon(0),
-            );
-            start = end;
-        }
-        Ok(())
-    })?;
-    let gemm_flops = 2.0 * sz.gen as f64 * sz.train as f64 * d as f64;
-    ours.insert(
-        "gemm_same_size".into(),
-        json!({"seconds": gs, "gflops": gemm_flops / gs / 1e9}),
-    );
-
-    eprintln!("GEMM speed faer vs ndarray (1024^3) ...");
-    let (gf, gn) = (gemm_gflops_faer(1024, r)?, gemm_gflops_ndarray(1024, r)?);
-    ours.insert("gemm_gflops".into(), json!({"faer": gf, "ndarray": gn}));
-
-    eprintln!("k-d tree vs GEMM scan at low dimension ...");
-    let mut kd = vec![];
-    let (kn, kq) = if args.quick {
-        (5000, 1000)
-    } else {
-        (50_000, 10_000)
-    };
-    for dim in [4usize, 8, 16, 32, 64] {
-        let x = features(kn, dim, 11);
-        let q = features(kq, dim, 12);
-        let (xv, qv) = (View::new(&x, dim)?, View::new(&q, dim)?);
-        let (ts, _, a) = time(r, || Ok(KdIndex::new(xv, Metric::L2)?.search(qv, 1)?))?;
-        let (es, _, b) = time(r, || Ok(ExactIndex::new(xv, Metric::L2)?.search(qv, 1)?))?;
-        anyhow::ensure!(
-            a.distances == b.distances,
-            "k-d tree and exact disagree at {dim} dims"
-        );
-        kd.push(json!({"dim": dim, "kdtree_s": ts, "exact_gemm_s": es, "kdtree_speedup": es / ts}));
+    if let Some(bad) = args.only.iter().find(|p| !PARTS.contains(&p.as_str())) {
+        anyhow::bail!("--only: unknown part {bad} (parts: {})", PARTS.join(", "));
     }
-    ours.insert("kdtree_vs_exact".into(), Value::Array(kd));
+    let want = |part: &str| args.only.is_empty() || args.only.iter().any(|p| p == part);
 
-    eprintln!("IVF approximate index ...");
-    let (bs, _, ivf) = time(1, || {
-        Ok(IvfIndex::new(
-            train.view(),
-            Metric::Cosine,
-            &IvfParams::default(),
-        )?)
-    })?;
-    let (ss, _, _) = time(r, || Ok(ivf.search(gen.view(), 1)?))?;
-    let recall = ivf.recall(gen.view().rows(0, 1000.min(sz.gen)), 1)?;
-    ours.insert(
-        "ivf".into(),
-        json!({"build_s": bs, "search_s": ss, "recall_at_1": recall, "nlist": ivf.nlist(), "nprobe": ivf.nprobe()}),
-    );
+    if want("fid") {
+        eprintln!("FID {}x{d} vs {}x{d} ...", sz.fid, sz.fid);
+        let (s, t, v) = time(r, || Ok(fid_features(&fa, &fb)?.fid))?;
+        // its two parts: μ, Σ of both sets (two syrks), then Tr √(Σ1Σ2) (Cholesky, two triangular
+        // products, the eigenvalues of one symmetric matrix)
+        let (ss, _, (sa, sb)) = time(r, || {
+            Ok((Stats::from_features(&fa)?, Stats::from_features(&fb)?))
+        })?;
+        let (ts, _, _) = time(r, || Ok(fid(&sa, &sb)?))?;
+        let f64_rate = gemm_gflops_faer(2048, r, f64::from)?;
+        // the covariances' flops: n·d·(d+1) per set (lower triangle, FMA = 2)
+        let cov_flops = 2.0 * sz.fid as f64 * d as f64 * (d as f64 + 1.0);
+        ours.insert(
+            "fid".into(),
+            json!({"median_s": s, "times_s": t, "value": v, "stats_s": ss, "trace_sqrt_s": ts,
+                   "f64_gemm_gflops": f64_rate,
+                   "cov_gemm_bound_s": cov_flops / (f64_rate * 1e9)}),
+        );
+    }
+
+    if want("ct") {
+        eprintln!(
+            "C_T train {} test {} gen {}, 10 cells ...",
+            sz.train, sz.test, sz.gen
+        );
+        let p = CtParams {
+            cells: 10,
+            metric: Metric::L2,
+            n_init: 4,
+            ..CtParams::default()
+        };
+        let (s, t, res) = time(r, || Ok(ct(&train, &test, &gen, &p)?))?;
+        // its parts: the k-means cells (all restarts), and the exact NN of every test and generated
+        // sample within its cell, whose GEMM flops bound the whole from below
+        let (ks, _, _) = time(r, || {
+            Ok(KMeansParams::new(p.cells)
+                .with_n_init(p.n_init)
+                .with_seed(p.seed)
+                .check()?
+                .fit(train.view())?)
+        })?;
+        let nn_flops: f64 = res
+            .cells
+            .iter()
+            .map(|c| 2.0 * ((c.n_gen + c.n_test) * c.n_train * d) as f64)
+            .sum();
+        ours.insert(
+            "ct".into(),
+            json!({"median_s": s, "times_s": t, "value": res.ct, "metric": "l2",
+                   "kmeans_s": ks, "nn_gflop": nn_flops / 1e9}),
+        );
+    }
+
+    if want("nn") {
+        eprintln!("exact cosine 1-NN {} x {} ...", sz.gen, sz.train);
+        let (s, t, v) = time(r, || {
+            let idx = ExactIndex::new(train.view(), Metric::Cosine)?;
+            let nn = idx.search(gen.view(), 1)?;
+            Ok(nn.distances.iter().sum::<f64>() / nn.distances.len() as f64)
+        })?;
+        ours.insert(
+            "nn".into(),
+            json!({"median_s": s, "times_s": t, "value": v}),
+        );
+    }
+
+    if want("gemm") {
+        // the machine's GEMM speed on the same product (10k x 50k x 2048 in 4096-row blocks)
+        eprintln!("plain GEMM of the same size ...");
+        let (gs, _, _) = time(1, || {
+            let q = faer::MatRef::from_row_major_slice(gen.data(), sz.gen, d);
+            let mut out = Mat::<f32>::zeros(sz.gen, 4096);
+            let mut start = 0;
+            while start < sz.train {
+                let end = (start + 4096).min(sz.train);
+                let x = faer::MatRef::from_row_major_slice(
+                    &train.data()[start * d..end * d],
+                    end - start,
+                    d,
+                );
+                matmul(
+                    out.as_mut().subcols_mut(0, end - start),
+                    Accum::Replace,
+                    q,
+                    x.transpose(),
+                    1.0f32,
+                    Par::rayon(0),
+                );
+                start = end;
+            }
+            Ok(())
+        })?;
+        let gemm_flops = 2.0 * sz.gen as f64 * sz.train as f64 * d as f64;
+        ours.insert(
+            "gemm_same_size".into(),
+            json!({"seconds": gs, "gflops": gemm_flops / gs / 1e9}),
+        );
+
+        eprintln!("GEMM speed faer vs ndarray (1024^3) ...");
+        let (gf, gn) = (
+            gemm_gflops_faer(1024, r, |x| x)?,
+            gemm_gflops_ndarray(1024, r)?,
+        );
+        ours.insert("gemm_gflops".into(), json!({"faer": gf, "ndarray": gn}));
+    }
+
+    if want("kd") {
+        eprintln!("k-d tree vs GEMM scan at low dimension ...");
+        let mut kd = vec![];
+        let (kn, kq) = if args.quick {
+            (5000, 1000)
+        } else {
+            (50_000, 10_000)
+        };
+        for dim in [4usize, 8, 16, 32, 64] {
+            let x = features(kn, dim, 11);
+            let q = features(kq, dim, 12);
+            let (xv, qv) = (View::new(&x, dim)?, View::new(&q, dim)?);
+            let (ts, _, a) = time(r, || Ok(KdIndex::new(xv, Metric::L2)?.search(qv, 1)?))?;
+            let (es, _, b) = time(r, || Ok(ExactIndex::new(xv, Metric::L2)?.search(qv, 1)?))?;
+            anyhow::ensure!(
+                a.distances == b.distances,
+                "k-d tree and exact disagree at {dim} dims"
+            );
+            kd.push(
+                json!({"dim": dim, "kdtree_s": ts, "exact_gemm_s": es, "kdtree_speedup": es / ts}),
+            );
+        }
+        ours.insert("kdtree_vs_exact".into(), Value::Array(kd));
+    }
+
+    if want("ivf") {
+        eprintln!("IVF approximate index ...");
+        let (bs, _, ivf) = time(1, || {
+            Ok(IvfIndex::new(
+                train.view(),
+                Metric::Cosine,
+                &IvfParams::default(),
+            )?)
+        })?;
+        let (ss, _, _) = time(r, || Ok(ivf.search(gen.view(), 1)?))?;
+        let recall = ivf.recall(gen.view().rows(0, 1000.min(sz.gen)), 1)?;
+        ours.insert(
+            "ivf".into(),
+            json!({"build_s": bs, "search_s": ss, "recall_at_1": recall, "nlist": ivf.nlist(), "nprobe": ivf.nprobe()}),
+        );
+    }
+
+    if want("fidelity") {
+        eprintln!("prdc, AuthPct, Vendi {}x{d} vs {}x{d} ...", sz.fid, sz.fid);
+        let (s, t, v) = time(r, || Ok(prdc(&fa, &fb, 5)?))?;
+        ours.insert(
+            "prdc".into(),
+            json!({"median_s": s, "times_s": t, "value": v}),
+        );
+        let (s, t, v) = time(r, || Ok(authpct(&fa, &fb)?))?;
+        ours.insert(
+            "authpct".into(),
+            json!({"median_s": s, "times_s": t, "value": v}),
+        );
+        let (s, t, v) = time(r, || Ok(vendi(&fb, 1.0)?))?;
+        ours.insert(
+            "vendi".into(),
+            json!({"median_s": s, "times_s": t, "value": v}),
+        );
+    }
 
     let reference = if args.no_reference {
         Value::Null
@@ -369,6 +405,7 @@ pub fn run(args: &BenchMetricsArgs) -> Result<()> {
             .env("MKL_NUM_THREADS", threads.to_string())
             .env("CT_CELLS", "10")
             .env("CT_N_INIT", "4")
+            .env("ONLY", args.only.join(","))
             .output()
             .with_context(|| format!("cannot run {}", args.python))?;
         anyhow::ensure!(
@@ -390,47 +427,56 @@ pub fn run(args: &BenchMetricsArgs) -> Result<()> {
             .get("fid_eigvals")
             .and_then(|v| v.get("median_s"))
             .and_then(Value::as_f64)
-            .zip(ours["fid"]["median_s"].as_f64())
+            .zip(ours.get("fid").and_then(|v| v["median_s"].as_f64()))
             .map(|(t, m)| t / m),
         "ct_vs_data_copying_sklearn": ratio("ct"),
         "nn_vs_faiss_flat_ip": ratio("nn"),
-        "nn_time_over_plain_gemm": ours["nn"]["median_s"].as_f64().map(|s| s / gs),
+        "nn_time_over_plain_gemm": ours
+            .get("nn")
+            .and_then(|v| v["median_s"].as_f64())
+            .zip(ours.get("gemm_same_size").and_then(|v| v["seconds"].as_f64()))
+            .map(|(s, g)| s / g),
+        "prdc_vs_prdc_package": ratio("prdc"),
+        "authpct_vs_dgm_eval_formula": ratio("authpct"),
+        "vendi_vs_vendi_score": ratio("vendi"),
     });
-    // memory at scale: FID statistics of 200,000 rows (1.6 GB of float32) by the CLI a user runs
-    // (`mr-metrics fid BIG.npy --save-stats OUT.npz`, which streams feature files), its whole
-    // process's peak RSS read from /proc while it runs (Linux; else null); then, in this process,
-    // that the streamed statistics equal those of the loaded file
-    let big_n = if args.quick { 20_000 } else { 200_000 };
-    let big = dir.join(format!("fid_{big_n}.npy"));
     drop((train, gen, test, fa, fb));
-    ensure_big(&big, big_n, d)?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
-        .args(["build", "--quiet", "-p", "mr-metrics"])
-        .status()
-        .context("cannot run cargo build")?;
-    anyhow::ensure!(status.success(), "building mr-metrics failed");
-    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-    let bin = Path::new(&target).join("debug/mr-metrics");
-    let out_stats = dir.join("fid_big_stats.npz");
-    let (ss, peak_mb) = child_peak(
-        Command::new(&bin)
-            .arg("fid")
-            .arg(&big)
-            .arg("--save-stats")
-            .arg(&out_stats),
-    )?;
-    let streamed = Stats::load_npz(&out_stats)?;
-    let loaded = Stats::from_features(&Features::load(&big)?)?;
-    anyhow::ensure!(
-        streamed.mu == loaded.mu && streamed.sigma == loaded.sigma,
-        "streamed and loaded statistics differ"
-    );
-    ours.insert(
-        "memory".into(),
-        json!({"rows": big_n, "dim": d, "file_gb": (big_n * d * 4) as f64 / 1e9,
-               "cli_seconds": ss, "cli_peak_rss_mb": peak_mb}),
-    );
+    if want("memory") {
+        // memory at scale: FID statistics of 200,000 rows (1.6 GB of float32) by the CLI a user runs
+        // (`mr-metrics fid BIG.npy --save-stats OUT.npz`, which streams feature files), its whole
+        // process's peak RSS read from /proc while it runs (Linux; else null); then, in this process,
+        // that the streamed statistics equal those of the loaded file
+        let big_n = if args.quick { 20_000 } else { 200_000 };
+        let big = dir.join(format!("fid_{big_n}.npy"));
+        ensure_big(&big, big_n, d)?;
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(&cargo)
+            .args(["build", "--quiet", "-p", "mr-metrics"])
+            .status()
+            .context("cannot run cargo build")?;
+        anyhow::ensure!(status.success(), "building mr-metrics failed");
+        let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+        let bin = Path::new(&target).join("debug/mr-metrics");
+        let out_stats = dir.join("fid_big_stats.npz");
+        let (ss, peak_mb) = child_peak(
+            Command::new(&bin)
+                .arg("fid")
+                .arg(&big)
+                .arg("--save-stats")
+                .arg(&out_stats),
+        )?;
+        let streamed = Stats::load_npz(&out_stats)?;
+        let loaded = Stats::from_features(&Features::load(&big)?)?;
+        anyhow::ensure!(
+            streamed.mu == loaded.mu && streamed.sigma == loaded.sigma,
+            "streamed and loaded statistics differ"
+        );
+        ours.insert(
+            "memory".into(),
+            json!({"rows": big_n, "dim": d, "file_gb": (big_n * d * 4) as f64 / 1e9,
+                   "cli_seconds": ss, "cli_peak_rss_mb": peak_mb}),
+        );
+    }
 
     let report = json!({
         "sizes": {"train": sz.train, "gen": sz.gen, "test": sz.test, "fid": sz.fid, "dim": d},
@@ -441,10 +487,14 @@ pub fn run(args: &BenchMetricsArgs) -> Result<()> {
         "speedup": speedups,
     });
     std::fs::create_dir_all(&args.out)?;
-    let name = if args.quick {
-        "metrics-quick"
-    } else {
-        "metrics"
+    let name = match (args.only.is_empty(), args.quick) {
+        (true, false) => "metrics".to_string(),
+        (true, true) => "metrics-quick".to_string(),
+        (false, q) => format!(
+            "metrics{}-only-{}",
+            if q { "-quick" } else { "" },
+            args.only.join("-")
+        ),
     };
     write_bytes_atomic(
         &args.out.join(format!("{name}.json")),
@@ -488,10 +538,28 @@ fn markdown(r: &Value) -> String {
             "data-copying on scikit-learn",
         ),
         ("nn", "exact cosine 1-NN", "faiss-cpu IndexFlatIP"),
+        (
+            "prdc",
+            "precision/recall/density/coverage (k 5, FID sets)",
+            "the prdc package's compute_prdc",
+        ),
+        (
+            "authpct",
+            "AuthPct (FID sets)",
+            "dgm-eval's formula on scikit-learn pairwise_distances",
+        ),
+        (
+            "vendi",
+            "Vendi score (q 1, second FID set)",
+            "vendi-score's score_dual",
+        ),
     ] {
         let key = match k {
             "fid" => "fid_vs_pytorch_fid_scipy",
             "ct" => "ct_vs_data_copying_sklearn",
+            "prdc" => "prdc_vs_prdc_package",
+            "authpct" => "authpct_vs_dgm_eval_formula",
+            "vendi" => "vendi_vs_vendi_score",
             _ => "nn_vs_faiss_flat_ip",
         };
         m += &format!(
@@ -521,6 +589,22 @@ fn markdown(r: &Value) -> String {
             .zip(o["fid"]["median_s"].as_f64())
             .map_or("n/a".into(), |(b, t)| format!("{:.0} %", 100.0 * b / t)),
         f(&p["fid_eigvals"]["value"]),
+    );
+    m += &format!(
+        "\nFidelity values: ours precision {} recall {} density {} coverage {} vs the prdc package {} {} {} {}; \
+         AuthPct ours {} vs reference {}; Vendi ours {} vs vendi-score {}.\n",
+        f(&o["prdc"]["value"]["precision"]),
+        f(&o["prdc"]["value"]["recall"]),
+        f(&o["prdc"]["value"]["density"]),
+        f(&o["prdc"]["value"]["coverage"]),
+        f(&p["prdc"]["value"]["precision"]),
+        f(&p["prdc"]["value"]["recall"]),
+        f(&p["prdc"]["value"]["density"]),
+        f(&p["prdc"]["value"]["coverage"]),
+        f(&o["authpct"]["value"]),
+        f(&p["authpct"]["value"]),
+        f(&o["vendi"]["value"]),
+        f(&p["vendi"]["value"]),
     );
     let mem = &o["memory"];
     m += &format!(

@@ -604,13 +604,17 @@ pub fn write_npy(path: &Path, arr: &NpyArray) -> Result<(), NpyError> {
     write_atomic(path, |w| w.write_all(&bytes)).map_err(|e| io_err(path, e))
 }
 
-/// Read every array of a `.npz` archive, keyed by name (without the `.npy` suffix).
-pub fn read_npz(path: &Path) -> Result<BTreeMap<String, NpyArray>, NpyError> {
+fn open_zip(path: &Path) -> Result<zip::ZipArchive<File>, NpyError> {
     let file = File::open(path).map_err(|e| io_err(path, e))?;
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| NpyError::BadArchive {
+    zip::ZipArchive::new(file).map_err(|e| NpyError::BadArchive {
         path: path.to_path_buf(),
         reason: format!("not a valid .npz (zip) archive: {e}"),
-    })?;
+    })
+}
+
+/// Read every array of a `.npz` archive, keyed by name (without the `.npy` suffix).
+pub fn read_npz(path: &Path) -> Result<BTreeMap<String, NpyArray>, NpyError> {
+    let mut zip = open_zip(path)?;
     let mut out = BTreeMap::new();
     for i in 0..zip.len() {
         let mut member = zip.by_index(i).map_err(|e| NpyError::BadArchive {
@@ -661,11 +665,7 @@ pub fn take_member(
 /// The bytes of member `name` of a `.npz` archive, read as they are (`None` when there is no such
 /// member): the non-array members that [`read_npz`] leaves out.
 pub fn read_npz_raw(path: &Path, name: &str) -> Result<Option<Vec<u8>>, NpyError> {
-    let file = File::open(path).map_err(|e| io_err(path, e))?;
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| NpyError::BadArchive {
-        path: path.to_path_buf(),
-        reason: format!("not a valid .npz (zip) archive: {e}"),
-    })?;
+    let mut zip = open_zip(path)?;
     let mut member = match zip.by_name(name) {
         Ok(m) => m,
         Err(zip::result::ZipError::FileNotFound) => return Ok(None),

@@ -19,7 +19,8 @@
 //! GEMMs, clamped at 0), so 10k × 10k × 2048 is a few seconds and memory stays at one block.
 
 use faer::linalg::matmul::matmul;
-use faer::{Accum, Mat, Par, Side};
+use faer::linalg::matmul::triangular::{self, BlockStructure};
+use faer::{Accum, Mat, MatRef, Par, Side};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -367,7 +368,9 @@ pub fn vendi(x: &Features, q: f64) -> Result<f64> {
         return input(format!("Vendi order q = {q}: expected a number ≥ 0"));
     }
     let (n, d) = (x.n(), x.dim());
-    let xn = Mat::<f64>::from_fn(n, d, |i, j| {
+    // rows L2-normalised (a zero row stays zero), each stored as a contiguous column of [d, n]
+    let mut cols = vec![0f64; n * d];
+    cols.par_chunks_mut(d).enumerate().for_each(|(i, c)| {
         let r = x.row(i);
         let norm = r
             .iter()
@@ -375,17 +378,22 @@ pub fn vendi(x: &Features, q: f64) -> Result<f64> {
             .sum::<f64>()
             .sqrt();
         if norm > 0.0 {
-            r[j] as f64 / norm
-        } else {
-            0.0
+            for (o, &v) in c.iter_mut().zip(r) {
+                *o = v as f64 / norm;
+            }
         }
     });
+    let xt = MatRef::from_column_major_slice(&cols, d, n);
+    // XᵀX / n: its lower triangle is all the eigenvalue solver reads
     let mut s = Mat::<f64>::zeros(d, d);
-    matmul(
+    triangular::matmul(
         s.as_mut(),
+        BlockStructure::TriangularLower,
         Accum::Replace,
-        xn.transpose(),
-        xn.as_ref(),
+        xt,
+        BlockStructure::Rectangular,
+        xt.transpose(),
+        BlockStructure::Rectangular,
         1.0 / n as f64,
         Par::rayon(0),
     );
