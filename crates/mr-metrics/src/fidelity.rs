@@ -10,7 +10,8 @@
 //!   them. `k` = 5 as in `prdc`; Kynkäänniemi et al. used k = 3 for precision/recall.
 //! * [`authpct`]: AuthPct (Alaa et al. 2022, as dgm-eval computes it): a generated point is
 //!   authentic when its nearest training point has another training point nearer to it than the
-//!   generated point is (Euclidean); the percentage of authentic points.
+//!   generated point is (Euclidean); the percentage of authentic points. Its nearest neighbours
+//!   come from `mr_nn`'s exact index (float32 scan, float64 re-scoring).
 //! * [`vendi`]: the Vendi score (Friedman & Dieng 2022) with the cosine kernel: rows are
 //!   L2-normalised, the score is `exp` of the order-q Rényi entropy of the eigenvalues of
 //!   `XᵀX / n` (the dual of `K / n`, K = X Xᵀ), as `vendi_score.score_dual`.
@@ -23,6 +24,8 @@ use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::{Accum, Mat, MatRef, Par, Side};
 use rayon::prelude::*;
 use serde::Serialize;
+
+use mr_nn::{ExactIndex, Metric, NnIndex};
 
 use crate::{Features, Interval, MetricsError, Result};
 
@@ -292,6 +295,8 @@ pub fn authpct(train: &Features, gen: &Features) -> Result<f64> {
 }
 
 /// Whether each generated point is authentic (the per-sample values [`authpct`] averages).
+/// The nearest neighbours come from `mr_nn`'s exact index (a float32 GEMM scan, then the
+/// candidates re-scored in float64, ties to the lower index — dgm-eval's `argmin`).
 pub fn authentic(train: &Features, gen: &Features) -> Result<Vec<bool>> {
     train.same_dim(gen, "training set", "generated set")?;
     if train.n() < 2 || gen.n() == 0 {
@@ -301,40 +306,17 @@ pub fn authentic(train: &Features, gen: &Features) -> Result<Vec<bool>> {
             gen.n()
         ));
     }
-    let nt = train.n();
+    let index = ExactIndex::new(train.view(), Metric::L2)?;
     // leave-one-out NN distance of every training point
-    let loo: Vec<f64> = for_blocks(train, train, |s, rows, d| {
-        (0..rows)
-            .map(|i| {
-                (0..nt)
-                    .filter(|&j| j != s + i)
-                    .map(|j| d[i * nt + j])
-                    .fold(f64::INFINITY, f64::min)
-            })
-            .collect::<Vec<f64>>()
-    })
-    .into_iter()
-    .flatten()
-    .collect();
-    // nearest training point of every generated point (the first one at the minimum)
-    Ok(for_blocks(gen, train, |_, rows, d| {
-        (0..rows)
-            .map(|i| {
-                let row = &d[i * nt..(i + 1) * nt];
-                let (mut best, mut arg) = (f64::INFINITY, 0);
-                for (j, &x) in row.iter().enumerate() {
-                    if x < best {
-                        best = x;
-                        arg = j;
-                    }
-                }
-                loo[arg] < best
-            })
-            .collect::<Vec<bool>>()
-    })
-    .into_iter()
-    .flatten()
-    .collect())
+    let loo = index.search_loo(1)?.distances;
+    // nearest training point of every generated point
+    let nn = index.search(gen.view(), 1)?;
+    Ok(nn
+        .indices
+        .iter()
+        .zip(&nn.distances)
+        .map(|(&j, &d)| loo[j] < d)
+        .collect())
 }
 
 /// A bootstrap interval of AuthPct (percent): the generated samples resampled with replacement,
