@@ -16,8 +16,10 @@
 //!   L2-normalised, the score is `exp` of the order-q Rényi entropy of the eigenvalues of
 //!   `XᵀX / n` (the dual of `K / n`, K = X Xᵀ), as `vendi_score.score_dual`.
 //!
-//! Distances are computed in f64 from the f32 features (`‖a‖² + ‖b‖² − 2 a·b` by blocks of
-//! GEMMs, clamped at 0), so 10k × 10k × 2048 is a few seconds and memory stays at one block.
+//! Nearest neighbours and k-NN radii come from `mr_nn`'s exact index (a float32 GEMM scan, the
+//! candidates re-scored in float64). prdc's ball tests screen every real × fake pair with a
+//! float32 GEMM and re-compute in float64 the pairs whose distance is within the float32 error
+//! bound of a radius, so every decision is the float64 one; memory stays at one block of rows.
 
 use faer::linalg::matmul::matmul;
 use faer::linalg::matmul::triangular::{self, BlockStructure};
@@ -25,7 +27,7 @@ use faer::{Accum, Mat, MatRef, Par, Side};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use mr_nn::{ExactIndex, Metric, NnIndex};
+use mr_nn::{distance_f64, ExactIndex, Metric, NnIndex};
 
 use crate::{Features, Interval, MetricsError, Result};
 
@@ -36,66 +38,10 @@ fn input<T>(msg: String) -> Result<T> {
     Err(MetricsError::Input(msg))
 }
 
-fn to_f64_rows(f: &Features, start: usize, end: usize) -> Mat<f64> {
-    let d = f.dim();
-    Mat::from_fn(end - start, d, |i, j| f.row(start + i)[j] as f64)
-}
-
 fn sq_norms(f: &Features) -> Vec<f64> {
     (0..f.n())
         .into_par_iter()
         .map(|i| f.row(i).iter().map(|&x| (x as f64) * (x as f64)).sum())
-        .collect()
-}
-
-/// Euclidean distances of rows `start..end` of `a` to every row of `b` (row-major `[end −
-/// start, b.n()]`), given the squared norms.
-fn block_distances(
-    a: &Features,
-    start: usize,
-    end: usize,
-    a_sq: &[f64],
-    b64: &Mat<f64>,
-    b_sq: &[f64],
-) -> Vec<f64> {
-    let m = end - start;
-    let n = b64.nrows();
-    let a64 = to_f64_rows(a, start, end);
-    let mut g = Mat::<f64>::zeros(m, n);
-    matmul(
-        g.as_mut(),
-        Accum::Replace,
-        a64.as_ref(),
-        b64.transpose(),
-        1.0,
-        Par::Seq,
-    );
-    let mut out = vec![0.0; m * n];
-    for i in 0..m {
-        for j in 0..n {
-            let d2 = a_sq[start + i] + b_sq[j] - 2.0 * g[(i, j)];
-            out[i * n + j] = d2.max(0.0).sqrt();
-        }
-    }
-    out
-}
-
-/// Visit every block of rows of `a` against all of `b` in parallel; `f(start, rows, dists)`.
-fn for_blocks<T: Send>(
-    a: &Features,
-    b: &Features,
-    f: impl Fn(usize, usize, &[f64]) -> T + Sync,
-) -> Vec<T> {
-    let (a_sq, b_sq) = (sq_norms(a), sq_norms(b));
-    let b64 = to_f64_rows(b, 0, b.n());
-    let starts: Vec<usize> = (0..a.n()).step_by(BLOCK).collect();
-    starts
-        .into_par_iter()
-        .map(|s| {
-            let e = (s + BLOCK).min(a.n());
-            let d = block_distances(a, s, e, &a_sq, &b64, &b_sq);
-            f(s, e - s, &d)
-        })
         .collect()
 }
 
@@ -109,17 +55,8 @@ pub fn kth_radii(x: &Features, k: usize) -> Result<Vec<f64>> {
             x.n()
         ));
     }
-    let n = x.n();
-    let parts = for_blocks(x, x, |_, rows, d| {
-        (0..rows)
-            .map(|i| {
-                let mut row = d[i * n..(i + 1) * n].to_vec();
-                let (_, kth, _) = row.select_nth_unstable_by(k, f64::total_cmp);
-                *kth
-            })
-            .collect::<Vec<f64>>()
-    });
-    Ok(parts.into_iter().flatten().collect())
+    let nn = ExactIndex::new(x.view(), Metric::L2)?.search_loo(k)?;
+    Ok(nn.distances.chunks_exact(k).map(|d| d[k - 1]).collect())
 }
 
 /// Precision, recall, density and coverage.
@@ -176,32 +113,70 @@ pub fn prdc_samples(real: &Features, fake: &Features, k: usize) -> Result<PrdcSa
     real.same_dim(fake, "real set", "fake set")?;
     let r_real = kth_radii(real, k)?;
     let r_fake = kth_radii(fake, k)?;
-    let nf = fake.n();
+    let (nf, d) = (fake.n(), fake.dim());
+    let (a_sq, b_sq) = (sq_norms(real), sq_norms(fake));
+    let fm = MatRef::from_row_major_slice(fake.data(), nf, d);
+    // Squared distances from a float32 GEMM, `‖a‖² + ‖b‖² − 2⟨a, b⟩` with the norms in float64:
+    // the dot product's rounding error is at most d·u·‖a‖‖b‖ (u = 2⁻²⁴), so the squared distance
+    // is off by at most d·u·(‖a‖² + ‖b‖²). Comparisons farther than twice that from a radius are
+    // decided here; the rest are re-computed exactly (float64 differences, as the radii are).
+    let band_c = d as f64 * f64::from(f32::EPSILON);
+    let starts: Vec<usize> = (0..real.n()).step_by(BLOCK).collect();
     // per real block: (fake hit counts, real-in-fake-ball flags, covered flags)
-    let parts = for_blocks(real, fake, |s, rows, d| {
-        let mut count = vec![0u32; nf];
-        let mut recall = Vec::with_capacity(rows);
-        let mut covered = Vec::with_capacity(rows);
-        for i in 0..rows {
-            let row = &d[i * nf..(i + 1) * nf];
-            let r = r_real[s + i];
-            let mut in_fake_ball = false;
-            let mut nearest = f64::INFINITY;
-            for j in 0..nf {
-                let dij = row[j];
-                if dij < r {
-                    count[j] += 1;
+    let parts: Vec<(Vec<u32>, Vec<bool>, Vec<bool>)> = starts
+        .into_par_iter()
+        .map(|s| {
+            let e = (s + BLOCK).min(real.n());
+            let am = MatRef::from_row_major_slice(&real.data()[s * d..e * d], e - s, d);
+            // [nf, rows]: column i holds real row s + i against every fake row
+            let mut g = Mat::<f32>::zeros(nf, e - s);
+            matmul(
+                g.as_mut(),
+                Accum::Replace,
+                fm,
+                am.transpose(),
+                1.0f32,
+                Par::Seq,
+            );
+            let mut count = vec![0u32; nf];
+            let mut recall = Vec::with_capacity(e - s);
+            let mut covered = Vec::with_capacity(e - s);
+            for i in 0..e - s {
+                let ri = s + i;
+                let col = g.col(i).try_as_col_major().expect("owned Mat").as_slice();
+                let (r, ar) = (r_real[ri], a_sq[ri]);
+                let mut in_fake_ball = false;
+                let mut cov = false;
+                for j in 0..nf {
+                    let sq = ar + b_sq[j] - 2.0 * f64::from(col[j]);
+                    let band = band_c * (ar + b_sq[j]);
+                    let mut exact = None;
+                    let mut inside = |radius: f64| {
+                        let t = radius * radius;
+                        if sq < t - band {
+                            true
+                        } else if sq > t + band {
+                            false
+                        } else {
+                            *exact.get_or_insert_with(|| {
+                                distance_f64(Metric::L2, real.row(ri), fake.row(j))
+                            }) < radius
+                        }
+                    };
+                    if inside(r) {
+                        count[j] += 1;
+                        cov = true;
+                    }
+                    if !in_fake_ball && inside(r_fake[j]) {
+                        in_fake_ball = true;
+                    }
                 }
-                if dij < r_fake[j] {
-                    in_fake_ball = true;
-                }
-                nearest = nearest.min(dij);
+                recall.push(in_fake_ball);
+                covered.push(cov);
             }
-            recall.push(in_fake_ball);
-            covered.push(nearest < r);
-        }
-        (count, recall, covered)
-    });
+            (count, recall, covered)
+        })
+        .collect();
     let mut out = PrdcSamples {
         fake_in_real_balls: vec![0u64; nf],
         real_in_fake_ball: Vec::with_capacity(real.n()),
@@ -396,6 +371,47 @@ pub fn vendi(x: &Features, q: f64) -> Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn screened_ball_tests_match_plain_float64_on_exact_ties() {
+        // integer lattice points: many distances equal a radius exactly, where `<` must be
+        // decided in float64, never by the float32 screen
+        let pts = |seed: u64, n: usize| {
+            let v: Vec<f32> = (0..n * 6)
+                .map(|i| ((i as u64 * 2654435761 + seed * 97) % 5) as f32)
+                .collect();
+            Features::new(v, 6, "lattice").unwrap()
+        };
+        let (real, fake) = (pts(1, 300), pts(2, 260));
+        let got = prdc_samples(&real, &fake, 3).unwrap();
+        let dist = |a: &[f32], b: &[f32]| distance_f64(Metric::L2, a, b);
+        let radii = |x: &Features| -> Vec<f64> {
+            (0..x.n())
+                .map(|i| {
+                    let mut d: Vec<f64> = (0..x.n()).map(|j| dist(x.row(i), x.row(j))).collect();
+                    d.sort_by(f64::total_cmp);
+                    d[3] // itself is the 0-th
+                })
+                .collect()
+        };
+        let (rr, rf) = (radii(&real), radii(&fake));
+        let mut count = vec![0u64; fake.n()];
+        for (i, &ri) in rr.iter().enumerate() {
+            let mut recall = false;
+            let mut covered = false;
+            for j in 0..fake.n() {
+                let d = dist(real.row(i), fake.row(j));
+                if d < ri {
+                    count[j] += 1;
+                    covered = true;
+                }
+                recall |= d < rf[j];
+            }
+            assert_eq!(got.real_in_fake_ball[i], recall, "recall of real {i}");
+            assert_eq!(got.real_covered[i], covered, "coverage of real {i}");
+        }
+        assert_eq!(got.fake_in_real_balls, count);
+    }
 
     fn feats(rows: &[[f32; 2]]) -> Features {
         Features::new(rows.iter().flatten().copied().collect(), 2, "t").unwrap()
