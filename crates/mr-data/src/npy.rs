@@ -628,13 +628,8 @@ pub fn read_npz(path: &Path) -> Result<BTreeMap<String, NpyArray>, NpyError> {
                 reason: format!("member {i} has an unreadable name: {e}"),
             })?
             .to_string();
-        let mut bytes = Vec::with_capacity(member.size() as usize);
-        member
-            .read_to_end(&mut bytes)
-            .map_err(|e| NpyError::BadArchive {
-                path: path.to_path_buf(),
-                reason: format!("cannot read member '{name}': {e}"),
-            })?;
+        let size = member.size();
+        let bytes = member_bytes(path, &mut member, size, &name)?;
         if !name.ends_with(".npy") && !bytes.starts_with(MAGIC) {
             // not an array (e.g. the `meta.json` of mr-metrics' statistics files; `np.load`
             // returns such members as raw bytes): see [`read_npz_raw`]
@@ -676,14 +671,25 @@ pub fn read_npz_raw(path: &Path, name: &str) -> Result<Option<Vec<u8>>, NpyError
             })
         }
     };
-    let mut bytes = Vec::with_capacity(member.size() as usize);
+    let size = member.size();
+    Ok(Some(member_bytes(path, &mut member, size, name)?))
+}
+
+/// All bytes of an archive member (`size` as the archive states it).
+fn member_bytes(
+    path: &Path,
+    member: &mut impl Read,
+    size: u64,
+    name: &str,
+) -> Result<Vec<u8>, NpyError> {
+    let mut bytes = Vec::with_capacity(size as usize);
     member
         .read_to_end(&mut bytes)
         .map_err(|e| NpyError::BadArchive {
             path: path.to_path_buf(),
             reason: format!("cannot read member '{name}': {e}"),
         })?;
-    Ok(Some(bytes))
+    Ok(bytes)
 }
 
 /// Write a `.npz` archive (uncompressed, like `np.savez`) atomically.
