@@ -290,24 +290,60 @@ pub fn ct_bootstrap(
     level: f64,
     seed: u64,
 ) -> Result<CtBootstrap> {
-    use rand::SeedableRng;
     crate::bootstrap::check(replicates, level)?;
     train.same_dim(test, "train", "test")?;
     train.same_dim(gen, "train", "generated")?;
     // the cells once: the estimate and every replicate share them
     let (a, b, c) = fit_cells(train, test, gen, params)?;
-    let k = params.cells;
-    let base = ct_with_cells(train, &a, test, &b, gen, &c, k, params.metric, params.tau_c)?;
-    let tr = members(&a, k);
+    let cells = Cells {
+        train: &a,
+        test: &b,
+        gen: &c,
+        k: params.cells,
+    };
+    ct_bootstrap_with_cells(
+        train,
+        test,
+        gen,
+        &cells,
+        params.metric,
+        params.tau_c,
+        (replicates, level, seed),
+    )
+}
+
+/// Cell labels (`0..k`) of every training, test and generated sample.
+struct Cells<'a> {
+    train: &'a [usize],
+    test: &'a [usize],
+    gen: &'a [usize],
+    k: usize,
+}
+
+/// [`ct_bootstrap`] with the cells given; `(replicates, level, seed)`.
+fn ct_bootstrap_with_cells(
+    train: &Features,
+    test: &Features,
+    gen: &Features,
+    cells: &Cells<'_>,
+    metric: Metric,
+    tau_c: Option<f64>,
+    (replicates, level, seed): (usize, f64, u64),
+) -> Result<CtBootstrap> {
+    use rand::SeedableRng;
+    crate::bootstrap::check(replicates, level)?;
+    let (a, b, c, k) = (cells.train, cells.test, cells.gen, cells.k);
+    let base = ct_with_cells(train, a, test, b, gen, c, k, metric, tau_c)?;
+    let tr = members(a, k);
     // each test / generated sample: its cell and its NN distance to that cell's training samples
-    let (mp, mq) = (members(&b, k), members(&c, k));
+    let (mp, mq) = (members(b, k), members(c, k));
     let (mut dp, mut dq) = (vec![0.0; test.n()], vec![0.0; gen.n()]);
     for cell in 0..k {
         let d = nn_dists(
             train,
             &tr[cell],
             &[(test, &mp[cell]), (gen, &mq[cell])],
-            params.metric,
+            metric,
         )?;
         for (out, rows, d) in [(&mut dp, &mp[cell], &d[0]), (&mut dq, &mq[cell], &d[1])] {
             for (&i, &x) in rows.iter().zip(d) {
@@ -316,7 +352,7 @@ pub fn ct_bootstrap(
         }
     }
     let (n, m) = (test.n(), gen.n());
-    let tau_c = params.tau_c.unwrap_or(20.0 / m as f64);
+    let tau_c = tau_c.unwrap_or(20.0 / m as f64);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut reps = Vec::with_capacity(replicates);
     let mut dropped = 0;
@@ -431,7 +467,7 @@ fn check_labels(f: &Features, l: &[i64], name: &str) -> Result<()> {
 /// Run `f(class, train, test, gen)` for every class of the training labels on that class's
 /// rows (each class needs test and generated samples); errors name the class.
 #[allow(clippy::too_many_arguments)]
-fn per_class<F>(
+fn per_class<T, F>(
     train: &Features,
     train_labels: &[i64],
     test: &Features,
@@ -440,9 +476,9 @@ fn per_class<F>(
     gen_labels: &[i64],
     what: &str,
     f: F,
-) -> Result<Vec<ClassCt>>
+) -> Result<Vec<(i64, T)>>
 where
-    F: Fn(&Features, &Features, &Features) -> Result<CtResult>,
+    F: Fn(&Features, &Features, &Features) -> Result<T>,
 {
     check_labels(train, train_labels, "train")?;
     check_labels(test, test_labels, "test")?;
@@ -460,10 +496,7 @@ where
             }
             let tr = train.select(&class_rows(train_labels, c));
             let r = f(&tr, &test.select(&b), &gen.select(&g)).map_err(|e| with_class(e, c))?;
-            Ok(ClassCt {
-                class: c,
-                result: r,
-            })
+            Ok((c, r))
         })
         .collect()
 }
@@ -498,6 +531,50 @@ pub fn ct_classwise(
         "class-wise C_T",
         |tr, te, ge| ct(tr, te, ge, params),
     )
+    .map(to_class_ct)
+}
+
+fn to_class_ct(v: Vec<(i64, CtResult)>) -> Vec<ClassCt> {
+    v.into_iter()
+        .map(|(class, result)| ClassCt { class, result })
+        .collect()
+}
+
+/// A bootstrap interval of one class's C_T.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassCtBootstrap {
+    pub class: i64,
+    #[serde(flatten)]
+    pub bootstrap: CtBootstrap,
+}
+
+/// [`ct_classwise`] with a bootstrap interval per class ([`ct_bootstrap`] on each class's samples:
+/// its test and generated samples resampled, its cells fixed; `(replicates, level, seed)`).
+#[allow(clippy::too_many_arguments)]
+pub fn ct_classwise_bootstrap(
+    train: &Features,
+    train_labels: &[i64],
+    test: &Features,
+    test_labels: &[i64],
+    gen: &Features,
+    gen_labels: &[i64],
+    params: &CtParams,
+    boot: (usize, f64, u64),
+) -> Result<Vec<ClassCtBootstrap>> {
+    let (replicates, level, seed) = boot;
+    Ok(per_class(
+        train,
+        train_labels,
+        test,
+        test_labels,
+        gen,
+        gen_labels,
+        "class-wise C_T",
+        |tr, te, ge| ct_bootstrap(tr, te, ge, params, replicates, level, seed),
+    )?
+    .into_iter()
+    .map(|(class, bootstrap)| ClassCtBootstrap { class, bootstrap })
+    .collect())
 }
 
 /// MRGAN's per-class C_T (the variant behind the paper's numbers): for each class, PCA to
@@ -527,24 +604,106 @@ pub fn ct_mrgan(
         gen_labels,
         "per-class C_T",
         |tr, te, ge| {
-            let k = (n_test.min(tr.n()) / 200).max(1);
-            let dims = pca_dims.min(tr.dim()).min(tr.n().saturating_sub(1)).max(1);
-            let pca = Pca::fit(tr.view(), dims)?;
-            let proj = |f: &Features| -> Result<Features> {
-                Features::new(pca.transform(f.view())?, dims, "PCA projection")
-            };
-            let (ptr, pte, pge) = (proj(tr)?, proj(te)?, proj(ge)?);
-            let params = CtParams {
-                cells: k,
-                seed,
-                ..CtParams::default()
-            };
-            let (ca, cb, cg) = fit_cells(&ptr, &pte, &pge, &params)?;
-            let mut r = ct_with_cells(tr, &ca, te, &cb, ge, &cg, k, Metric::Cosine, None)?;
+            let c = mrgan_cells(tr, te, ge, n_test, pca_dims, seed)?;
+            let mut r = ct_with_cells(
+                tr,
+                &c.train,
+                te,
+                &c.test,
+                ge,
+                &c.gen,
+                c.k,
+                Metric::Cosine,
+                None,
+            )?;
             r.seed = Some(seed);
             Ok(r)
         },
     )
+    .map(to_class_ct)
+}
+
+/// MRGAN's cells of one class: the k rule, PCA fitted on the class's training features, k-means
+/// in PCA space; `(k, train cells, test cells, generated cells)`.
+fn mrgan_cells(
+    tr: &Features,
+    te: &Features,
+    ge: &Features,
+    n_test: usize,
+    pca_dims: usize,
+    seed: u64,
+) -> Result<OwnedCells> {
+    let k = (n_test.min(tr.n()) / 200).max(1);
+    let dims = pca_dims.min(tr.dim()).min(tr.n().saturating_sub(1)).max(1);
+    let pca = Pca::fit(tr.view(), dims)?;
+    let proj = |f: &Features| -> Result<Features> {
+        Features::new(pca.transform(f.view())?, dims, "PCA projection")
+    };
+    let (ptr, pte, pge) = (proj(tr)?, proj(te)?, proj(ge)?);
+    let params = CtParams {
+        cells: k,
+        seed,
+        ..CtParams::default()
+    };
+    let (train, test, gen) = fit_cells(&ptr, &pte, &pge, &params)?;
+    Ok(OwnedCells {
+        train,
+        test,
+        gen,
+        k,
+    })
+}
+
+/// [`Cells`] that own their labels.
+struct OwnedCells {
+    train: Vec<usize>,
+    test: Vec<usize>,
+    gen: Vec<usize>,
+    k: usize,
+}
+
+impl OwnedCells {
+    fn cells(&self) -> Cells<'_> {
+        Cells {
+            train: &self.train,
+            test: &self.test,
+            gen: &self.gen,
+            k: self.k,
+        }
+    }
+}
+
+/// [`ct_mrgan`] with a bootstrap interval per class: MRGAN's cells fixed, the class's test and
+/// generated samples resampled (`(replicates, level, seed)`).
+#[allow(clippy::too_many_arguments)]
+pub fn ct_mrgan_bootstrap(
+    train: &Features,
+    train_labels: &[i64],
+    test: &Features,
+    test_labels: &[i64],
+    gen: &Features,
+    gen_labels: &[i64],
+    pca_dims: usize,
+    seed: u64,
+    boot: (usize, f64, u64),
+) -> Result<Vec<ClassCtBootstrap>> {
+    let n_test = test.n();
+    Ok(per_class(
+        train,
+        train_labels,
+        test,
+        test_labels,
+        gen,
+        gen_labels,
+        "per-class C_T",
+        |tr, te, ge| {
+            let c = mrgan_cells(tr, te, ge, n_test, pca_dims, seed)?;
+            ct_bootstrap_with_cells(tr, te, ge, &c.cells(), Metric::Cosine, None, boot)
+        },
+    )?
+    .into_iter()
+    .map(|(class, bootstrap)| ClassCtBootstrap { class, bootstrap })
+    .collect())
 }
 
 #[cfg(test)]

@@ -256,6 +256,34 @@ fn ct_classwise_and_mrgan_variant() {
     assert_eq!(v["classes"].as_array().unwrap().len(), 5);
     assert!(v["classes"][0]["ct"].is_number());
     assert_eq!(v["mrgan"]["classes"].as_array().unwrap().len(), 5);
+    assert!(v.get("classes_bootstrap").is_none());
+    // with --bootstrap: an interval per class, for both variants, around the same C_T values
+    let v = json_of(
+        bin()
+            .args(["ct", "--json", "--cells", "2", "--mrgan", "--bootstrap", "50"])
+            .args(ct_fixtures())
+            .arg("--labels-train")
+            .arg(&lt)
+            .arg("--labels-test")
+            .arg(&lp)
+            .arg("--labels-gen")
+            .arg(&lg),
+    );
+    for (est, boot) in [
+        (&v["classes"], &v["classes_bootstrap"]),
+        (&v["mrgan"]["classes"], &v["mrgan"]["bootstrap"]["classes"]),
+    ] {
+        let (est, boot) = (est.as_array().unwrap(), boot.as_array().unwrap());
+        assert_eq!(est.len(), boot.len());
+        for (e, b) in est.iter().zip(boot) {
+            assert_eq!(e["class"], b["class"]);
+            assert_eq!(e["ct"], b["ct"], "the bootstrap's estimate is the class's C_T");
+            assert!(b["std"].as_f64().unwrap() >= 0.0);
+            assert!(b["low"].as_f64().unwrap() <= b["high"].as_f64().unwrap());
+            assert_eq!(b["replicates"], 50);
+        }
+    }
+    assert!(v["mrgan"]["bootstrap"]["mean_ct_std"].as_f64().unwrap() >= 0.0);
 }
 
 #[test]

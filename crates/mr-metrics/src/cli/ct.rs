@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use mr_metrics::ct::{ct, ct_classwise, ct_mrgan, CtParams};
+use mr_metrics::ct::{
+    ct, ct_classwise, ct_classwise_bootstrap, ct_mrgan, ct_mrgan_bootstrap, CtParams,
+};
 use mr_metrics::features::load_labels;
 use mr_metrics::{Features, MetricsError};
 use mr_nn::Metric;
@@ -96,6 +98,7 @@ fn classwise_ct(
     (lt, lp, lg): (&Labels, &Labels, &Labels),
     params: &CtParams,
     mrgan: bool,
+    boot: Option<(usize, f64, u64)>,
     v: &mut Value,
 ) -> Result<Vec<(String, f64)>> {
     let (tr_ids, te_ids, ge_ids) = (
@@ -121,6 +124,11 @@ fn classwise_ct(
     }
     let classes = ct_classwise(&train_c, &tr_ids, &test_c, &te_ids, gen, &ge_ids, params)?;
     v["classes"] = serde_json::to_value(&classes)?;
+    if let Some(b) = boot {
+        let cb =
+            ct_classwise_bootstrap(&train_c, &tr_ids, &test_c, &te_ids, gen, &ge_ids, params, b)?;
+        v["classes_bootstrap"] = serde_json::to_value(&cb)?;
+    }
     if !lt.names.is_empty() {
         v["class_names"] = json!(lt.names);
     }
@@ -137,6 +145,28 @@ fn classwise_ct(
         )?;
         let mean = m.iter().map(|c| c.result.ct).sum::<f64>() / m.len() as f64;
         v["mrgan"] = json!({"mean_ct": mean, "classes": m});
+        if let Some(b) = boot {
+            let mb = ct_mrgan_bootstrap(
+                &train_c,
+                &tr_ids,
+                &test_c,
+                &te_ids,
+                gen,
+                &ge_ids,
+                64,
+                params.seed,
+                b,
+            )?;
+            // classes resampled independently (strata): the mean's std from theirs
+            let k = mb.len() as f64;
+            let mean_std = mb
+                .iter()
+                .map(|c| c.bootstrap.std * c.bootstrap.std)
+                .sum::<f64>()
+                .sqrt()
+                / k;
+            v["mrgan"]["bootstrap"] = json!({"classes": mb, "mean_ct_std": mean_std});
+        }
     }
     let name = |c: i64| {
         usize::try_from(c)
@@ -203,7 +233,11 @@ pub fn run(a: CtArgs) -> Result<()> {
     match labels {
         (Some(lt), Some(lp), Some(lg)) if !a.no_classwise => {
             let sets = (train, test, gen);
-            match classwise_ct(sets, (&lt, &lp, &lg), &params, a.mrgan, &mut v) {
+            let boot = a
+                .boot
+                .bootstrap
+                .map(|n| (n, a.boot.level, a.boot.bootstrap_seed));
+            match classwise_ct(sets, (&lt, &lp, &lg), &params, a.mrgan, boot, &mut v) {
                 Ok(pc) => per_class = Some(pc),
                 // labels that came with the images, not asked for: the global C_T still stands
                 Err(e) if !asked => {
@@ -261,8 +295,18 @@ pub fn run(a: CtArgs) -> Result<()> {
             );
         }
         if let Some(pc) = per_class {
-            for (c, ct) in pc {
-                println!("class {c}: C_T = {ct:.4}");
+            let boots = v["classes_bootstrap"].as_array();
+            for (i, (c, ct)) in pc.into_iter().enumerate() {
+                let interval = boots.and_then(|b| b.get(i)).map_or(String::new(), |b| {
+                    format!(
+                        "  (bootstrap std {:.4}, {:.0} % interval [{:.4}, {:.4}])",
+                        b["std"].as_f64().unwrap_or(f64::NAN),
+                        100.0 * b["level"].as_f64().unwrap_or(f64::NAN),
+                        b["low"].as_f64().unwrap_or(f64::NAN),
+                        b["high"].as_f64().unwrap_or(f64::NAN)
+                    )
+                });
+                println!("class {c}: C_T = {ct:.4}{interval}");
             }
         }
         if let Some(m) = v.get("mrgan") {
