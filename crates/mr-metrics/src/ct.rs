@@ -467,19 +467,30 @@ fn check_labels(f: &Features, l: &[i64], name: &str) -> Result<()> {
 /// Run `f(class, train, test, gen)` for every class of the training labels on that class's
 /// rows (each class needs test and generated samples); errors name the class.
 #[allow(clippy::too_many_arguments)]
-fn per_class<T, F>(
-    train: &Features,
-    train_labels: &[i64],
-    test: &Features,
-    test_labels: &[i64],
-    gen: &Features,
-    gen_labels: &[i64],
-    what: &str,
-    f: F,
-) -> Result<Vec<(i64, T)>>
+/// Training, test and generated features with a class label per row: the input of the per-class
+/// C_T functions.
+#[derive(Debug, Clone, Copy)]
+pub struct Labelled<'a> {
+    pub train: &'a Features,
+    pub train_labels: &'a [i64],
+    pub test: &'a Features,
+    pub test_labels: &'a [i64],
+    pub gen: &'a Features,
+    pub gen_labels: &'a [i64],
+}
+
+fn per_class<T, F>(sets: Labelled<'_>, what: &str, f: F) -> Result<Vec<(i64, T)>>
 where
     F: Fn(&Features, &Features, &Features) -> Result<T>,
 {
+    let Labelled {
+        train,
+        train_labels,
+        test,
+        test_labels,
+        gen,
+        gen_labels,
+    } = sets;
     check_labels(train, train_labels, "train")?;
     check_labels(test, test_labels, "test")?;
     check_labels(gen, gen_labels, "generated")?;
@@ -511,27 +522,8 @@ fn with_class(e: MetricsError, c: i64) -> MetricsError {
 
 /// Class-wise C_T: C_T computed separately on each class's train/test/generated samples (every
 /// class of the training labels must have test and generated samples).
-#[allow(clippy::too_many_arguments)]
-pub fn ct_classwise(
-    train: &Features,
-    train_labels: &[i64],
-    test: &Features,
-    test_labels: &[i64],
-    gen: &Features,
-    gen_labels: &[i64],
-    params: &CtParams,
-) -> Result<Vec<ClassCt>> {
-    per_class(
-        train,
-        train_labels,
-        test,
-        test_labels,
-        gen,
-        gen_labels,
-        "class-wise C_T",
-        |tr, te, ge| ct(tr, te, ge, params),
-    )
-    .map(to_class_ct)
+pub fn ct_classwise(sets: Labelled<'_>, params: &CtParams) -> Result<Vec<ClassCt>> {
+    per_class(sets, "class-wise C_T", |tr, te, ge| ct(tr, te, ge, params)).map(to_class_ct)
 }
 
 fn to_class_ct(v: Vec<(i64, CtResult)>) -> Vec<ClassCt> {
@@ -550,28 +542,15 @@ pub struct ClassCtBootstrap {
 
 /// [`ct_classwise`] with a bootstrap interval per class ([`ct_bootstrap`] on each class's samples:
 /// its test and generated samples resampled, its cells fixed; `(replicates, level, seed)`).
-#[allow(clippy::too_many_arguments)]
 pub fn ct_classwise_bootstrap(
-    train: &Features,
-    train_labels: &[i64],
-    test: &Features,
-    test_labels: &[i64],
-    gen: &Features,
-    gen_labels: &[i64],
+    sets: Labelled<'_>,
     params: &CtParams,
     boot: (usize, f64, u64),
 ) -> Result<Vec<ClassCtBootstrap>> {
     let (replicates, level, seed) = boot;
-    Ok(per_class(
-        train,
-        train_labels,
-        test,
-        test_labels,
-        gen,
-        gen_labels,
-        "class-wise C_T",
-        |tr, te, ge| ct_bootstrap(tr, te, ge, params, replicates, level, seed),
-    )?
+    Ok(per_class(sets, "class-wise C_T", |tr, te, ge| {
+        ct_bootstrap(tr, te, ge, params, replicates, level, seed)
+    })?
     .into_iter()
     .map(|(class, bootstrap)| ClassCtBootstrap { class, bootstrap })
     .collect())
@@ -583,43 +562,24 @@ pub fn ct_classwise_bootstrap(
 /// the class's training images — 25 cells per class on full CIFAR-10, as
 /// `min(N_test, 5000) / 200` gave there, and 5 for a class of 1,000 training images), Z_U on the
 /// raw features with cosine distance.
-#[allow(clippy::too_many_arguments)]
-pub fn ct_mrgan(
-    train: &Features,
-    train_labels: &[i64],
-    test: &Features,
-    test_labels: &[i64],
-    gen: &Features,
-    gen_labels: &[i64],
-    pca_dims: usize,
-    seed: u64,
-) -> Result<Vec<ClassCt>> {
-    let n_test = test.n();
-    per_class(
-        train,
-        train_labels,
-        test,
-        test_labels,
-        gen,
-        gen_labels,
-        "per-class C_T",
-        |tr, te, ge| {
-            let c = mrgan_cells(tr, te, ge, n_test, pca_dims, seed)?;
-            let mut r = ct_with_cells(
-                tr,
-                &c.train,
-                te,
-                &c.test,
-                ge,
-                &c.gen,
-                c.k,
-                Metric::Cosine,
-                None,
-            )?;
-            r.seed = Some(seed);
-            Ok(r)
-        },
-    )
+pub fn ct_mrgan(sets: Labelled<'_>, pca_dims: usize, seed: u64) -> Result<Vec<ClassCt>> {
+    let n_test = sets.test.n();
+    per_class(sets, "per-class C_T", |tr, te, ge| {
+        let c = mrgan_cells(tr, te, ge, n_test, pca_dims, seed)?;
+        let mut r = ct_with_cells(
+            tr,
+            &c.train,
+            te,
+            &c.test,
+            ge,
+            &c.gen,
+            c.k,
+            Metric::Cosine,
+            None,
+        )?;
+        r.seed = Some(seed);
+        Ok(r)
+    })
     .map(to_class_ct)
 }
 
@@ -675,32 +635,17 @@ impl OwnedCells {
 
 /// [`ct_mrgan`] with a bootstrap interval per class: MRGAN's cells fixed, the class's test and
 /// generated samples resampled (`(replicates, level, seed)`).
-#[allow(clippy::too_many_arguments)]
 pub fn ct_mrgan_bootstrap(
-    train: &Features,
-    train_labels: &[i64],
-    test: &Features,
-    test_labels: &[i64],
-    gen: &Features,
-    gen_labels: &[i64],
+    sets: Labelled<'_>,
     pca_dims: usize,
     seed: u64,
     boot: (usize, f64, u64),
 ) -> Result<Vec<ClassCtBootstrap>> {
-    let n_test = test.n();
-    Ok(per_class(
-        train,
-        train_labels,
-        test,
-        test_labels,
-        gen,
-        gen_labels,
-        "per-class C_T",
-        |tr, te, ge| {
-            let c = mrgan_cells(tr, te, ge, n_test, pca_dims, seed)?;
-            ct_bootstrap_with_cells(tr, te, ge, &c.cells(), Metric::Cosine, None, boot)
-        },
-    )?
+    let n_test = sets.test.n();
+    Ok(per_class(sets, "per-class C_T", |tr, te, ge| {
+        let c = mrgan_cells(tr, te, ge, n_test, pca_dims, seed)?;
+        ct_bootstrap_with_cells(tr, te, ge, &c.cells(), Metric::Cosine, None, boot)
+    })?
     .into_iter()
     .map(|(class, bootstrap)| ClassCtBootstrap { class, bootstrap })
     .collect())
@@ -729,17 +674,16 @@ mod tests {
                 .collect()
         };
         let (train, test, gen) = (f(1300), f(600), f(600));
-        let r = ct_mrgan(
-            &train,
-            &labels(&[1000, 300]),
-            &test,
-            &labels(&[300, 300]),
-            &gen,
-            &labels(&[300, 300]),
-            4,
-            0,
-        )
-        .unwrap();
+        let (lt, lp) = (labels(&[1000, 300]), labels(&[300, 300]));
+        let sets = Labelled {
+            train: &train,
+            train_labels: &lt,
+            test: &test,
+            test_labels: &lp,
+            gen: &gen,
+            gen_labels: &lp,
+        };
+        let r = ct_mrgan(sets, 4, 0).unwrap();
         let cells: Vec<(i64, usize)> = r.iter().map(|c| (c.class, c.result.cells.len())).collect();
         assert_eq!(cells, vec![(0, 3), (1, 1)]);
     }

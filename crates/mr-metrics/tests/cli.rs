@@ -242,33 +242,26 @@ fn ct_classwise_and_mrgan_variant() {
         lab("ct_cells_test.npy", "lp.npy"),
         lab("ct_cells_gen.npy", "lg.npy"),
     );
-    let v = json_of(
-        bin()
-            .args(["ct", "--json", "--cells", "2", "--mrgan"])
+    let labelled = |extra: &[&str]| {
+        let mut c = bin();
+        c.args(["ct", "--json", "--cells", "2", "--mrgan"])
+            .args(extra)
             .args(ct_fixtures())
             .arg("--labels-train")
             .arg(&lt)
             .arg("--labels-test")
             .arg(&lp)
             .arg("--labels-gen")
-            .arg(&lg),
-    );
+            .arg(&lg);
+        json_of(&mut c)
+    };
+    let v = labelled(&[]);
     assert_eq!(v["classes"].as_array().unwrap().len(), 5);
     assert!(v["classes"][0]["ct"].is_number());
     assert_eq!(v["mrgan"]["classes"].as_array().unwrap().len(), 5);
     assert!(v.get("classes_bootstrap").is_none());
     // with --bootstrap: an interval per class, for both variants, around the same C_T values
-    let v = json_of(
-        bin()
-            .args(["ct", "--json", "--cells", "2", "--mrgan", "--bootstrap", "50"])
-            .args(ct_fixtures())
-            .arg("--labels-train")
-            .arg(&lt)
-            .arg("--labels-test")
-            .arg(&lp)
-            .arg("--labels-gen")
-            .arg(&lg),
-    );
+    let v = labelled(&["--bootstrap", "50"]);
     for (est, boot) in [
         (&v["classes"], &v["classes_bootstrap"]),
         (&v["mrgan"]["classes"], &v["mrgan"]["bootstrap"]["classes"]),
@@ -277,7 +270,10 @@ fn ct_classwise_and_mrgan_variant() {
         assert_eq!(est.len(), boot.len());
         for (e, b) in est.iter().zip(boot) {
             assert_eq!(e["class"], b["class"]);
-            assert_eq!(e["ct"], b["ct"], "the bootstrap's estimate is the class's C_T");
+            assert_eq!(
+                e["ct"], b["ct"],
+                "the bootstrap's estimate is the class's C_T"
+            );
             assert!(b["std"].as_f64().unwrap() >= 0.0);
             assert!(b["low"].as_f64().unwrap() <= b["high"].as_f64().unwrap());
             assert_eq!(b["replicates"], 50);

@@ -73,12 +73,7 @@ fn evaluate(
     let fewest = per_class.values().copied().min().unwrap_or(0);
     if class_names.len() > 1 && per_class.len() == class_names.len() && fewest >= 20 {
         let per = mr_metrics::ct::ct_classwise(
-            &train.f,
-            &train.labels,
-            &reference.f,
-            &reference.labels,
-            &gen.f,
-            &gen.labels,
+            labelled(train, reference, gen),
             &mr_metrics::ct::CtParams {
                 cells: 1,
                 ..Default::default()
@@ -115,6 +110,22 @@ fn evaluate(
     })
 }
 
+/// The three spaces' features and labels as the per-class C_T functions take them.
+fn labelled<'a>(
+    train: &'a Space,
+    reference: &'a Space,
+    gen: &'a Space,
+) -> mr_metrics::ct::Labelled<'a> {
+    mr_metrics::ct::Labelled {
+        train: &train.f,
+        train_labels: &train.labels,
+        test: &reference.f,
+        test_labels: &reference.labels,
+        gen: &gen.f,
+        gen_labels: &gen.labels,
+    }
+}
+
 /// MRGAN's per-class C_T (PCA-64, k = min(N_test, N_train_c) / 200 cells, cosine), averaged
 /// over classes. A one-class training set is one class whatever the generator's labels; with
 /// several classes the generated labels must cover the training classes with ≥ 20 samples each,
@@ -127,27 +138,18 @@ fn ct_mrgan_mean(train: &Space, reference: &Space, gen: &Space, fewest: usize) -
     let classes = |l: &[i64]| l.iter().copied().collect::<BTreeSet<i64>>();
     let per = if one_class {
         let zeros = |n: usize| vec![0i64; n];
-        mr_metrics::ct::ct_mrgan(
-            &train.f,
-            &zeros(train.f.n()),
-            &reference.f,
-            &zeros(reference.f.n()),
-            &gen.f,
-            &zeros(gen.f.n()),
-            64,
-            0,
-        )?
+        let (zt, zr, zg) = (zeros(train.f.n()), zeros(reference.f.n()), zeros(gen.f.n()));
+        let sets = mr_metrics::ct::Labelled {
+            train: &train.f,
+            train_labels: &zt,
+            test: &reference.f,
+            test_labels: &zr,
+            gen: &gen.f,
+            gen_labels: &zg,
+        };
+        mr_metrics::ct::ct_mrgan(sets, 64, 0)?
     } else if classes(&gen.labels) == classes(&train.labels) && fewest >= 20 {
-        mr_metrics::ct::ct_mrgan(
-            &train.f,
-            &train.labels,
-            &reference.f,
-            &reference.labels,
-            &gen.f,
-            &gen.labels,
-            64,
-            0,
-        )?
+        mr_metrics::ct::ct_mrgan(labelled(train, reference, gen), 64, 0)?
     } else {
         return Ok(f64::NAN);
     };

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::Args;
 use mr_metrics::ct::{
-    ct, ct_classwise, ct_classwise_bootstrap, ct_mrgan, ct_mrgan_bootstrap, CtParams,
+    ct, ct_classwise, ct_classwise_bootstrap, ct_mrgan, ct_mrgan_bootstrap, CtParams, Labelled,
 };
 use mr_metrics::features::load_labels;
 use mr_metrics::{Features, MetricsError};
@@ -122,41 +122,29 @@ fn classwise_ct(
             train_classes.len()
         );
     }
-    let classes = ct_classwise(&train_c, &tr_ids, &test_c, &te_ids, gen, &ge_ids, params)?;
+    let sets = Labelled {
+        train: &train_c,
+        train_labels: &tr_ids,
+        test: &test_c,
+        test_labels: &te_ids,
+        gen,
+        gen_labels: &ge_ids,
+    };
+    let classes = ct_classwise(sets, params)?;
     v["classes"] = serde_json::to_value(&classes)?;
     if let Some(b) = boot {
-        let cb =
-            ct_classwise_bootstrap(&train_c, &tr_ids, &test_c, &te_ids, gen, &ge_ids, params, b)?;
+        let cb = ct_classwise_bootstrap(sets, params, b)?;
         v["classes_bootstrap"] = serde_json::to_value(&cb)?;
     }
     if !lt.names.is_empty() {
         v["class_names"] = json!(lt.names);
     }
     if mrgan {
-        let m = ct_mrgan(
-            &train_c,
-            &tr_ids,
-            &test_c,
-            &te_ids,
-            gen,
-            &ge_ids,
-            64,
-            params.seed,
-        )?;
+        let m = ct_mrgan(sets, 64, params.seed)?;
         let mean = m.iter().map(|c| c.result.ct).sum::<f64>() / m.len() as f64;
         v["mrgan"] = json!({"mean_ct": mean, "classes": m});
         if let Some(b) = boot {
-            let mb = ct_mrgan_bootstrap(
-                &train_c,
-                &tr_ids,
-                &test_c,
-                &te_ids,
-                gen,
-                &ge_ids,
-                64,
-                params.seed,
-                b,
-            )?;
+            let mb = ct_mrgan_bootstrap(sets, 64, params.seed, b)?;
             // classes resampled independently (strata): the mean's std from theirs
             let k = mb.len() as f64;
             let mean_std = mb
