@@ -39,6 +39,8 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use mr_nn::column_moments;
+
 use crate::{input, Features, Result};
 
 /// Settings of [`fld`]; the defaults are the package's.
@@ -139,19 +141,16 @@ impl Rows {
     }
 }
 
-/// Squared Euclidean distances of rows `start..end` of `x` to every centre, row-major
+/// Squared Euclidean distances of the rows `rows` of `x` to every centre, row-major
 /// (`‖x‖² + ‖μ‖² − 2 x·μ`, clamped at 0, as `torch.cdist(x, μ)²` computes them).
-fn sq_dists(
-    x: &Rows,
-    x_sq: &[f64],
-    start: usize,
-    end: usize,
-    mus: &Rows,
-    mu_sq: &[f64],
-) -> Vec<f64> {
-    let (rows, m) = (end - start, mus.n);
-    let xs = MatRef::from_row_major_slice(&x.data[start * x.d..end * x.d], rows, x.d);
-    let mut g = Mat::<f64>::zeros(rows, m);
+fn sq_dists(x: &Rows, x_sq: &[f64], rows: &[usize], mus: &Rows, mu_sq: &[f64]) -> Vec<f64> {
+    let m = mus.n;
+    let mut block = Vec::with_capacity(rows.len() * x.d);
+    for &i in rows {
+        block.extend_from_slice(x.row(i));
+    }
+    let xs = MatRef::from_row_major_slice(&block, rows.len(), x.d);
+    let mut g = Mat::<f64>::zeros(rows.len(), m);
     matmul(
         g.as_mut(),
         Accum::Replace,
@@ -160,10 +159,10 @@ fn sq_dists(
         1.0,
         Par::Seq,
     );
-    let mut out = vec![0.0; rows * m];
-    for (i, o) in out.chunks_exact_mut(m).enumerate() {
+    let mut out = vec![0.0; rows.len() * m];
+    for ((o, &r), i) in out.chunks_exact_mut(m).zip(rows).zip(0..) {
         for (j, v) in o.iter_mut().enumerate() {
-            *v = (x_sq[start + i] + mu_sq[j] - 2.0 * g[(i, j)]).max(0.0);
+            *v = (x_sq[r] + mu_sq[j] - 2.0 * g[(i, j)]).max(0.0);
         }
     }
     out
@@ -176,16 +175,34 @@ enum Cache {
 }
 
 impl Cache {
-    fn build(x: &Rows, x_sq: &[f64], mus: &Rows, mu_sq: &[f64]) -> Cache {
-        let m = mus.n;
-        let chunks: Vec<Vec<f64>> = (0..x.n.div_ceil(CHUNK))
-            .into_par_iter()
-            .map(|c| sq_dists(x, x_sq, c * CHUNK, ((c + 1) * CHUNK).min(x.n), mus, mu_sq))
-            .collect();
-        if x.n * m <= CACHE_F64_PAIRS {
-            Cache::F64(chunks.concat())
+    /// Row `p` of the cache is the distances of `x.row(order[p])`; built in chunks of rows, each
+    /// stored in its final precision as it is computed (never the whole set in float64 when the
+    /// float32 cache is chosen).
+    fn build(x: &Rows, x_sq: &[f64], order: &[usize], mus: &Rows, mu_sq: &[f64]) -> Cache {
+        let wide = order.len() * mus.n <= CACHE_F64_PAIRS;
+        Cache::build_as(x, x_sq, order, mus, mu_sq, wide)
+    }
+
+    /// [`Cache::build`] in float64 (`wide`) or float32.
+    fn build_as(
+        x: &Rows,
+        x_sq: &[f64],
+        order: &[usize],
+        mus: &Rows,
+        mu_sq: &[f64],
+        wide: bool,
+    ) -> Cache {
+        let chunks = order.chunks(CHUNK).collect::<Vec<_>>();
+        let dists = |rows: &[usize]| sq_dists(x, x_sq, rows, mus, mu_sq);
+        if wide {
+            Cache::F64(chunks.into_par_iter().flat_map_iter(dists).collect())
         } else {
-            Cache::F32(chunks.into_iter().flatten().map(|v| v as f32).collect())
+            Cache::F32(
+                chunks
+                    .into_par_iter()
+                    .flat_map_iter(|rows| dists(rows).into_iter().map(|v| v as f32))
+                    .collect(),
+            )
         }
     }
     /// Row `i` (in fit order) as f64, into `buf`.
@@ -234,17 +251,23 @@ impl<'a> Mog<'a> {
         }
     }
 
-    /// Fit the log-variances to the samples `x` (already in fit order); returns the epochs run.
-    /// `on_epoch(epoch, mean loss)` after every epoch.
-    fn fit(&mut self, x: &Rows, p: &FldParams, on_epoch: &mut dyn FnMut(usize, f64)) -> usize {
-        let (m, d) = (self.mus.n, x.d);
+    /// Fit the log-variances to the rows `order` of `x`, taken in that order (batches of
+    /// `p.batch`); returns the epochs run. `on_epoch(epoch, mean loss)` after every epoch.
+    fn fit(
+        &mut self,
+        x: &Rows,
+        order: &[usize],
+        p: &FldParams,
+        on_epoch: &mut dyn FnMut(usize, f64),
+    ) -> usize {
+        let (m, d, n) = (self.mus.n, x.d, order.len());
         let df = d as f64;
         let x_sq = x.sq_norms();
-        let cache = Cache::build(x, &x_sq, self.mus, &self.mu_sq);
+        let cache = Cache::build(x, &x_sq, order, self.mus, &self.mu_sq);
         // start at the variance that is optimal for each centre's nearest sample
         let mut min_d = vec![f64::INFINITY; m];
         let mut buf = Vec::new();
-        for i in 0..x.n {
+        for i in 0..n {
             for (md, &v) in min_d.iter_mut().zip(cache.row(i, m, &mut buf)) {
                 *md = md.min(v);
             }
@@ -252,14 +275,16 @@ impl<'a> Mog<'a> {
         self.log_sigmas = min_d.iter().map(|&v| ((v + 1e-3) / df).ln()).collect();
         // the origin component: a Gaussian at the mean of the fit set
         let mut mean = vec![0.0; d];
-        for i in 0..x.n {
+        for &i in order {
             for (a, &v) in mean.iter_mut().zip(x.row(i)) {
                 *a += v;
             }
         }
-        mean.iter_mut().for_each(|a| *a /= x.n as f64);
-        let origin_d: Vec<f64> = (0..x.n)
-            .map(|i| {
+        mean.iter_mut().for_each(|a| *a /= n as f64);
+        // in fit order, as the cache
+        let origin_d: Vec<f64> = order
+            .iter()
+            .map(|&i| {
                 let s: f64 = x
                     .row(i)
                     .iter()
@@ -277,8 +302,8 @@ impl<'a> Mog<'a> {
         for epoch in 0..p.epochs {
             let mut losses = vec![];
             let mut start = 0;
-            while start < x.n {
-                let end = (start + p.batch).min(x.n);
+            while start < n {
+                let end = (start + p.batch).min(n);
                 let b = (end - start) as f64;
                 let inv: Vec<f64> = self.log_sigmas.iter().map(|s| (-s).exp()).collect();
                 let bias: Vec<f64> = self
@@ -377,7 +402,8 @@ impl<'a> Mog<'a> {
         ordered_sum(
             y.n,
             |r0, r1| {
-                let dist = sq_dists(y, &y_sq, r0, r1, self.mus, &self.mu_sq);
+                let rows: Vec<usize> = (r0..r1).collect();
+                let dist = sq_dists(y, &y_sq, &rows, self.mus, &self.mu_sq);
                 let mut s = 0.0;
                 for di in dist.chunks_exact(m) {
                     let a = di
@@ -411,20 +437,8 @@ fn permutation(n: usize, seed: u64, stream: u64) -> Vec<usize> {
 /// Standardise every set by the test set's per-feature mean and std (N − 1).
 fn standardise(train: &Features, test: &Features, gen: &Features) -> Result<[Rows; 3]> {
     let (n, d) = (test.n(), test.dim());
-    let mut mean = vec![0.0; d];
-    for i in 0..n {
-        for (a, &v) in mean.iter_mut().zip(test.row(i)) {
-            *a += v as f64;
-        }
-    }
-    mean.iter_mut().for_each(|a| *a /= n as f64);
-    let mut var = vec![0.0; d];
-    for i in 0..n {
-        for ((a, &v), mu) in var.iter_mut().zip(test.row(i)).zip(&mean) {
-            *a += (v as f64 - mu) * (v as f64 - mu);
-        }
-    }
-    let std: Vec<f64> = var.iter().map(|v| (v / (n as f64 - 1.0)).sqrt()).collect();
+    let (mean, ss) = column_moments(test.view());
+    let std: Vec<f64> = ss.iter().map(|v| (v / (n as f64 - 1.0)).sqrt()).collect();
     if let Some(j) = std.iter().position(|&s| s.is_nan() || s <= 0.0) {
         return input(format!(
             "FLD standardises by the test set's std, and feature {j} is constant over the test set"
@@ -516,29 +530,38 @@ fn fld_impl(
             "the baseline order must be a permutation of the {n_train} training rows"
         ));
     }
-    let [tr, te, ge] = standardise(train, test, gen)?;
-    let ge = if ge.n > p.gen_size {
-        let mut idx = permutation(ge.n, p.seed, 0);
+    let n_gen_given = gen.n();
+    // the generated subset first: standardising depends on the test set only
+    let subset;
+    let gen = if gen.n() > p.gen_size {
+        let mut idx = permutation(gen.n(), p.seed, 0);
         idx.truncate(p.gen_size);
-        ge.select(&idx)
+        subset = gen.select(&idx);
+        &subset
     } else {
-        ge
+        gen
     };
+    let [tr, te, ge] = standardise(train, test, gen)?;
     // the mixture at the generated samples, fitted to the training set
     let mut mog = Mog::new(&ge);
-    let fit_set = tr.select(&permutation(n_train, p.seed, 1));
-    let epochs_run = mog.fit(&fit_set, p, &mut |e, l| on_epoch(FldFit::Generated, e, l));
-    drop(fit_set);
+    let fit_order = permutation(n_train, p.seed, 1);
+    let epochs_run = mog.fit(&tr, &fit_order, p, &mut |e, l| {
+        on_epoch(FldFit::Generated, e, l)
+    });
     let nll_test = mog.nll(&te);
     let nll_train = mog.nll(&tr);
-    // baseline: training centres fitted to the other training samples
+    // baseline: training centres fitted to the other training samples (in a seeded order)
     let split = ge.n.min(n_train / 2);
     let centres = tr.select(&baseline_order[..split]);
-    let rest = tr.select(&baseline_order[split..]);
-    let rest_order = permutation(rest.n, p.seed, 3);
-    let rest = rest.select(&rest_order);
+    let rest = &baseline_order[split..];
+    let rest_order: Vec<usize> = permutation(rest.len(), p.seed, 3)
+        .into_iter()
+        .map(|k| rest[k])
+        .collect();
     let mut base = Mog::new(&centres);
-    let baseline_epochs_run = base.fit(&rest, p, &mut |e, l| on_epoch(FldFit::Baseline, e, l));
+    let baseline_epochs_run = base.fit(&tr, &rest_order, p, &mut |e, l| {
+        on_epoch(FldFit::Baseline, e, l)
+    });
     let nll_baseline = base.nll(&te);
     Ok(FldResult {
         fld_test: 100.0 * (nll_test - nll_baseline),
@@ -550,10 +573,55 @@ fn fld_impl(
         n_train,
         n_test: test.n(),
         n_gen: ge.n,
-        n_gen_given: gen.n(),
+        n_gen_given,
         baseline_centres: split,
         epochs_run,
         baseline_epochs_run,
         seed: p.seed,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_caches_hold_the_distances_of_the_rows_in_fit_order() {
+        // more rows than one chunk; a fit order that is not the identity
+        let rows = |n: usize, d: usize, k: usize| Rows {
+            data: (0..n * d)
+                .map(|i| ((i * k) % 17) as f64 * 0.25 - 2.0)
+                .collect(),
+            n,
+            d,
+        };
+        let (x, mus) = (rows(600, 5, 7), rows(9, 5, 11));
+        let (x_sq, mu_sq) = (x.sq_norms(), mus.sq_norms());
+        let order: Vec<usize> = (0..600)
+            .rev()
+            .step_by(2)
+            .chain((0..600).step_by(2))
+            .collect();
+        let wide = Cache::build_as(&x, &x_sq, &order, &mus, &mu_sq, true);
+        let narrow = Cache::build_as(&x, &x_sq, &order, &mus, &mu_sq, false);
+        let (mut b1, mut b2) = (Vec::new(), Vec::new());
+        for (p, &i) in order.iter().enumerate() {
+            let w = wide.row(p, 9, &mut b1).to_vec();
+            // the same sample alone (a one-row GEMM may round differently from a chunk's)
+            let direct = sq_dists(&x, &x_sq, &[i], &mus, &mu_sq);
+            for (a, b) in w.iter().zip(&direct) {
+                assert!(
+                    (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+                    "row {p} is sample {i}"
+                );
+            }
+            let n = narrow.row(p, 9, &mut b2);
+            let rounded: Vec<f64> = w.iter().map(|&v| v as f32 as f64).collect();
+            assert_eq!(
+                n,
+                &rounded[..],
+                "the float32 cache is the float64 one, rounded"
+            );
+        }
+    }
 }

@@ -107,8 +107,9 @@ impl KMeansValidParams {
         let mut rngs: Vec<ChaCha8Rng> = (0..p.n_init)
             .map(|_| ChaCha8Rng::seed_from_u64(master.random()))
             .collect();
-        let inits = kmeanspp(data, p.k, &mut rngs)?;
-        let runs = lloyd(data, inits, p.k, p.max_iter, tol_abs, p.seed);
+        let norms = sq_norms(data);
+        let inits = kmeanspp(data, &norms, p.k, &mut rngs);
+        let runs = lloyd(data, &norms, inits, p.k, p.max_iter, tol_abs, p.seed);
         let mut best: Option<KMeans> = None;
         for km in runs {
             if best.as_ref().is_none_or(|b| km.inertia < b.inertia) {
@@ -164,22 +165,8 @@ impl KMeans {
 }
 
 fn mean_variance(data: View<'_>) -> f64 {
-    let (n, d) = (data.n(), data.dim());
-    let mut mean = vec![0f64; d];
-    for i in 0..n {
-        for (m, &x) in mean.iter_mut().zip(data.row(i)) {
-            *m += x as f64;
-        }
-    }
-    mean.iter_mut().for_each(|m| *m /= n as f64);
-    let mut var = vec![0f64; d];
-    for i in 0..n {
-        for ((v, &x), m) in var.iter_mut().zip(data.row(i)).zip(&mean) {
-            let t = x as f64 - m;
-            *v += t * t;
-        }
-    }
-    var.iter().sum::<f64>() / (n as f64 * d as f64)
+    let (_, ss) = crate::column_moments(data);
+    ss.iter().sum::<f64>() / (data.n() as f64 * data.dim() as f64)
 }
 
 fn sq_norms(data: View<'_>) -> Vec<f32> {
@@ -191,9 +178,8 @@ fn sq_norms(data: View<'_>) -> Vec<f32> {
 
 /// Greedy k-means++ for every restart in lockstep (one pass over the data per centre for all of
 /// them): returns each restart's `[k, d]` initial centres. `rngs[r]` is restart `r`'s stream.
-fn kmeanspp(data: View<'_>, k: usize, rngs: &mut [ChaCha8Rng]) -> Result<Vec<Vec<f32>>, NnError> {
+fn kmeanspp(data: View<'_>, norms: &[f32], k: usize, rngs: &mut [ChaCha8Rng]) -> Vec<Vec<f32>> {
     let (n, d) = (data.n(), data.dim());
-    let norms = sq_norms(data);
     let trials = 2 + (k as f64).ln().floor() as usize;
     let xm = MatRef::from_row_major_slice(data.data(), n, d);
     // squared distances of every point to a set of candidate rows: [t][n]
@@ -261,14 +247,14 @@ fn kmeanspp(data: View<'_>, k: usize, rngs: &mut [ChaCha8Rng]) -> Result<Vec<Vec
             centers[run].push(c);
         }
     }
-    Ok(centers
+    centers
         .iter()
         .map(|cs| {
             cs.iter()
                 .flat_map(|&c| data.row(c).iter().copied())
                 .collect()
         })
-        .collect())
+        .collect()
 }
 
 /// Rows per block of a pass over the data: the unit of parallel work and of the fixed
@@ -393,6 +379,7 @@ fn pass(data: View<'_>, norms: &[f32], cents: &[&[f32]], k: usize, sums: bool) -
 /// restarts still running), from the initial centres `inits` (one `[k, d]` set per restart).
 fn lloyd(
     data: View<'_>,
+    norms: &[f32],
     inits: Vec<Vec<f32>>,
     k: usize,
     max_iter: usize,
@@ -400,7 +387,6 @@ fn lloyd(
     seed: u64,
 ) -> Vec<KMeans> {
     let (n, d) = (data.n(), data.dim());
-    let norms = sq_norms(data);
     struct Run {
         centroids: Vec<f32>,
         labels: Vec<usize>,
@@ -422,7 +408,7 @@ fn lloyd(
             break;
         }
         let cents: Vec<&[f32]> = active.iter().map(|&r| &runs[r].centroids[..]).collect();
-        let results = pass(data, &norms, &cents, k, true);
+        let results = pass(data, norms, &cents, k, true);
         for (&r, res) in active.iter().zip(results) {
             let run = &mut runs[r];
             run.n_iter = it + 1;
@@ -468,7 +454,7 @@ fn lloyd(
         }
     }
     let cents: Vec<&[f32]> = runs.iter().map(|r| &r.centroids[..]).collect();
-    let finals = pass(data, &norms, &cents, k, false);
+    let finals = pass(data, norms, &cents, k, false);
     runs.into_iter()
         .zip(finals)
         .map(|(run, f)| KMeans {

@@ -32,7 +32,7 @@ pub use exact::{ExactIndex, ExactParams};
 pub use ivf::{IvfIndex, IvfParams};
 pub use kd::KdIndex;
 pub use kmeans::{KMeans, KMeansParams, KMeansValidParams};
-pub use pca::{mean_covariance, mean_covariance_blocks, Pca};
+pub use pca::{column_moments, mean_covariance, mean_covariance_blocks, Pca};
 
 /// The distance used to rank neighbours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
