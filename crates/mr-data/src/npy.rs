@@ -269,34 +269,64 @@ fn parse_header(path: &Path, header: &str) -> Result<Header, NpyError> {
     })
 }
 
-/// The header of a `.npy` file starting at `bytes` (which may hold just its beginning): the parsed
-/// header and the offset of the data.
-fn split_header(bytes: &[u8], path: &Path) -> Result<(Header, usize), NpyError> {
+/// Where the header text of a `.npy` file lies, from its first 12 bytes (or fewer, for a short
+/// file): `(start, length)`.
+fn header_span(bytes: &[u8], path: &Path) -> Result<(usize, usize), NpyError> {
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(NpyError::BadMagic {
             path: path.to_path_buf(),
         });
     }
-    let major = bytes[6];
-    let (hlen, hstart) = match major {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+    match bytes[6] {
+        1 => Ok((10, u16::from_le_bytes([bytes[8], bytes[9]]) as usize)),
         2 | 3 => {
             if bytes.len() < 12 {
                 return Err(header_err(path, "file ends inside the header"));
             }
-            (
-                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            Ok((
                 12,
-            )
+                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            ))
         }
-        v => return Err(header_err(path, format!("unknown format version {v}"))),
-    };
+        v => Err(header_err(path, format!("unknown format version {v}"))),
+    }
+}
+
+/// The header of a `.npy` file starting at `bytes` (which may hold just its beginning): the parsed
+/// header and the offset of the data.
+fn split_header(bytes: &[u8], path: &Path) -> Result<(Header, usize), NpyError> {
+    let (hstart, hlen) = header_span(bytes, path)?;
     if bytes.len() < hstart + hlen {
         return Err(header_err(path, "file ends inside the header"));
     }
     let header = std::str::from_utf8(&bytes[hstart..hstart + hlen])
         .map_err(|_| header_err(path, "header is not text"))?;
     Ok((parse_header(path, header)?, hstart + hlen))
+}
+
+/// The elements of `body` (exactly `count · size` bytes) as `dtype`, in file order.
+fn decode_body(body: &[u8], dtype: DType, big_endian: bool) -> NpyData {
+    macro_rules! decode {
+        ($t:ty, $n:expr) => {{
+            body.chunks_exact($n)
+                .map(|c| {
+                    let arr: [u8; $n] = c.try_into().unwrap();
+                    if big_endian {
+                        <$t>::from_be_bytes(arr)
+                    } else {
+                        <$t>::from_le_bytes(arr)
+                    }
+                })
+                .collect::<Vec<$t>>()
+        }};
+    }
+    match dtype {
+        DType::U8 => NpyData::U8(body.to_vec()),
+        DType::I32 => NpyData::I32(decode!(i32, 4)),
+        DType::I64 => NpyData::I64(decode!(i64, 8)),
+        DType::F32 => NpyData::F32(decode!(f32, 4)),
+        DType::F64 => NpyData::F64(decode!(f64, 8)),
+    }
 }
 
 /// Parse the bytes of a `.npy` file; `path` is used in error messages only.
@@ -314,28 +344,7 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<NpyArray, NpyError> {
             found: body.len(),
         });
     }
-    let body = &body[..expected];
-    macro_rules! decode {
-        ($t:ty, $n:expr) => {{
-            body.chunks_exact($n)
-                .map(|c| {
-                    let arr: [u8; $n] = c.try_into().unwrap();
-                    if h.big_endian {
-                        <$t>::from_be_bytes(arr)
-                    } else {
-                        <$t>::from_le_bytes(arr)
-                    }
-                })
-                .collect::<Vec<$t>>()
-        }};
-    }
-    let mut data = match h.dtype {
-        DType::U8 => NpyData::U8(body.to_vec()),
-        DType::I32 => NpyData::I32(decode!(i32, 4)),
-        DType::I64 => NpyData::I64(decode!(i64, 8)),
-        DType::F32 => NpyData::F32(decode!(f32, 4)),
-        DType::F64 => NpyData::F64(decode!(f64, 8)),
-    };
+    let mut data = decode_body(&body[..expected], h.dtype, h.big_endian);
     if h.fortran && h.shape.len() > 1 {
         data = fortran_to_c(data, &h.shape);
     }
@@ -414,17 +423,12 @@ impl NpyRows {
         let mut head = vec![0u8; 12];
         let got = read_up_to(&mut file, &mut head).map_err(|e| io_err(path, e))?;
         head.truncate(got);
-        if head.len() >= 12 && &head[..6] == MAGIC {
-            let hlen = if head[6] == 1 {
-                u16::from_le_bytes([head[8], head[9]]) as usize + 10
-            } else {
-                u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as usize + 12
-            };
-            head.resize(hlen, 0);
-            let more =
-                read_up_to(&mut file, &mut head[12.min(hlen)..]).map_err(|e| io_err(path, e))?;
-            head.truncate(12.min(hlen) + more);
-        }
+        let (hstart, hlen) = header_span(&head, path)?;
+        // the rest of the header (its first bytes may already be in `head`)
+        let had = head.len();
+        head.resize(had.max(hstart + hlen), 0);
+        let more = read_up_to(&mut file, &mut head[had..]).map_err(|e| io_err(path, e))?;
+        head.truncate(had + more);
         let (h, data_start) = split_header(&head, path)?;
         let (n, d) = match h.shape[..] {
             [n, d] => (n, d),
@@ -468,6 +472,11 @@ impl NpyRows {
         })
     }
 
+    /// The file read.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Rows.
     pub fn n(&self) -> usize {
         self.n
@@ -493,30 +502,10 @@ impl NpyRows {
         self.file
             .read_exact(&mut bytes)
             .map_err(|e| io_err(path, e))?;
-        let be = self.big_endian;
-        Ok(match self.dtype {
-            DType::F32 => bytes
-                .chunks_exact(4)
-                .map(|c| {
-                    let a = [c[0], c[1], c[2], c[3]];
-                    if be {
-                        f32::from_be_bytes(a)
-                    } else {
-                        f32::from_le_bytes(a)
-                    }
-                })
-                .collect(),
-            _ => bytes
-                .chunks_exact(8)
-                .map(|c| {
-                    let a: [u8; 8] = c.try_into().expect("8 bytes");
-                    (if be {
-                        f64::from_be_bytes(a)
-                    } else {
-                        f64::from_le_bytes(a)
-                    }) as f32
-                })
-                .collect(),
+        Ok(match decode_body(&bytes, self.dtype, self.big_endian) {
+            NpyData::F32(v) => v,
+            NpyData::F64(v) => v.into_iter().map(|x| x as f32).collect(),
+            _ => unreachable!("NpyRows::open accepts float32 and float64 only"),
         })
     }
 }

@@ -100,7 +100,6 @@ pub fn zu(lq: &[f64], lp: &[f64]) -> Result<(f64, f64)> {
     Ok((u, (u - mean) / std))
 }
 
-/// Exact NN distance of each row of `q` to the rows `idx` of `train`.
 /// NN distances of the `rows` of each query set to the training rows `idx` (one index for all
 /// query sets).
 fn nn_dists(
@@ -144,6 +143,26 @@ pub fn ct_with_cells(
     metric: Metric,
     tau_c: Option<f64>,
 ) -> Result<CtResult> {
+    let cells = Cells {
+        train: train_cells,
+        test: test_cells,
+        gen: gen_cells,
+        k,
+    };
+    Ok(ct_and_distances(train, test, gen, &cells, metric, tau_c)?.0)
+}
+
+/// [`ct_with_cells`], and the within-cell NN distance of every test and generated sample
+/// (NaN for test samples of cells without generated samples).
+fn ct_and_distances(
+    train: &Features,
+    test: &Features,
+    gen: &Features,
+    cells: &Cells<'_>,
+    metric: Metric,
+    tau_c: Option<f64>,
+) -> Result<(CtResult, Vec<f64>, Vec<f64>)> {
+    let (train_cells, test_cells, gen_cells, k) = (cells.train, cells.test, cells.gen, cells.k);
     train.same_dim(test, "train", "test")?;
     train.same_dim(gen, "train", "generated")?;
     for (name, f, c) in [
@@ -182,15 +201,32 @@ pub fn ct_with_cells(
             ));
         }
     }
-    let cells: Vec<CellResult> = (0..k)
+    // every test and generated sample's NN distance within its cell (test samples of cells
+    // without generated samples are not searched: no Z_U reads them; they stay NaN)
+    let per_cell: Vec<Vec<Vec<f64>>> = (0..k)
         .into_par_iter()
+        .map(|c| -> Result<Vec<Vec<f64>>> {
+            if ge[c].is_empty() {
+                return Ok(vec![vec![], vec![]]);
+            }
+            nn_dists(train, &tr[c], &[(gen, &ge[c]), (test, &te[c])], metric)
+        })
+        .collect::<Result<_>>()?;
+    let (mut dq, mut dp) = (vec![f64::NAN; m], vec![f64::NAN; n]);
+    for (c, d) in per_cell.iter().enumerate() {
+        for (out, rows, d) in [(&mut dq, &ge[c], &d[0]), (&mut dp, &te[c], &d[1])] {
+            for (&i, &x) in rows.iter().zip(d) {
+                out[i] = x;
+            }
+        }
+    }
+    let cells: Vec<CellResult> = (0..k)
         .map(|c| -> Result<CellResult> {
             let gen_fraction = ge[c].len() as f64 / m as f64;
             let z_u = if ge[c].is_empty() {
                 None
             } else {
-                let d = nn_dists(train, &tr[c], &[(gen, &ge[c]), (test, &te[c])], metric)?;
-                Some(zu(&d[0], &d[1])?.1)
+                Some(zu(&per_cell[c][0], &per_cell[c][1])?.1)
             };
             Ok(CellResult {
                 n_train: tr[c].len(),
@@ -214,7 +250,7 @@ pub fn ct_with_cells(
              cells, more generated samples or a smaller tau_c"
         ));
     }
-    Ok(CtResult {
+    let r = CtResult {
         ct: num / den,
         cells,
         tau_c,
@@ -223,7 +259,8 @@ pub fn ct_with_cells(
         n_test: n,
         n_gen: m,
         seed: None,
-    })
+    };
+    Ok((r, dp, dq))
 }
 
 /// Fit `params.cells` k-means cells on `train` and return (train, test, gen) cell labels.
@@ -332,25 +369,10 @@ fn ct_bootstrap_with_cells(
 ) -> Result<CtBootstrap> {
     use rand::SeedableRng;
     crate::bootstrap::check(replicates, level)?;
-    let (a, b, c, k) = (cells.train, cells.test, cells.gen, cells.k);
-    let base = ct_with_cells(train, a, test, b, gen, c, k, metric, tau_c)?;
-    let tr = members(a, k);
-    // each test / generated sample: its cell and its NN distance to that cell's training samples
-    let (mp, mq) = (members(b, k), members(c, k));
-    let (mut dp, mut dq) = (vec![0.0; test.n()], vec![0.0; gen.n()]);
-    for cell in 0..k {
-        let d = nn_dists(
-            train,
-            &tr[cell],
-            &[(test, &mp[cell]), (gen, &mq[cell])],
-            metric,
-        )?;
-        for (out, rows, d) in [(&mut dp, &mp[cell], &d[0]), (&mut dq, &mq[cell], &d[1])] {
-            for (&i, &x) in rows.iter().zip(d) {
-                out[i] = x;
-            }
-        }
-    }
+    let (b, c, k) = (cells.test, cells.gen, cells.k);
+    // each test / generated sample: its NN distance to its cell's training samples (a test
+    // sample of a cell without generated samples is never in a Z_U)
+    let (base, dp, dq) = ct_and_distances(train, test, gen, cells, metric, tau_c)?;
     let (n, m) = (test.n(), gen.n());
     let tau_c = tau_c.unwrap_or(20.0 / m as f64);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
@@ -464,9 +486,6 @@ fn check_labels(f: &Features, l: &[i64], name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Run `f(class, train, test, gen)` for every class of the training labels on that class's
-/// rows (each class needs test and generated samples); errors name the class.
-#[allow(clippy::too_many_arguments)]
 /// Training, test and generated features with a class label per row: the input of the per-class
 /// C_T functions.
 #[derive(Debug, Clone, Copy)]
@@ -479,6 +498,8 @@ pub struct Labelled<'a> {
     pub gen_labels: &'a [i64],
 }
 
+/// Run `f(train, test, gen)` on each class's rows for every class of the training labels
+/// (each class needs test and generated samples); errors name the class.
 fn per_class<T, F>(sets: Labelled<'_>, what: &str, f: F) -> Result<Vec<(i64, T)>>
 where
     F: Fn(&Features, &Features, &Features) -> Result<T>,
@@ -541,13 +562,14 @@ pub struct ClassCtBootstrap {
 }
 
 /// [`ct_classwise`] with a bootstrap interval per class ([`ct_bootstrap`] on each class's samples:
-/// its test and generated samples resampled, its cells fixed; `(replicates, level, seed)`).
+/// its test and generated samples resampled, its cells fixed).
 pub fn ct_classwise_bootstrap(
     sets: Labelled<'_>,
     params: &CtParams,
-    boot: (usize, f64, u64),
+    replicates: usize,
+    level: f64,
+    seed: u64,
 ) -> Result<Vec<ClassCtBootstrap>> {
-    let (replicates, level, seed) = boot;
     Ok(per_class(sets, "class-wise C_T", |tr, te, ge| {
         ct_bootstrap(tr, te, ge, params, replicates, level, seed)
     })?
@@ -634,13 +656,16 @@ impl OwnedCells {
 }
 
 /// [`ct_mrgan`] with a bootstrap interval per class: MRGAN's cells fixed, the class's test and
-/// generated samples resampled (`(replicates, level, seed)`).
+/// generated samples resampled (`seed`: MRGAN's k-means; `bootstrap_seed`: the resampling).
 pub fn ct_mrgan_bootstrap(
     sets: Labelled<'_>,
     pca_dims: usize,
     seed: u64,
-    boot: (usize, f64, u64),
+    replicates: usize,
+    level: f64,
+    bootstrap_seed: u64,
 ) -> Result<Vec<ClassCtBootstrap>> {
+    let boot = (replicates, level, bootstrap_seed);
     let n_test = sets.test.n();
     Ok(per_class(sets, "per-class C_T", |tr, te, ge| {
         let c = mrgan_cells(tr, te, ge, n_test, pca_dims, seed)?;

@@ -94,19 +94,25 @@ impl Stats {
             ));
         }
         let (mu, cov) = mean_covariance(f.view());
+        Ok(Stats::of_moments(mu, &cov, StatsMeta::new(n, d)))
+    }
+
+    /// Stats from μ and the `[D, D]` covariance of `meta.n` samples.
+    fn of_moments(mu: Vec<f64>, cov: &Mat<f64>, meta: StatsMeta) -> Stats {
+        let d = mu.len();
         // `cov` is exactly symmetric (mirrored from its lower triangle), so its columns are the
         // rows of the row-major Σ
         let mut sigma = vec![0f64; d * d];
         for (i, row) in sigma.chunks_exact_mut(d).enumerate() {
             row.copy_from_slice(cov.col(i).try_as_col_major().expect("owned Mat").as_slice());
         }
-        Ok(Stats {
+        Stats {
             mu,
             sigma,
             d,
-            n: Some(n),
-            meta: Some(StatsMeta::new(n, d)),
-        })
+            n: Some(meta.n),
+            meta: Some(meta),
+        }
     }
 
     /// μ and Σ of the float32/float64 features `[N, D]` in the `.npy` file `path`, read in
@@ -114,9 +120,13 @@ impl Stats {
     /// × 2048 features — 1.6 GB — in about 0.1 GB; `results/bench/metrics.md`). The same values as
     /// [`Stats::from_features`] of the loaded file; non-finite values are an error naming the row.
     pub fn from_npy_rows(path: &Path) -> Result<Stats> {
-        let mut f = NpyRows::open(path)?;
+        Stats::from_npy(NpyRows::open(path)?)
+    }
+
+    /// [`Stats::from_npy_rows`] of a file already opened.
+    pub fn from_npy(mut f: NpyRows) -> Result<Stats> {
         let (n, d) = (f.n(), f.dim());
-        let what = path.display().to_string();
+        let what = f.path().display().to_string();
         if n < 2 {
             return input(format!(
                 "{what}: FID needs at least 2 samples per set to estimate a covariance, got {n}"
@@ -137,19 +147,9 @@ impl Stats {
             }
             Ok(std::borrow::Cow::Owned(x))
         })?;
-        let mut sigma = vec![0f64; d * d];
-        for (i, row) in sigma.chunks_exact_mut(d).enumerate() {
-            row.copy_from_slice(cov.col(i).try_as_col_major().expect("owned Mat").as_slice());
-        }
         let mut meta = StatsMeta::new(n, d);
         meta.source = Some(what);
-        Ok(Stats {
-            mu,
-            sigma,
-            d,
-            n: Some(n),
-            meta: Some(meta),
-        })
+        Ok(Stats::of_moments(mu, &cov, meta))
     }
 
     /// Read statistics: an `.npz` with `mu` [D] and `sigma` [D, D] as pytorch-fid's

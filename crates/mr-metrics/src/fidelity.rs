@@ -29,14 +29,10 @@ use serde::Serialize;
 
 use mr_nn::{distance_f64, ExactIndex, Metric, NnIndex};
 
-use crate::{Features, Interval, MetricsError, Result};
+use crate::{input, Features, Interval, MetricsError, Result};
 
 /// Rows of the first set per distance block.
 const BLOCK: usize = 256;
-
-fn input<T>(msg: String) -> Result<T> {
-    Err(MetricsError::Input(msg))
-}
 
 fn sq_norms(f: &Features) -> Vec<f64> {
     (0..f.n())
@@ -115,6 +111,8 @@ pub fn prdc_samples(real: &Features, fake: &Features, k: usize) -> Result<PrdcSa
     let r_fake = kth_radii(fake, k)?;
     let (nf, d) = (fake.n(), fake.dim());
     let (a_sq, b_sq) = (sq_norms(real), sq_norms(fake));
+    let squares = |r: &[f64]| r.iter().map(|x| x * x).collect::<Vec<f64>>();
+    let (r_real2, r_fake2) = (squares(&r_real), squares(&r_fake));
     let fm = MatRef::from_row_major_slice(fake.data(), nf, d);
     // Squared distances from a float32 GEMM, `‖a‖² + ‖b‖² − 2⟨a, b⟩` with the norms in float64:
     // the dot product's rounding error is at most d·u·‖a‖‖b‖ (u = 2⁻²⁴), so the squared distance
@@ -144,15 +142,14 @@ pub fn prdc_samples(real: &Features, fake: &Features, k: usize) -> Result<PrdcSa
             for i in 0..e - s {
                 let ri = s + i;
                 let col = g.col(i).try_as_col_major().expect("owned Mat").as_slice();
-                let (r, ar) = (r_real[ri], a_sq[ri]);
+                let (r, r2, ar) = (r_real[ri], r_real2[ri], a_sq[ri]);
                 let mut in_fake_ball = false;
                 let mut cov = false;
                 for j in 0..nf {
                     let sq = ar + b_sq[j] - 2.0 * f64::from(col[j]);
                     let band = band_c * (ar + b_sq[j]);
                     let mut exact = None;
-                    let mut inside = |radius: f64| {
-                        let t = radius * radius;
+                    let mut inside = |radius: f64, t: f64| {
                         if sq < t - band {
                             true
                         } else if sq > t + band {
@@ -163,11 +160,11 @@ pub fn prdc_samples(real: &Features, fake: &Features, k: usize) -> Result<PrdcSa
                             }) < radius
                         }
                     };
-                    if inside(r) {
+                    if inside(r, r2) {
                         count[j] += 1;
                         cov = true;
                     }
-                    if !in_fake_ball && inside(r_fake[j]) {
+                    if !in_fake_ball && inside(r_fake[j], r_fake2[j]) {
                         in_fake_ball = true;
                     }
                 }
@@ -265,8 +262,12 @@ pub fn prdc_bootstrap(
 
 /// AuthPct: the percentage of generated points that are authentic (see the module docs).
 pub fn authpct(train: &Features, gen: &Features) -> Result<f64> {
-    let a = authentic(train, gen)?;
-    Ok(100.0 * a.iter().filter(|&&b| b).count() as f64 / a.len() as f64)
+    Ok(authpct_of(&authentic(train, gen)?))
+}
+
+/// AuthPct from the per-sample flags of [`authentic`]: the percentage that is `true`.
+pub fn authpct_of(authentic: &[bool]) -> f64 {
+    100.0 * authentic.iter().filter(|&&b| b).count() as f64 / authentic.len() as f64
 }
 
 /// Whether each generated point is authentic (the per-sample values [`authpct`] averages).
@@ -294,6 +295,18 @@ pub fn authentic(train: &Features, gen: &Features) -> Result<Vec<bool>> {
         .collect())
 }
 
+/// A bootstrap interval of AuthPct (percent).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuthPctBootstrap {
+    #[serde(flatten)]
+    pub interval: Interval,
+    pub level: f64,
+    pub replicates: usize,
+    pub seed: u64,
+    /// What is resampled.
+    pub unit: &'static str,
+}
+
 /// A bootstrap interval of AuthPct (percent): the generated samples resampled with replacement,
 /// the training set (and so every sample's authenticity) fixed.
 pub fn authpct_bootstrap(
@@ -301,7 +314,7 @@ pub fn authpct_bootstrap(
     replicates: usize,
     level: f64,
     seed: u64,
-) -> Result<Interval> {
+) -> Result<AuthPctBootstrap> {
     use rand::SeedableRng;
     crate::bootstrap::check(replicates, level)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
@@ -312,14 +325,20 @@ pub fn authpct_bootstrap(
     let draws: Vec<Vec<usize>> = (0..replicates)
         .map(|_| crate::bootstrap::resample(&mut rng, pct.len()))
         .collect();
-    Ok(crate::bootstrap::resampled_means(&pct, &draws, level))
+    Ok(AuthPctBootstrap {
+        interval: crate::bootstrap::resampled_means(&pct, &draws, level),
+        level,
+        replicates,
+        seed,
+        unit: "generated samples (the training set fixed)",
+    })
 }
 
 /// The Vendi score of `x` with the cosine kernel and Rényi order `q` (`q = 1`: Shannon;
 /// `f64::INFINITY`: min-entropy).
 pub fn vendi(x: &Features, q: f64) -> Result<f64> {
     if x.n() == 0 {
-        return input("the Vendi score needs at least one sample".into());
+        return input("the Vendi score needs at least one sample");
     }
     if q.is_nan() || q < 0.0 {
         return input(format!("Vendi order q = {q}: expected a number ≥ 0"));

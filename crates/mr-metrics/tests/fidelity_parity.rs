@@ -119,7 +119,7 @@ fn bootstrap_of_prdc_and_authpct_resamples_the_averaged_set() {
     assert!(prdc_bootstrap(&s, 1, 0.9, 7).is_err());
     let a = authentic(&real, &fake).unwrap();
     let pct = authpct(&real, &fake).unwrap();
-    let i = authpct_bootstrap(&a, 2000, 0.95, 3).unwrap();
+    let i = authpct_bootstrap(&a, 2000, 0.95, 3).unwrap().interval;
     let p = pct / 100.0;
     let want = 100.0 * (p * (1.0 - p) / a.len() as f64).sqrt();
     assert!(

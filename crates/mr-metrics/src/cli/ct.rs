@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::Args;
 use mr_metrics::ct::{
-    ct, ct_classwise, ct_classwise_bootstrap, ct_mrgan, ct_mrgan_bootstrap, CtParams, Labelled,
+    ct, ct_bootstrap, ct_classwise, ct_classwise_bootstrap, ct_mrgan, ct_mrgan_bootstrap,
+    CtBootstrap, CtParams, Labelled,
 };
 use mr_metrics::features::load_labels;
 use mr_metrics::{Features, MetricsError};
@@ -92,7 +93,7 @@ fn keep_classes(f: &Features, labels: &[i64], keep: &BTreeSet<i64>) -> (Features
 
 /// Class-wise C_T (and MRGAN's variant with `mrgan`) into `v["classes"]` / `v["mrgan"]`; test and
 /// generated labels are aligned to the training classes by name. A generated set of some classes
-/// is compared on those classes only. Returns (class, C_T) for the text output.
+/// is compared on those classes only. Returns (class, C_T, its bootstrap) for the text output.
 fn classwise_ct(
     (train, test, gen): (&Features, &Features, &Features),
     (lt, lp, lg): (&Labels, &Labels, &Labels),
@@ -100,7 +101,7 @@ fn classwise_ct(
     mrgan: bool,
     boot: Option<(usize, f64, u64)>,
     v: &mut Value,
-) -> Result<Vec<(String, f64)>> {
+) -> Result<Vec<(String, f64, Option<CtBootstrap>)>> {
     let (tr_ids, te_ids, ge_ids) = (
         lt.ids.clone(),
         align_labels(lt, lp, "test")?,
@@ -132,9 +133,11 @@ fn classwise_ct(
     };
     let classes = ct_classwise(sets, params)?;
     v["classes"] = serde_json::to_value(&classes)?;
-    if let Some(b) = boot {
-        let cb = ct_classwise_bootstrap(sets, params, b)?;
-        v["classes_bootstrap"] = serde_json::to_value(&cb)?;
+    let class_boots = boot
+        .map(|(n, level, seed)| ct_classwise_bootstrap(sets, params, n, level, seed))
+        .transpose()?;
+    if let Some(cb) = &class_boots {
+        v["classes_bootstrap"] = serde_json::to_value(cb)?;
     }
     if !lt.names.is_empty() {
         v["class_names"] = json!(lt.names);
@@ -143,8 +146,8 @@ fn classwise_ct(
         let m = ct_mrgan(sets, 64, params.seed)?;
         let mean = m.iter().map(|c| c.result.ct).sum::<f64>() / m.len() as f64;
         v["mrgan"] = json!({"mean_ct": mean, "classes": m});
-        if let Some(b) = boot {
-            let mb = ct_mrgan_bootstrap(sets, 64, params.seed, b)?;
+        if let Some((n, level, seed)) = boot {
+            let mb = ct_mrgan_bootstrap(sets, 64, params.seed, n, level, seed)?;
             // classes resampled independently (strata): the mean's std from theirs
             let k = mb.len() as f64;
             let mean_std = mb
@@ -162,9 +165,13 @@ fn classwise_ct(
             .and_then(|i| lt.names.get(i))
             .map_or(String::new(), |n| format!(" ({n})"))
     };
+    let mut boots = class_boots.into_iter().flatten().map(|b| b.bootstrap);
     Ok(classes
         .iter()
-        .map(|c| (format!("{}{}", c.class, name(c.class)), c.result.ct))
+        .map(|c| {
+            let label = format!("{}{}", c.class, name(c.class));
+            (label, c.result.ct, boots.next())
+        })
         .collect())
 }
 
@@ -195,18 +202,11 @@ pub fn run(a: CtArgs) -> Result<()> {
     let r = ct(train, test, gen, &params)?;
     let mut v = serde_json::to_value(&r)?;
     add_provenance(&mut v, &[&train_r, &test_r, &gen_r], &embedder);
-    let boot = match a.boot.bootstrap {
-        Some(n) => Some(mr_metrics::ct::ct_bootstrap(
-            train,
-            test,
-            gen,
-            &params,
-            n,
-            a.boot.level,
-            a.boot.bootstrap_seed,
-        )?),
-        None => None,
-    };
+    let boot = a
+        .boot
+        .spec()
+        .map(|(n, level, seed)| ct_bootstrap(train, test, gen, &params, n, level, seed))
+        .transpose()?;
     if let Some(b) = &boot {
         v["bootstrap"] = serde_json::to_value(b)?;
     }
@@ -221,11 +221,8 @@ pub fn run(a: CtArgs) -> Result<()> {
     match labels {
         (Some(lt), Some(lp), Some(lg)) if !a.no_classwise => {
             let sets = (train, test, gen);
-            let boot = a
-                .boot
-                .bootstrap
-                .map(|n| (n, a.boot.level, a.boot.bootstrap_seed));
-            match classwise_ct(sets, (&lt, &lp, &lg), &params, a.mrgan, boot, &mut v) {
+            let spec = a.boot.spec();
+            match classwise_ct(sets, (&lt, &lp, &lg), &params, a.mrgan, spec, &mut v) {
                 Ok(pc) => per_class = Some(pc),
                 // labels that came with the images, not asked for: the global C_T still stands
                 Err(e) if !asked => {
@@ -283,18 +280,18 @@ pub fn run(a: CtArgs) -> Result<()> {
             );
         }
         if let Some(pc) = per_class {
-            let boots = v["classes_bootstrap"].as_array();
-            for (i, (c, ct)) in pc.into_iter().enumerate() {
-                let interval = boots.and_then(|b| b.get(i)).map_or(String::new(), |b| {
-                    format!(
-                        "  (bootstrap std {:.4}, {:.0} % interval [{:.4}, {:.4}])",
-                        b["std"].as_f64().unwrap_or(f64::NAN),
-                        100.0 * b["level"].as_f64().unwrap_or(f64::NAN),
-                        b["low"].as_f64().unwrap_or(f64::NAN),
-                        b["high"].as_f64().unwrap_or(f64::NAN)
-                    )
-                });
-                println!("class {c}: C_T = {ct:.4}{interval}");
+            for (c, ct, b) in pc {
+                println!("class {c}: C_T = {ct:.4}");
+                if let Some(b) = b {
+                    print!("  ");
+                    print_bootstrap(
+                        b.replicates,
+                        Some(b.dropped),
+                        b.std,
+                        b.level,
+                        (b.low, b.high),
+                    );
+                }
             }
         }
         if let Some(m) = v.get("mrgan") {

@@ -4,7 +4,9 @@
 
 use anyhow::Result;
 use clap::Args;
-use mr_metrics::fidelity::{authentic, authpct_bootstrap, prdc_bootstrap, prdc_samples, vendi};
+use mr_metrics::fidelity::{
+    authentic, authpct_bootstrap, authpct_of, prdc_bootstrap, prdc_samples, vendi,
+};
 use mr_metrics::fld::{fld_with_progress, FldFit, FldParams};
 use serde_json::json;
 
@@ -149,15 +151,11 @@ pub fn run_prdc(a: PrdcArgs) -> Result<()> {
     let (ready, embedder) = inputs.finish()?;
     let samples = prdc_samples(ready[0].features(), ready[1].features(), a.k)?;
     let r = samples.summary();
-    let boot = match a.boot.bootstrap {
-        Some(n) => Some(prdc_bootstrap(
-            &samples,
-            n,
-            a.boot.level,
-            a.boot.bootstrap_seed,
-        )?),
-        None => None,
-    };
+    let boot = a
+        .boot
+        .spec()
+        .map(|(n, level, seed)| prdc_bootstrap(&samples, n, level, seed))
+        .transpose()?;
     if a.json {
         let mut v = serde_json::to_value(&r)?;
         if let Some(b) = &boot {
@@ -192,22 +190,16 @@ pub fn run_authpct(a: AuthPctArgs) -> Result<()> {
     let (ready, embedder) = inputs.finish()?;
     let (t, g) = (ready[0].features(), ready[1].features());
     let auth = authentic(t, g)?;
-    let pct = 100.0 * auth.iter().filter(|&&b| b).count() as f64 / auth.len() as f64;
-    let boot = match a.boot.bootstrap {
-        Some(n) => Some(authpct_bootstrap(
-            &auth,
-            n,
-            a.boot.level,
-            a.boot.bootstrap_seed,
-        )?),
-        None => None,
-    };
+    let pct = authpct_of(&auth);
+    let boot = a
+        .boot
+        .spec()
+        .map(|(n, level, seed)| authpct_bootstrap(&auth, n, level, seed))
+        .transpose()?;
     if a.json {
         let mut v = json!({"authpct": pct, "n_train": t.n(), "n_gen": g.n(), "distance": "l2"});
-        if let (Some(b), Some(n)) = (&boot, a.boot.bootstrap) {
-            v["bootstrap"] = json!({"std": b.std, "low": b.low, "high": b.high,
-                "level": a.boot.level, "replicates": n, "seed": a.boot.bootstrap_seed,
-                "unit": "generated samples (the training set fixed)"});
+        if let Some(b) = &boot {
+            v["bootstrap"] = serde_json::to_value(b)?;
         }
         add_provenance(&mut v, &[&ready[0], &ready[1]], &embedder);
         print_json(&v)?;
@@ -217,8 +209,9 @@ pub fn run_authpct(a: AuthPctArgs) -> Result<()> {
             g.n(),
             t.n()
         );
-        if let (Some(b), Some(n)) = (&boot, a.boot.bootstrap) {
-            print_bootstrap(n, None, b.std, a.boot.level, (b.low, b.high));
+        if let Some(b) = &boot {
+            let i = &b.interval;
+            print_bootstrap(b.replicates, None, i.std, b.level, (i.low, i.high));
         }
     }
     Ok(())

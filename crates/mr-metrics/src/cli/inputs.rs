@@ -194,19 +194,19 @@ impl Inputs {
     /// [`Inputs::finish`].
     pub fn load(&mut self, role: &'static str, spec: &str, allow_stats: bool) -> Result<()> {
         let path = Path::new(spec);
-        let streamable = self.stream_features
+        // a float `.npy` feature file (anything else, images included, is read as usual)
+        let rows = (self.stream_features
             && allow_stats
             && path.is_file()
-            && spec.to_ascii_lowercase().ends_with(".npy")
-            && NpyRows::open(path).is_ok();
-        let (kind, data) = if streamable {
-            let s = Stats::from_npy_rows(path)?;
-            (
+            && spec.to_ascii_lowercase().ends_with(".npy"))
+        .then(|| NpyRows::open(path).ok())
+        .flatten();
+        let (kind, data) = match rows {
+            Some(rows) => (
                 "features (streamed to statistics)",
-                Data::Stats(Box::new(s)),
-            )
-        } else {
-            read_input(role, spec, allow_stats, &self.root)?
+                Data::Stats(Box::new(Stats::from_npy(rows)?)),
+            ),
+            None => read_input(role, spec, allow_stats, &self.root)?,
         };
         self.loaded.push(Loaded {
             role,

@@ -30,6 +30,13 @@ pub struct BootstrapOpts {
     pub bootstrap_seed: u64,
 }
 
+impl BootstrapOpts {
+    /// `(replicates, level, seed)` when `--bootstrap` was given.
+    pub fn spec(&self) -> Option<(usize, f64, u64)> {
+        self.bootstrap.map(|n| (n, self.level, self.bootstrap_seed))
+    }
+}
+
 /// The text line of a bootstrap result.
 pub fn print_bootstrap(
     replicates: usize,
