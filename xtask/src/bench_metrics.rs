@@ -92,21 +92,19 @@ fn ensure_big(p: &Path, n: usize, d: usize) -> Result<()> {
         return Ok(());
     }
     let header = mr_data::npy::npy_header(&[n, d], mr_data::npy::DType::F32);
-    let tmp = p.with_extension("npy.tmp");
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-    w.write_all(&header)?;
-    let mut done = 0;
-    while done < n {
-        let m = 10_000.min(n - done);
-        for x in features(m, d, 1000 + done as u64) {
-            w.write_all(&x.to_le_bytes())?;
+    mr_data::atomic::write_atomic(p, |w| {
+        w.write_all(&header)?;
+        let mut done = 0;
+        while done < n {
+            let m = 10_000.min(n - done);
+            for x in features(m, d, 1000 + done as u64) {
+                w.write_all(&x.to_le_bytes())?;
+            }
+            done += m;
         }
-        done += m;
-    }
-    w.flush()?;
-    drop(w);
-    std::fs::rename(&tmp, p)?;
-    Ok(())
+        Ok(())
+    })
+    .with_context(|| format!("writing {}", p.display()))
 }
 
 /// Run `cmd` to completion: its wall time and its peak resident memory (MB), polled from
@@ -449,14 +447,7 @@ pub fn run(args: &BenchMetricsArgs) -> Result<()> {
         let big_n = if args.quick { 20_000 } else { 200_000 };
         let big = dir.join(format!("fid_{big_n}.npy"));
         ensure_big(&big, big_n, d)?;
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(&cargo)
-            .args(["build", "--quiet", "-p", "mr-metrics"])
-            .status()
-            .context("cannot run cargo build")?;
-        anyhow::ensure!(status.success(), "building mr-metrics failed");
-        let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-        let bin = Path::new(&target).join("debug/mr-metrics");
+        let bin = crate::reproduce::runner::build_bins(false, false)?.metrics;
         let out_stats = dir.join("fid_big_stats.npz");
         let (ss, peak_mb) = child_peak(
             Command::new(&bin)

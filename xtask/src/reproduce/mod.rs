@@ -26,7 +26,7 @@ mod plan;
 pub mod plot;
 pub mod profile;
 mod provenance;
-mod runner;
+pub(crate) mod runner;
 pub mod table;
 pub mod toy;
 pub mod tsne;
