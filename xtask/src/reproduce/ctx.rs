@@ -121,20 +121,44 @@ impl<'a> Ctx<'a> {
 
     /// Whether `embed` would read the cache (no binary needed).
     pub(crate) fn has_features(&self, embedder: &str, slug: &str) -> bool {
-        let dir = self.work.join("features").join(embedder);
-        dir.join(format!("{slug}.npy")).is_file()
-            && dir.join(format!("{slug}_labels.npy")).is_file()
+        let (out, lab) = feature_paths(&self.work, embedder, slug);
+        out.is_file() && lab.is_file()
     }
 
     /// The labels written beside `slug`'s features in `embedder` space.
     pub(crate) fn labels_of(&self, embedder: &str, slug: &str) -> Result<Vec<i64>> {
-        let path = self
-            .work
-            .join("features")
-            .join(embedder)
-            .join(format!("{slug}_labels.npy"));
-        read_labels(&path)
+        read_labels(&feature_paths(&self.work, embedder, slug).1)
     }
+}
+
+/// Where the features of `slug` in `embedder` space (and their labels) are cached under `work`.
+pub(crate) fn feature_paths(work: &Path, embedder: &str, slug: &str) -> (PathBuf, PathBuf) {
+    let dir = work.join("features").join(embedder);
+    (
+        dir.join(format!("{slug}.npy")),
+        dir.join(format!("{slug}_labels.npy")),
+    )
+}
+
+/// The `mr-metrics embed` command that writes the features of `input` in `embedder` space to
+/// `out` (and the input's labels to `labels_out`).
+pub(crate) fn embed_command(
+    metrics_bin: &Path,
+    root: &Path,
+    input: &str,
+    embedder: &str,
+    out: &Path,
+    labels_out: Option<&Path>,
+) -> Command {
+    let mut cmd = Command::new(metrics_bin);
+    cmd.args(["embed", "--input", input, "--embed", embedder, "--out"])
+        .arg(out)
+        .arg("--data-dir")
+        .arg(root);
+    if let Some(lab) = labels_out {
+        cmd.arg("--labels-out").arg(lab);
+    }
+    cmd
 }
 
 /// Features of `input` (a dataset spec or a uint8 `.npy`) in `embedder` space through
@@ -149,18 +173,16 @@ pub(crate) fn embed_cached(
     slug: &str,
     labels: bool,
 ) -> Result<Features> {
-    let dir = work.join("features").join(embedder);
-    let out = dir.join(format!("{slug}.npy"));
-    let lab = dir.join(format!("{slug}_labels.npy"));
+    let (out, lab) = feature_paths(work, embedder, slug);
     if !out.is_file() || (labels && !lab.is_file()) {
-        let mut cmd = Command::new(metrics_bin);
-        cmd.args(["embed", "--input", input, "--embed", embedder, "--out"])
-            .arg(&out)
-            .arg("--data-dir")
-            .arg(root);
-        if labels {
-            cmd.arg("--labels-out").arg(&lab);
-        }
+        let mut cmd = embed_command(
+            metrics_bin,
+            root,
+            input,
+            embedder,
+            &out,
+            labels.then_some(&*lab),
+        );
         let log = work
             .join("logs")
             .join(format!("embed-{embedder}-{slug}.log"));

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::ctx::Ctx;
 use super::plan::{Needs, Plan, RunSpec};
 use super::profile::{Profile, RefSet};
-use super::runner::samples;
+use super::runner::{sample_paths, samples};
 use super::util::{progress, read_labels, slug};
 use crate::BadInput;
 
@@ -262,14 +262,32 @@ fn ref_space(ctx: &Ctx, r: &ReadyRef, embedder: &str) -> Result<Space> {
     Ok(Space { f, labels })
 }
 
+/// The feature-cache slug of run `r`'s samples (`n` per class).
+pub(crate) fn gen_slug(ctx: &Ctx, r: &RunSpec, n: usize) -> String {
+    format!("{}-{}-{n}pc", r.name, ctx.p.which)
+}
+
+/// How many samples per class of a run of model `model` the evaluation embeds in `embedder`
+/// space (`None`: that run is not evaluated there): the main model in the main embedder
+/// `gen_per_class`, the main model in the other embedders and the other models in the main
+/// one `gen_per_class_other`.
+pub(crate) fn gen_per_class(p: &Profile, model: usize, embedder: &str) -> Option<usize> {
+    let main_e = embedder == p.eval_embedders[0].as_str();
+    match (model == 0, main_e) {
+        (true, true) => Some(p.gen_per_class),
+        (true, false) | (false, true) => Some(p.gen_per_class_other),
+        (false, false) => None,
+    }
+}
+
 /// A run's samples (`n` per class) in `embedder` space.
 pub(crate) fn gen_space(ctx: &Ctx, r: &RunSpec, n: usize, embedder: &str) -> Result<Space> {
     let path = samples(ctx, r, n)?;
-    let lab = path.with_file_name(format!("samples-{}-{n}pc_labels.npy", ctx.p.which));
+    let lab = sample_paths(ctx, r, n).1;
     let f = ctx.embed(
         &path.to_string_lossy(),
         embedder,
-        &format!("{}-{}-{n}pc", r.name, ctx.p.which),
+        &gen_slug(ctx, r, n),
         false,
     )?;
     Ok(Space {
@@ -359,15 +377,9 @@ pub(crate) fn measure(
         }
         for r in &plan.runs {
             let model = &p.models[r.model];
-            let main = r.model == 0 && main_e;
-            if !(main || r.model == 0 || main_e) {
+            let Some(n) = gen_per_class(p, r.model, e) else {
                 pb.inc(1);
                 continue; // other models are evaluated in the main space only
-            }
-            let n = if main {
-                p.gen_per_class
-            } else {
-                p.gen_per_class_other
             };
             let gen = gen_space(ctx, r, n, e)?;
             let summary: Value = serde_json::from_str(

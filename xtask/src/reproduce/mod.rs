@@ -9,6 +9,10 @@
 //! every figure shares, a changed configuration trains afresh, and a killed reproduction continues
 //! where it stopped (`--resume` also continues a run that was killed mid-training, bit-exactly;
 //! without it such a run starts over).
+//!
+//! On a cluster, `--submit slurm` hands the runs still to do to Slurm as one job array (training,
+//! sampling and embedding in each task) and `--collect` waits for it, then measures and draws as
+//! the local path does ([`slurm`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -27,6 +31,7 @@ pub mod plot;
 pub mod profile;
 mod provenance;
 pub(crate) mod runner;
+pub mod slurm;
 pub mod table;
 pub mod toy;
 pub mod tsne;
@@ -160,6 +165,8 @@ pub struct ReproduceArgs {
     /// `table.md`); the table and figures still show every run that has evaluations.
     #[arg(long, value_delimiter = ',', value_name = "SETUP,…")]
     pub setups: Vec<String>,
+    #[command(flatten)]
+    pub cluster: slurm::ClusterArgs,
 }
 
 /// `cargo xtask reproduce …`: the independent benchmarks (`fig-toy`, `cpu-gate`) first, then
@@ -194,10 +201,29 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     if seeds == 0 {
         return Err(BadInput("--runs must be at least 1".into()).into());
     }
+    let cluster = &args.cluster;
+    if cluster.submit.is_some() && !cluster.dry_run && !args.plan {
+        slurm::require_tool("sbatch", "--submit slurm")?;
+    }
+    if cluster.collect {
+        slurm::require_tool("squeue", "--collect")?;
+    }
     let needs = Needs::of(&figs, &p);
     let (mut ctx, train_set) = Ctx::new(args, p)?;
+    let local_cuda = gpu && name == ProfileName::Paper;
+    let mut task_bins = None;
     if !args.plan {
-        ctx.prepare(&needs, gpu && name == ProfileName::Paper)?;
+        ctx.prepare(&needs, local_cuda)?;
+        if cluster.submit.is_some() {
+            // the array tasks run the CUDA build where they get GPUs; the measuring here the
+            // build this machine can run
+            let cuda = slurm::tasks_use_cuda(&ctx);
+            task_bins = Some(if cuda == local_cuda {
+                ctx.bins().clone()
+            } else {
+                runner::build_bins(args.release, cuda)?.snapshot(&ctx.work)?
+            });
+        }
     }
     let mut plan = Plan::new(&ctx, &needs, seeds)?;
     if !args.plan {
@@ -209,9 +235,18 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     plan.announce(&ctx, &needs, &figs, gpu);
     if args.plan {
         plan.print(&ctx);
+        if cluster.submit.is_some() {
+            slurm::print_plan(&ctx, &plan);
+        }
         return Ok(());
     }
-    if args.finished_only {
+    if let Some(bins) = &task_bins {
+        return slurm::submit(&ctx, &plan, &needs, bins);
+    }
+    let mut scheduled = None;
+    if cluster.collect {
+        scheduled = Some(slurm::collect(&ctx, &plan, &needs)?);
+    } else if args.finished_only {
         plan.keep_finished()?;
     } else {
         runner::train_all(&ctx, &plan.runs)?;
@@ -234,7 +269,10 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
             &dir.join(fig.name()),
             name.as_str(),
         )?;
-        let extra = serde_json::json!({"figure": fig.name(), "run": details});
+        let mut extra = serde_json::json!({"figure": fig.name(), "run": details});
+        if let Some(c) = &scheduled {
+            extra["cluster"] = c.json();
+        }
         provenance::write_provenance(
             &dir,
             &provenance::base_provenance(&ctx, train_set.len(), &extra, started),
@@ -255,6 +293,13 @@ fn independent_figures(args: &ReproduceArgs) -> Result<Option<Vec<Fig>>> {
     };
     figs.sort();
     figs.dedup();
+    let cluster = args.cluster.submit.is_some() || args.cluster.collect;
+    if cluster && figs.iter().any(|f| matches!(f, Fig::Toy | Fig::Gate)) {
+        return Err(BadInput(
+            "--submit / --collect apply to the sweep's figures (fig1 … fig12, table, all), not to fig-toy or cpu-gate".into(),
+        )
+        .into());
+    }
     if !args.setups.is_empty() && figs != [Fig::Gate] {
         return Err(BadInput(
             "--setups applies to cpu-gate alone (`reproduce cpu-gate --setups …`)".into(),

@@ -220,7 +220,15 @@ fn train_one(ctx: &Ctx, r: &RunSpec) -> Result<()> {
     if let Some(parent) = r.dir.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let mut cmd = Command::new(&ctx.bins().train);
+    let mut cmd = train_command(ctx, ctx.bins(), r, resume);
+    let log = ctx.work.join("logs").join(format!("{}.log", r.name));
+    run_logged(&mut cmd, &log, &format!("training {}", r.name))
+}
+
+/// The `mr-train` command that trains run `r` with `bins` (continuing it from its last
+/// checkpoint with `resume`); the local runner and the Slurm array tasks both run it.
+pub(crate) fn train_command(ctx: &Ctx, bins: &Bins, r: &RunSpec, resume: bool) -> Command {
+    let mut cmd = Command::new(&bins.train);
     cmd.arg("--config")
         .arg(&ctx.configs[r.model])
         .args(["--tau", &format!("{:.4}", r.tau), "--mr", "g"])
@@ -235,23 +243,34 @@ fn train_one(ctx: &Ctx, r: &RunSpec) -> Result<()> {
     if ctx.p.threads_per_run > 0 {
         cmd.env("RAYON_NUM_THREADS", ctx.p.threads_per_run.to_string());
     }
-    let log = ctx.work.join("logs").join(format!("{}.log", r.name));
-    run_logged(&mut cmd, &log, &format!("training {}", r.name))
+    cmd
+}
+
+/// Where run `r`'s samples (`n` per class) and their labels are written.
+pub(crate) fn sample_paths(ctx: &Ctx, r: &RunSpec, n: usize) -> (PathBuf, PathBuf) {
+    let stem = format!("samples-{}-{n}pc", ctx.p.which);
+    (
+        r.dir.join(format!("{stem}.npy")),
+        r.dir.join(format!("{stem}_labels.npy")),
+    )
+}
+
+/// The `mr-train sample` command that writes run `r`'s samples (`n` per class).
+pub(crate) fn sample_command(ctx: &Ctx, bins: &Bins, r: &RunSpec, n: usize) -> Command {
+    let mut cmd = Command::new(&bins.train);
+    cmd.args(["sample", "--run"])
+        .arg(&r.dir)
+        .args(["--n", &n.to_string(), "--per-class", "--which", ctx.p.which])
+        .arg("--out")
+        .arg(sample_paths(ctx, r, n).0);
+    cmd
 }
 
 /// The generated samples of a run (`n` per class), written once.
 pub(crate) fn samples(ctx: &Ctx, r: &RunSpec, n: usize) -> Result<PathBuf> {
-    let out = r.dir.join(format!("samples-{}-{n}pc.npy", ctx.p.which));
-    let lab = r
-        .dir
-        .join(format!("samples-{}-{n}pc_labels.npy", ctx.p.which));
+    let (out, lab) = sample_paths(ctx, r, n);
     if !(out.is_file() && lab.is_file()) {
-        let mut cmd = Command::new(&ctx.bins().train);
-        cmd.args(["sample", "--run"])
-            .arg(&r.dir)
-            .args(["--n", &n.to_string(), "--per-class", "--which", ctx.p.which])
-            .arg("--out")
-            .arg(&out);
+        let mut cmd = sample_command(ctx, ctx.bins(), r, n);
         let log = ctx
             .work
             .join("logs")
