@@ -399,9 +399,12 @@ fn script(ctx: &Ctx, bins: &Bins, tasks: &[(&RunSpec, Outputs)]) -> Result<Strin
 
 /// `sbatch`, `squeue` … on PATH, or one clear line.
 pub(crate) fn require_tool(tool: &str, flag: &str) -> Result<()> {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false);
+    require_tool_in(std::env::var_os("PATH").as_deref(), tool, flag)
+}
+
+/// [`require_tool`] with the search path given.
+fn require_tool_in(path: Option<&std::ffi::OsStr>, tool: &str, flag: &str) -> Result<()> {
+    let found = path.is_some_and(|p| std::env::split_paths(p).any(|d| d.join(tool).is_file()));
     if !found {
         bail!(BadInput(format!(
             "{flag}: `{tool}` is not on PATH (run this on a Slurm login node, or start the local one: xtask/ci/slurm-local.sh start)"
@@ -949,6 +952,22 @@ mod tests {
         let c = &prov["details"]["cluster"];
         assert_eq!(c["scheduler"], "slurm");
         assert_eq!(c["tasks"].as_object().unwrap().len(), 3, "{c}");
+    }
+
+    #[test]
+    fn a_missing_sbatch_is_one_clear_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        let e = require_tool_in(Some(tmp.path().as_os_str()), "sbatch", "--submit slurm")
+            .unwrap_err();
+        assert!(e.is::<BadInput>());
+        let e = e.to_string();
+        assert!(
+            e.starts_with("--submit slurm: `sbatch` is not on PATH") && !e.contains('\n'),
+            "{e}"
+        );
+        assert!(require_tool_in(None, "squeue", "--collect").is_err());
+        std::fs::write(tmp.path().join("sbatch"), "#!/bin/sh\n").unwrap();
+        require_tool_in(Some(tmp.path().as_os_str()), "sbatch", "--submit slurm").unwrap();
     }
 
     #[test]
