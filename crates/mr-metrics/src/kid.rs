@@ -89,21 +89,39 @@ pub fn mmd2_unbiased(
             iy.len()
         ));
     }
+    Ok(mmd2_of_units(x, y, ix, iy, params))
+}
+
+/// Unbiased MMD² of the rows `ix` of `x` and `iy` of `y` (equal sizes ≥ 2, checked by the
+/// caller), where an index may repeat (a bootstrap resample): the within-set sums leave out
+/// every pair of the same row, not only the diagonal, and divide by the number of pairs kept,
+/// so the estimate stays unbiased for the distinct rows it holds. Without repeats this is
+/// exactly the sum over `i ≠ j` divided by `m(m − 1)`.
+fn mmd2_of_units(
+    x: &Features,
+    y: &Features,
+    ix: &[usize],
+    iy: &[usize],
+    params: &KidParams,
+) -> f64 {
+    let m = ix.len();
     let gamma = params.gamma.unwrap_or(1.0 / x.dim() as f64);
     let (a, b) = (to_f64(x, ix), to_f64(y, iy));
     let kxx = kernel(a.as_ref(), a.as_ref(), gamma, params.coef0, params.degree);
     let kyy = kernel(b.as_ref(), b.as_ref(), gamma, params.coef0, params.degree);
     let kxy = kernel(a.as_ref(), b.as_ref(), gamma, params.coef0, params.degree);
-    let off_diag_sum = |k: &Mat<f64>| {
-        let mut s = 0.0;
+    // (sum, pairs) over the pairs of different rows
+    let off_diag = |k: &Mat<f64>, idx: &[usize]| {
+        let (mut s, mut pairs) = (0.0, 0usize);
         for j in 0..m {
             for i in 0..m {
-                if i != j {
+                if idx[i] != idx[j] {
                     s += k[(i, j)];
+                    pairs += 1;
                 }
             }
         }
-        s
+        (s, pairs)
     };
     let mut sxy = 0.0;
     for j in 0..m {
@@ -112,7 +130,15 @@ pub fn mmd2_unbiased(
         }
     }
     let mf = m as f64;
-    Ok((off_diag_sum(&kxx) + off_diag_sum(&kyy)) / (mf * (mf - 1.0)) - 2.0 * sxy / (mf * mf))
+    let ((sx, px), (sy, py)) = (off_diag(&kxx, ix), off_diag(&kyy, iy));
+    let within = if px == m * (m - 1) && py == m * (m - 1) {
+        // no repeated row: the published form, term for term
+        (sx + sy) / (mf * (mf - 1.0))
+    } else {
+        // (a subset of one row repeated m times has no pair: its within-set term is 0)
+        sx / (px.max(1) as f64) + sy / (py.max(1) as f64)
+    };
+    within - 2.0 * sxy / (mf * mf)
 }
 
 /// KID between two feature sets.
@@ -145,13 +171,7 @@ pub fn kid_with_progress(
         }
     }
     let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
-    let mut mmds = Vec::with_capacity(params.subsets);
-    for _ in 0..params.subsets {
-        let ix = sample(&mut rng, x.n(), params.subset_size).into_vec();
-        let iy = sample(&mut rng, y.n(), params.subset_size).into_vec();
-        mmds.push(mmd2_unbiased(x, y, &ix, &iy, params)?);
-        tick();
-    }
+    let mmds = subset_mmds(x, y, None, params, &mut rng, &mut tick);
     let n = mmds.len() as f64;
     let mean = mmds.iter().sum::<f64>() / n;
     let var = mmds.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
@@ -162,6 +182,88 @@ pub fn kid_with_progress(
         subset_size: params.subset_size,
         seed: params.seed,
     })
+}
+
+/// The MMD² of `params.subsets` subsets drawn without replacement, positions taken through
+/// `units` (a bootstrap resample of each set's rows) when given.
+fn subset_mmds(
+    x: &Features,
+    y: &Features,
+    units: Option<(&[usize], &[usize])>,
+    params: &KidParams,
+    rng: &mut ChaCha8Rng,
+    tick: &mut impl FnMut(),
+) -> Vec<f64> {
+    let mut mmds = Vec::with_capacity(params.subsets);
+    for _ in 0..params.subsets {
+        let mut ix = sample(rng, x.n(), params.subset_size).into_vec();
+        let mut iy = sample(rng, y.n(), params.subset_size).into_vec();
+        if let Some((ux, uy)) = units {
+            ix.iter_mut().for_each(|i| *i = ux[*i]);
+            iy.iter_mut().for_each(|i| *i = uy[*i]);
+        }
+        mmds.push(mmd2_of_units(x, y, &ix, &iy, params));
+        tick();
+    }
+    mmds
+}
+
+/// KID with a percentile bootstrap interval (`mr-metrics kid --bootstrap N`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KidBootstrap {
+    /// KID (mean over subsets) of the sets as given.
+    pub kid: f64,
+    /// Std of the replicates.
+    pub std: f64,
+    /// Percentile interval at `level`.
+    pub low: f64,
+    pub high: f64,
+    pub level: f64,
+    pub replicates: usize,
+    pub seed: u64,
+    /// What is resampled.
+    pub unit: &'static str,
+}
+
+/// KID and a percentile bootstrap interval: each replicate resamples the rows of both sets with
+/// replacement (independently) and computes KID again with the same subset count and size,
+/// drawing its subsets from the resampled sets; within a subset, pairs of the same row are left
+/// out of the within-set sums, so duplicates do not bias a replicate's MMD² (as they bias a
+/// resampled FID). Unlike `kid_std` (the spread of one subset's MMD² around the mean, which
+/// shrinks with nothing), this is the spread of the KID value itself over new draws of both
+/// sets. Returns the KID of the sets as given and the interval; costs `replicates + 1` KIDs;
+/// `each` is called after every subset (progress).
+pub fn kid_bootstrap(
+    x: &Features,
+    y: &Features,
+    params: &KidParams,
+    replicates: usize,
+    level: f64,
+    seed: u64,
+    mut each: impl FnMut(),
+) -> Result<(KidResult, KidBootstrap)> {
+    crate::bootstrap::check(replicates, level)?;
+    let base = kid_with_progress(x, y, params, &mut each)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut reps = Vec::with_capacity(replicates);
+    for _ in 0..replicates {
+        let ux = crate::bootstrap::resample(&mut rng, x.n());
+        let uy = crate::bootstrap::resample(&mut rng, y.n());
+        let mmds = subset_mmds(x, y, Some((&ux, &uy)), params, &mut rng, &mut each);
+        reps.push(mmds.iter().sum::<f64>() / mmds.len() as f64);
+    }
+    let (std, low, high) = crate::bootstrap::summarize(reps, level);
+    let boot = KidBootstrap {
+        kid: base.kid_mean,
+        std,
+        low,
+        high,
+        level,
+        replicates,
+        seed,
+        unit: "rows of both sets, with replacement, independently; subsets drawn from the resample, pairs of one row left out",
+    };
+    Ok((base, boot))
 }
 
 #[cfg(test)]
@@ -204,5 +306,93 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("larger than"));
+    }
+
+    fn feats(n: usize, d: usize, seed: u64, shift: f32) -> Features {
+        use rand::RngExt;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let v = (0..n * d).map(|_| rng.random::<f32>() + shift).collect();
+        Features::new(v, d, "t").unwrap()
+    }
+
+    #[test]
+    fn repeated_rows_leave_their_pairs_out() {
+        let (x, y) = (feats(6, 3, 1, 0.0), feats(6, 3, 2, 0.2));
+        let p = KidParams::default();
+        let k = |a: &[f32], b: &[f32]| {
+            let dot: f64 = a
+                .iter()
+                .zip(b)
+                .map(|(u, v)| (*u as f64) * (*v as f64))
+                .sum();
+            (dot / 3.0 + 1.0).powi(3)
+        };
+        // brute force: mean over pairs of different rows within each set, mean over all pairs across
+        let brute = |ix: &[usize], iy: &[usize]| {
+            let within = |f: &Features, idx: &[usize]| {
+                let (mut s, mut n) = (0.0, 0.0);
+                for &i in idx {
+                    for &j in idx {
+                        if i != j {
+                            s += k(f.row(i), f.row(j));
+                            n += 1.0;
+                        }
+                    }
+                }
+                s / n
+            };
+            let mut sxy = 0.0;
+            for &i in ix {
+                for &j in iy {
+                    sxy += k(x.row(i), y.row(j));
+                }
+            }
+            within(&x, ix) + within(&y, iy) - 2.0 * sxy / (ix.len() * iy.len()) as f64
+        };
+        let (ix, iy) = ([0, 2, 2, 5], [1, 1, 1, 3]);
+        let got = mmd2_of_units(&x, &y, &ix, &iy, &p);
+        assert!((got - brute(&ix, &iy)).abs() < 1e-12, "{got}");
+        // without repeats: the published estimator, bit for bit
+        let (ix, iy) = ([0, 2, 4, 5], [1, 0, 3, 2]);
+        assert_eq!(
+            mmd2_of_units(&x, &y, &ix, &iy, &p),
+            mmd2_unbiased(&x, &y, &ix, &iy, &p).unwrap()
+        );
+        assert!((mmd2_unbiased(&x, &y, &ix, &iy, &p).unwrap() - brute(&ix, &iy)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bootstrap_std_matches_the_spread_over_fresh_draws() {
+        let (d, n) = (4, 300);
+        let p = KidParams {
+            subsets: 20,
+            subset_size: 100,
+            ..Default::default()
+        };
+        let (a, b) = (feats(n, d, 1, 0.0), feats(n, d, 2, 0.15));
+        let (base, boot) = kid_bootstrap(&a, &b, &p, 100, 0.9, 5, || {}).unwrap();
+        assert_eq!(base.kid_mean, boot.kid);
+        let fresh: Vec<f64> = (0..40)
+            .map(|s| {
+                kid(&feats(n, d, 100 + s, 0.0), &feats(n, d, 200 + s, 0.15), &p)
+                    .unwrap()
+                    .kid_mean
+            })
+            .collect();
+        let m = fresh.iter().sum::<f64>() / 40.0;
+        let sd = (fresh.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / 39.0).sqrt();
+        assert!(
+            boot.std > 0.5 * sd && boot.std < 2.0 * sd,
+            "{} vs {sd}",
+            boot.std
+        );
+        assert!(boot.low < boot.kid && boot.kid < boot.high, "{boot:?}");
+        assert_eq!(boot.kid, kid(&a, &b, &p).unwrap().kid_mean);
+        // seeded
+        assert_eq!(
+            boot,
+            kid_bootstrap(&a, &b, &p, 100, 0.9, 5, || {}).unwrap().1
+        );
+        assert!(kid_bootstrap(&a, &b, &p, 1, 0.9, 5, || {}).is_err());
     }
 }

@@ -122,6 +122,66 @@ fn kid_json() {
     );
     assert!(v["kid_mean"].as_f64().unwrap() > 0.0);
     assert!(v["kid_std"].as_f64().unwrap() >= 0.0);
+    assert!(v.get("bootstrap").is_none());
+}
+
+#[test]
+fn kid_bootstrap_interval_is_seeded_and_keeps_the_estimate() {
+    let run = |seed: &str| {
+        json_of(
+            bin()
+                .args(["kid", "--json", "--subsets", "5", "--subset-size", "100"])
+                .args(["--bootstrap", "30", "--bootstrap-seed", seed])
+                .arg(fx("kid_x.npy"))
+                .arg(fx("kid_y.npy")),
+        )
+    };
+    let v = run("4");
+    let b = &v["bootstrap"];
+    // the estimate is the one without --bootstrap
+    let plain = json_of(
+        bin()
+            .args(["kid", "--json", "--subsets", "5", "--subset-size", "100"])
+            .arg(fx("kid_x.npy"))
+            .arg(fx("kid_y.npy")),
+    );
+    assert_eq!(v["kid_mean"], plain["kid_mean"]);
+    assert_eq!(b["kid"], v["kid_mean"]);
+    let (low, high, std) = (
+        b["low"].as_f64().unwrap(),
+        b["high"].as_f64().unwrap(),
+        b["std"].as_f64().unwrap(),
+    );
+    assert!(low < high && std > 0.0, "{b}");
+    assert_eq!(
+        (b["replicates"].as_u64(), b["seed"].as_u64()),
+        (Some(30), Some(4))
+    );
+    assert!(b["unit"].as_str().unwrap().contains("with replacement"));
+    assert_eq!(run("4")["bootstrap"], *b);
+    bad_input(
+        bin()
+            .args(["kid", "--bootstrap", "1"])
+            .arg(fx("kid_x.npy"))
+            .arg(fx("kid_y.npy")),
+        "at least 2 replicates",
+    );
+    // the text output has the interval line
+    bin()
+        .args([
+            "kid",
+            "--subsets",
+            "3",
+            "--subset-size",
+            "50",
+            "--bootstrap",
+            "5",
+        ])
+        .arg(fx("kid_x.npy"))
+        .arg(fx("kid_y.npy"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("bootstrap (5 replicates): std"));
 }
 
 #[test]

@@ -957,8 +957,8 @@ mod tests {
     #[test]
     fn a_missing_sbatch_is_one_clear_line() {
         let tmp = tempfile::tempdir().unwrap();
-        let e = require_tool_in(Some(tmp.path().as_os_str()), "sbatch", "--submit slurm")
-            .unwrap_err();
+        let e =
+            require_tool_in(Some(tmp.path().as_os_str()), "sbatch", "--submit slurm").unwrap_err();
         assert!(e.is::<BadInput>());
         let e = e.to_string();
         assert!(

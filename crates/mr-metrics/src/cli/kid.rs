@@ -1,11 +1,11 @@
-//! `mr-metrics kid`: KID, mean ± std over random subsets.
+//! `mr-metrics kid`: KID, mean ± std over random subsets, with an optional bootstrap interval.
 
 use anyhow::Result;
 use clap::Args;
-use mr_metrics::kid::{kid_with_progress, KidParams};
+use mr_metrics::kid::{kid_bootstrap, kid_with_progress, KidParams};
 
 use super::inputs::{EmbedOpts, Inputs};
-use super::{add_provenance, print_json, progress};
+use super::{add_provenance, print_bootstrap, print_json, progress, BootstrapOpts};
 
 #[derive(Args, Debug)]
 pub struct KidArgs {
@@ -21,6 +21,10 @@ pub struct KidArgs {
     seed: u64,
     #[arg(long)]
     json: bool,
+    /// `--bootstrap N`: each replicate resamples the rows of both sets with replacement and
+    /// computes KID again (same subsets count and size; pairs of one row left out), N KIDs' cost.
+    #[command(flatten)]
+    boot: BootstrapOpts,
     #[command(flatten)]
     embed: EmbedOpts,
 }
@@ -37,15 +41,28 @@ pub fn run(a: KidArgs) -> Result<()> {
         seed: a.seed,
         ..Default::default()
     };
-    let pb = progress(p.subsets as u64, "KID subsets");
-    let r = kid_with_progress(x, y, &p, || pb.inc(1))?;
+    let rounds = 1 + a.boot.bootstrap.unwrap_or(0);
+    let pb = progress((p.subsets * rounds) as u64, "KID subsets");
+    let (r, boot) = match a.boot.spec() {
+        None => (kid_with_progress(x, y, &p, || pb.inc(1))?, None),
+        Some((n, level, seed)) => {
+            let (r, b) = kid_bootstrap(x, y, &p, n, level, seed, || pb.inc(1))?;
+            (r, Some(b))
+        }
+    };
     pb.finish_and_clear();
     if a.json {
         let mut v = serde_json::to_value(&r)?;
+        if let Some(b) = &boot {
+            v["bootstrap"] = serde_json::to_value(b)?;
+        }
         add_provenance(&mut v, &[&ready[0], &ready[1]], &embedder);
         print_json(&v)?;
     } else {
         println!("KID: {:.6e} ± {:.6e}", r.kid_mean, r.kid_std);
+        if let Some(b) = &boot {
+            print_bootstrap(b.replicates, None, b.std, b.level, (b.low, b.high));
+        }
     }
     Ok(())
 }
