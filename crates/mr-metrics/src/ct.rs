@@ -578,16 +578,49 @@ pub fn ct_classwise_bootstrap(
     .collect())
 }
 
-/// MRGAN's per-class C_T (the variant behind the paper's numbers): for each class, PCA to
-/// `pca_dims` (64) fitted on the class's training features, k-means in PCA space with
-/// `k = max(1, min(N_test, N_train_c) / 200)` cells (N_test: the whole held-out set; N_train_c:
-/// the class's training images — 25 cells per class on full CIFAR-10, as
-/// `min(N_test, 5000) / 200` gave there, and 5 for a class of 1,000 training images), Z_U on the
-/// raw features with cosine distance.
-pub fn ct_mrgan(sets: Labelled<'_>, pca_dims: usize, seed: u64) -> Result<Vec<ClassCt>> {
+/// Settings of MRGAN's per-class C_T; the defaults are MRGAN's code (`src/utils/mrt.py`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MrganParams {
+    /// Dimensions of the PCA (fitted on each class's training features) the cells are found in;
+    /// 0: no PCA, cells on the raw features. Capped at the feature dimension and N_train_c − 1.
+    pub pca_dims: usize,
+    /// The k rule's divisor: `k = max(1, min(N_test, N_train_c) / cell_divisor)`.
+    pub cell_divisor: usize,
+    /// A fixed number of cells per class instead of the rule.
+    pub cells: Option<usize>,
+    /// Distance of the NN distances behind Z_U (computed on the raw features).
+    #[serde(rename = "distance", serialize_with = "metric_name")]
+    pub metric: Metric,
+    /// Seed of the k-means.
+    pub seed: u64,
+}
+
+fn metric_name<S: serde::Serializer>(m: &Metric, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(m.name())
+}
+
+impl Default for MrganParams {
+    fn default() -> Self {
+        MrganParams {
+            pca_dims: 64,
+            cell_divisor: 200,
+            cells: None,
+            metric: Metric::Cosine,
+            seed: 0,
+        }
+    }
+}
+
+/// MRGAN's per-class C_T (the variant behind the paper's numbers), with MRGAN's settings by
+/// default ([`MrganParams`]): for each class, PCA to 64 dimensions fitted on the class's
+/// training features, k-means in PCA space with `k = max(1, min(N_test, N_train_c) / 200)` cells
+/// (N_test: the whole held-out set; N_train_c: the class's training images — 25 cells per class
+/// on full CIFAR-10, as `min(N_test, 5000) / 200` gave there, and 5 for a class of 1,000
+/// training images), Z_U on the raw features with cosine distance.
+pub fn ct_mrgan(sets: Labelled<'_>, params: &MrganParams) -> Result<Vec<ClassCt>> {
     let n_test = sets.test.n();
     per_class(sets, "per-class C_T", |tr, te, ge| {
-        let c = mrgan_cells(tr, te, ge, n_test, pca_dims, seed)?;
+        let c = mrgan_cells(tr, te, ge, n_test, params)?;
         let mut r = ct_with_cells(
             tr,
             &c.train,
@@ -596,10 +629,10 @@ pub fn ct_mrgan(sets: Labelled<'_>, pca_dims: usize, seed: u64) -> Result<Vec<Cl
             ge,
             &c.gen,
             c.k,
-            Metric::Cosine,
+            params.metric,
             None,
         )?;
-        r.seed = Some(seed);
+        r.seed = Some(params.seed);
         Ok(r)
     })
     .map(to_class_ct)
@@ -612,22 +645,33 @@ fn mrgan_cells(
     te: &Features,
     ge: &Features,
     n_test: usize,
-    pca_dims: usize,
-    seed: u64,
+    p: &MrganParams,
 ) -> Result<OwnedCells> {
-    let k = (n_test.min(tr.n()) / 200).max(1);
-    let dims = pca_dims.min(tr.dim()).min(tr.n().saturating_sub(1)).max(1);
-    let pca = Pca::fit(tr.view(), dims)?;
-    let proj = |f: &Features| -> Result<Features> {
-        Features::new(pca.transform(f.view())?, dims, "PCA projection")
-    };
-    let (ptr, pte, pge) = (proj(tr)?, proj(te)?, proj(ge)?);
+    if p.cell_divisor == 0 || p.cells == Some(0) {
+        return input("MRGAN's C_T needs a cell divisor and a cell count of at least 1");
+    }
+    let k = p
+        .cells
+        .unwrap_or((n_test.min(tr.n()) / p.cell_divisor).max(1));
     let params = CtParams {
         cells: k,
-        seed,
+        seed: p.seed,
         ..CtParams::default()
     };
-    let (train, test, gen) = fit_cells(&ptr, &pte, &pge, &params)?;
+    let (train, test, gen) = if p.pca_dims == 0 {
+        fit_cells(tr, te, ge, &params)?
+    } else {
+        let dims = p
+            .pca_dims
+            .min(tr.dim())
+            .min(tr.n().saturating_sub(1))
+            .max(1);
+        let pca = Pca::fit(tr.view(), dims)?;
+        let proj = |f: &Features| -> Result<Features> {
+            Features::new(pca.transform(f.view())?, dims, "PCA projection")
+        };
+        fit_cells(&proj(tr)?, &proj(te)?, &proj(ge)?, &params)?
+    };
     Ok(OwnedCells {
         train,
         test,
@@ -656,11 +700,10 @@ impl OwnedCells {
 }
 
 /// [`ct_mrgan`] with a bootstrap interval per class: MRGAN's cells fixed, the class's test and
-/// generated samples resampled (`seed`: MRGAN's k-means; `bootstrap_seed`: the resampling).
+/// generated samples resampled (`params.seed`: the k-means; `bootstrap_seed`: the resampling).
 pub fn ct_mrgan_bootstrap(
     sets: Labelled<'_>,
-    pca_dims: usize,
-    seed: u64,
+    params: &MrganParams,
     replicates: usize,
     level: f64,
     bootstrap_seed: u64,
@@ -668,8 +711,8 @@ pub fn ct_mrgan_bootstrap(
     let boot = (replicates, level, bootstrap_seed);
     let n_test = sets.test.n();
     Ok(per_class(sets, "per-class C_T", |tr, te, ge| {
-        let c = mrgan_cells(tr, te, ge, n_test, pca_dims, seed)?;
-        ct_bootstrap_with_cells(tr, te, ge, &c.cells(), Metric::Cosine, None, boot)
+        let c = mrgan_cells(tr, te, ge, n_test, params)?;
+        ct_bootstrap_with_cells(tr, te, ge, &c.cells(), params.metric, None, boot)
     })?
     .into_iter()
     .map(|(class, bootstrap)| ClassCtBootstrap { class, bootstrap })
@@ -708,9 +751,63 @@ mod tests {
             gen: &gen,
             gen_labels: &lp,
         };
-        let r = ct_mrgan(sets, 4, 0).unwrap();
+        let p = MrganParams {
+            pca_dims: 4,
+            ..Default::default()
+        };
+        let r = ct_mrgan(sets, &p).unwrap();
         let cells: Vec<(i64, usize)> = r.iter().map(|c| (c.class, c.result.cells.len())).collect();
         assert_eq!(cells, vec![(0, 3), (1, 1)]);
+        // the rule's divisor and a fixed count are settings
+        let cells_of = |p: MrganParams| -> Vec<usize> {
+            ct_mrgan(sets, &p)
+                .unwrap()
+                .iter()
+                .map(|c| c.result.cells.len())
+                .collect()
+        };
+        assert_eq!(
+            cells_of(MrganParams {
+                cell_divisor: 100,
+                ..p.clone()
+            }),
+            [6, 3]
+        );
+        assert_eq!(
+            cells_of(MrganParams {
+                cells: Some(2),
+                ..p.clone()
+            }),
+            [2, 2]
+        );
+        // no PCA: cells on the raw features
+        let raw = ct_mrgan(
+            sets,
+            &MrganParams {
+                pca_dims: 0,
+                ..p.clone()
+            },
+        )
+        .unwrap();
+        assert!(raw.iter().all(|c| c.result.ct.is_finite()));
+        // L2 distances give another Z_U than cosine on the same cells
+        let l2 = ct_mrgan(
+            sets,
+            &MrganParams {
+                metric: Metric::L2,
+                ..p.clone()
+            },
+        )
+        .unwrap();
+        assert_ne!(l2[0].result.ct, r[0].result.ct);
+        assert!(ct_mrgan(
+            sets,
+            &MrganParams {
+                cell_divisor: 0,
+                ..p.clone()
+            }
+        )
+        .is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use mr_data::npy::{to_npy_bytes, write_npy, NpyArray, NpyData};
 use predicates::prelude::*;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn fx(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -320,6 +320,42 @@ fn ct_classwise_and_mrgan_variant() {
     assert!(v["classes"][0]["ct"].is_number());
     assert_eq!(v["mrgan"]["classes"].as_array().unwrap().len(), 5);
     assert!(v.get("classes_bootstrap").is_none());
+    // MRGAN's settings by default, recorded
+    let p = &v["mrgan"]["params"];
+    assert_eq!(
+        (
+            &p["pca_dims"],
+            &p["cell_divisor"],
+            &p["cells"],
+            &p["distance"]
+        ),
+        (&json!(64), &json!(200), &Value::Null, &json!("cosine")),
+        "{p}"
+    );
+    // … and each one a setting: 2 cells per class, no PCA, L2
+    let custom = labelled(&[
+        "--mrgan-cells",
+        "2",
+        "--mrgan-pca-dims",
+        "0",
+        "--mrgan-distance",
+        "l2",
+    ]);
+    let m = &custom["mrgan"];
+    assert_eq!(m["params"]["cells"], 2);
+    assert_eq!(m["params"]["distance"], "l2");
+    for c in m["classes"].as_array().unwrap() {
+        assert_eq!(c["cells"].as_array().unwrap().len(), 2, "{c}");
+        assert_eq!(c["distance"], "l2");
+    }
+    assert_ne!(m["mean_ct"], v["mrgan"]["mean_ct"]);
+    // MRGAN's settings need --mrgan (clap's usage error)
+    bin()
+        .args(["ct", "--mrgan-cells", "3"])
+        .args(ct_fixtures())
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--mrgan"));
     // with --bootstrap: an interval per class, for both variants, around the same C_T values
     let v = labelled(&["--bootstrap", "50"]);
     for (est, boot) in [

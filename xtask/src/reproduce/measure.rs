@@ -147,9 +147,9 @@ fn ct_mrgan_mean(train: &Space, reference: &Space, gen: &Space, fewest: usize) -
             gen: &gen.f,
             gen_labels: &zg,
         };
-        mr_metrics::ct::ct_mrgan(sets, 64, 0)?
+        mr_metrics::ct::ct_mrgan(sets, &Default::default())?
     } else if classes(&gen.labels) == classes(&train.labels) && fewest >= 20 {
-        mr_metrics::ct::ct_mrgan(labelled(train, reference, gen), 64, 0)?
+        mr_metrics::ct::ct_mrgan(labelled(train, reference, gen), &Default::default())?
     } else {
         return Ok(f64::NAN);
     };

@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use mr_metrics::ct::{
     ct, ct_bootstrap, ct_classwise, ct_classwise_bootstrap, ct_mrgan, ct_mrgan_bootstrap,
-    CtBootstrap, CtParams, Labelled,
+    CtBootstrap, CtParams, Labelled, MrganParams,
 };
 use mr_metrics::features::load_labels;
 use mr_metrics::{Features, MetricsError};
@@ -62,6 +62,18 @@ pub struct CtArgs {
     /// With labels: also MRGAN's per-class variant (PCA-64 + k-means cells, cosine).
     #[arg(long)]
     mrgan: bool,
+    /// With --mrgan: PCA dimensions its cells are found in (0: no PCA, the raw features).
+    #[arg(long, default_value_t = 64, requires = "mrgan", value_name = "N")]
+    mrgan_pca_dims: usize,
+    /// With --mrgan: the k rule's divisor, k = max(1, min(N_test, N_train of the class) / D).
+    #[arg(long, default_value_t = 200, requires = "mrgan", value_name = "D")]
+    mrgan_cell_divisor: usize,
+    /// With --mrgan: this many cells per class instead of the k rule.
+    #[arg(long, requires = "mrgan", value_name = "K")]
+    mrgan_cells: Option<usize>,
+    /// With --mrgan: distance of the NN distances behind Z_U.
+    #[arg(long, default_value = "cosine", requires = "mrgan")]
+    mrgan_distance: Metric,
     /// Bootstrap of the global C_T (test and generated samples resampled with replacement; cells
     /// and training set fixed).
     #[command(flatten)]
@@ -98,7 +110,7 @@ fn classwise_ct(
     (train, test, gen): (&Features, &Features, &Features),
     (lt, lp, lg): (&Labels, &Labels, &Labels),
     params: &CtParams,
-    mrgan: bool,
+    mrgan: Option<&MrganParams>,
     boot: Option<(usize, f64, u64)>,
     v: &mut Value,
 ) -> Result<Vec<(String, f64, Option<CtBootstrap>)>> {
@@ -142,12 +154,12 @@ fn classwise_ct(
     if !lt.names.is_empty() {
         v["class_names"] = json!(lt.names);
     }
-    if mrgan {
-        let m = ct_mrgan(sets, 64, params.seed)?;
+    if let Some(mp) = mrgan {
+        let m = ct_mrgan(sets, mp)?;
         let mean = m.iter().map(|c| c.result.ct).sum::<f64>() / m.len() as f64;
-        v["mrgan"] = json!({"mean_ct": mean, "classes": m});
+        v["mrgan"] = json!({"mean_ct": mean, "classes": m, "params": mp});
         if let Some((n, level, seed)) = boot {
-            let mb = ct_mrgan_bootstrap(sets, 64, params.seed, n, level, seed)?;
+            let mb = ct_mrgan_bootstrap(sets, mp, n, level, seed)?;
             // classes resampled independently (strata): the mean's std from theirs
             let k = mb.len() as f64;
             let mean_std = mb
@@ -222,7 +234,14 @@ pub fn run(a: CtArgs) -> Result<()> {
         (Some(lt), Some(lp), Some(lg)) if !a.no_classwise => {
             let sets = (train, test, gen);
             let spec = a.boot.spec();
-            match classwise_ct(sets, (&lt, &lp, &lg), &params, a.mrgan, spec, &mut v) {
+            let mp = a.mrgan.then_some(MrganParams {
+                pca_dims: a.mrgan_pca_dims,
+                cell_divisor: a.mrgan_cell_divisor,
+                cells: a.mrgan_cells,
+                metric: a.mrgan_distance,
+                seed: a.seed,
+            });
+            match classwise_ct(sets, (&lt, &lp, &lg), &params, mp.as_ref(), spec, &mut v) {
                 Ok(pc) => per_class = Some(pc),
                 // labels that came with the images, not asked for: the global C_T still stands
                 Err(e) if !asked => {
