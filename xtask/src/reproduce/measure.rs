@@ -29,6 +29,8 @@ pub(crate) struct Eval {
     pub(crate) kid_std: f64,
     /// MRGAN's per-class C_T averaged over classes (NaN where generated labels are unknown).
     pub(crate) ct_mrgan: f64,
+    /// MRGAN's per-class C_T of each class (empty where generated labels are unknown).
+    pub(crate) class_ct_mrgan: Vec<(String, f64)>,
     pub(crate) n_gen: usize,
     pub(crate) n_ref: usize,
 }
@@ -87,6 +89,12 @@ fn evaluate(
             class_ct.push((name, c.result.ct));
         }
     }
+    let class_ct_mrgan = ct_mrgan_classes(class_names, train, reference, gen, fewest)?;
+    let ct_mrgan = if class_ct_mrgan.is_empty() {
+        f64::NAN
+    } else {
+        class_ct_mrgan.iter().map(|(_, v)| v).sum::<f64>() / class_ct_mrgan.len() as f64
+    };
     let kid = mr_metrics::kid::kid(
         &gen.f,
         &reference.f,
@@ -104,7 +112,8 @@ fn evaluate(
         class_ct,
         kid: kid.kid_mean,
         kid_std: kid.kid_std,
-        ct_mrgan: ct_mrgan_mean(train, reference, gen, fewest)?,
+        ct_mrgan,
+        class_ct_mrgan,
         n_gen: gen.f.n(),
         n_ref: reference.f.n(),
     })
@@ -126,11 +135,17 @@ fn labelled<'a>(
     }
 }
 
-/// MRGAN's per-class C_T (PCA-64, k = min(N_test, N_train_c) / 200 cells, cosine), averaged
-/// over classes. A one-class training set is one class whatever the generator's labels; with
+/// MRGAN's per-class C_T (PCA-64, k = min(N_test, N_train_c) / 200 cells, cosine) of each
+/// class, by name. A one-class training set is one class whatever the generator's labels; with
 /// several classes the generated labels must cover the training classes with ≥ 20 samples each,
-/// else NaN (an unconditional model's samples have no class).
-fn ct_mrgan_mean(train: &Space, reference: &Space, gen: &Space, fewest: usize) -> Result<f64> {
+/// else none (an unconditional model's samples have no class).
+fn ct_mrgan_classes(
+    class_names: &[String],
+    train: &Space,
+    reference: &Space,
+    gen: &Space,
+    fewest: usize,
+) -> Result<Vec<(String, f64)>> {
     let one_class = train
         .labels
         .iter()
@@ -151,9 +166,27 @@ fn ct_mrgan_mean(train: &Space, reference: &Space, gen: &Space, fewest: usize) -
     } else if classes(&gen.labels) == classes(&train.labels) && fewest >= 20 {
         mr_metrics::ct::ct_mrgan(labelled(train, reference, gen), &Default::default())?
     } else {
-        return Ok(f64::NAN);
+        return Ok(vec![]);
     };
-    Ok(per.iter().map(|c| c.result.ct).sum::<f64>() / per.len().max(1) as f64)
+    let name = |label: i64| {
+        usize::try_from(label)
+            .ok()
+            .and_then(|i| class_names.get(i))
+            .cloned()
+            .unwrap_or_else(|| label.to_string())
+    };
+    Ok(per
+        .iter()
+        .map(|c| {
+            // the one-class path relabelled every row 0: name it after the training label
+            let label = if one_class {
+                train.labels.first().copied().unwrap_or(0)
+            } else {
+                c.class
+            };
+            (name(label), c.result.ct)
+        })
+        .collect())
 }
 
 /// A reference set ready to embed: the `--input` for `mr-metrics embed` and a slug.
@@ -446,7 +479,7 @@ mod tests {
         let (train, reference) = (space(4, 1), space(64, 2));
         // 16 per class (a figure-9-only variant at smoke scale): measured without class-wise C_T
         let e = evaluate(&p, &names, &train, &reference, &space(16, 3), 0.1).unwrap();
-        assert!(e.class_ct.is_empty());
+        assert!(e.class_ct.is_empty() && e.class_ct_mrgan.is_empty());
         assert!(e.ct.is_finite() && e.fid.is_finite());
         assert!(e.kid.is_finite() && e.kid_std >= 0.0);
         assert!(
@@ -459,12 +492,16 @@ mod tests {
         assert_eq!(classes, ["automobile", "horse"]);
         assert!(e.class_ct.iter().all(|(_, v)| v.is_finite()));
         assert!(e.ct_mrgan.is_finite());
+        // MRGAN's per-class values by class name, their mean the row's value
+        let mrgan: Vec<&str> = e.class_ct_mrgan.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(mrgan, ["automobile", "horse"]);
+        let mean = e.class_ct_mrgan.iter().map(|(_, v)| v).sum::<f64>() / 2.0;
+        assert_eq!(e.ct_mrgan, mean);
     }
 
     #[test]
     fn mrgan_ct_of_a_one_class_set_ignores_the_generators_labels() {
         let p = profile(ProfileName::Smoke);
-        let names = vec!["automobile".to_string()];
         let relabel = |mut s: Space, l: i64| {
             s.labels = vec![l; s.f.n()];
             s
@@ -473,8 +510,13 @@ mod tests {
         let reference = relabel(space(64, 2), 1);
         // an unconditional generator labels every sample 0
         let gen = relabel(space(32, 3), 0);
+        // the class names of the full data set; the training set holds class 1 alone
+        let names = vec!["airplane".to_string(), "automobile".to_string()];
         let e = evaluate(&p, &names, &train, &reference, &gen, 0.1).unwrap();
         assert!(e.ct_mrgan.is_finite(), "{}", e.ct_mrgan);
+        // named after the training set's label (1), not the relabelled 0
+        assert_eq!(e.class_ct_mrgan.len(), 1);
+        assert_eq!(e.class_ct_mrgan[0].0, "automobile");
         // unconditional samples of a two-class set have no class: NaN, not an error
         let two = evaluate(
             &p,
@@ -485,6 +527,6 @@ mod tests {
             0.1,
         )
         .unwrap();
-        assert!(two.ct_mrgan.is_nan());
+        assert!(two.ct_mrgan.is_nan() && two.class_ct_mrgan.is_empty());
     }
 }

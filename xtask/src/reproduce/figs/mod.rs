@@ -218,7 +218,11 @@ fn draw_fid_ct_both(t: &Table, base: &Path, key: &str, title: &str) -> Result<()
 
 /// Draw C_T against τ from a table with columns `key`, `tau`, `ct`.
 fn draw_ct_tau(t: &Table, base: &Path, key: &str, title: &str) -> Result<()> {
-    let series = ct_tau_series(t, key)?;
+    draw_ct_tau_series(&ct_tau_series(t, key)?, base, title)
+}
+
+/// C_T against τ, one line per series.
+fn draw_ct_tau_series(series: &[Series], base: &Path, title: &str) -> Result<()> {
     both!(
         base,
         SIZE,
@@ -226,7 +230,7 @@ fn draw_ct_tau(t: &Table, base: &Path, key: &str, title: &str) -> Result<()> {
         title,
         "rejection threshold τ",
         "C_T",
-        &series,
+        series,
         false,
         true
     )
@@ -301,7 +305,11 @@ fn fid_ct_series_of(t: &Table, key: &str, ct_col: &str) -> Result<Vec<Series>> {
 
 /// C_T vs τ series from a table with columns `key`, `tau`, `ct`.
 fn ct_tau_series(t: &Table, key: &str) -> Result<Vec<Series>> {
-    let keys = t.str(key)?;
+    ct_tau_series_of(t, t.str(key)?)
+}
+
+/// [`ct_tau_series`] with the series key of each row given.
+fn ct_tau_series_of(t: &Table, keys: &[String]) -> Result<Vec<Series>> {
     let g = grouped(keys, t.f64("tau")?, t.f64("ct")?);
     let order = first_seen(keys);
     Ok(order
