@@ -43,6 +43,13 @@ pub struct StepStats {
     pub skipped: bool,
     /// NN distances of the first G candidate batch (empty when rejection is off).
     pub nn: Vec<f32>,
+    /// Mode `gd`: candidate batches drawn again in the D steps because none of a batch was
+    /// accepted (MRGAN redraws until one is).
+    pub d_redraws: usize,
+    /// Mode `gd`: D steps that trained on a rejected batch (nothing accepted within
+    /// `max_draws`, `exhausted = "force"`) / that were left out (`exhausted = "skip"`).
+    pub d_forced: usize,
+    pub d_skipped: usize,
     pub d_s: f64,
     pub g_s: f64,
     pub embed_s: f64,
@@ -320,17 +327,45 @@ impl<B: TrainBackend> Trainer<B> {
             let mut sampler = LatentSampler::new(lat_rng.next_u64(), self.z_dim, self.num_classes);
             let l = sampler.sample_with_labels::<B>(labels.clone(), &self.device);
             let mut fake = self.g.forward(l.z, l.labels).detach();
+            let mut skip_d = false;
             if self.mode == MrMode::Gd {
                 let rej = self.rejector.as_ref().expect("mode gd has a rejector");
-                let dist = rej.distances(fake.clone().inner())?;
-                stats.embed_s += dist.embed_s;
-                stats.nn_s += dist.nn_s;
-                let keep = rej.accept(&dist.d, &labels);
-                if !keep.is_empty() && keep.len() < n {
-                    fake = select_rows(fake, &keep, &self.device);
-                    labels = keep.iter().map(|&i| labels[i]).collect();
-                    real_idx.truncate(keep.len());
+                let mut draws = 1;
+                loop {
+                    let dist = rej.distances(fake.clone().inner())?;
+                    stats.embed_s += dist.embed_s;
+                    stats.nn_s += dist.nn_s;
+                    let keep = rej.accept(&dist.d, &labels);
+                    if !keep.is_empty() {
+                        if keep.len() < n {
+                            fake = select_rows(fake, &keep, &self.device);
+                            labels = keep.iter().map(|&i| labels[i]).collect();
+                            real_idx.truncate(keep.len());
+                        }
+                        break;
+                    }
+                    // nothing accepted: draw again from the same stream, as MRGAN does (it has
+                    // no cap; here `max_draws`, then `exhausted` decides)
+                    if draws >= self.cfg.mr.max_draws {
+                        match self.exhausted {
+                            Exhausted::Force => stats.d_forced += 1,
+                            Exhausted::Skip => {
+                                stats.d_skipped += 1;
+                                skip_d = true;
+                            }
+                        }
+                        break;
+                    }
+                    draws += 1;
+                    stats.d_redraws += 1;
+                    labels = self.labels(&mut lat_rng, n);
+                    let l = sampler.sample_with_labels::<B>(labels.clone(), &self.device);
+                    fake = self.g.forward(l.z, l.labels).detach();
                 }
+            }
+            if skip_d {
+                // no D update this round: a rejected sample never trains D either
+                continue;
             }
             let real_idx: Vec<i64> = real_idx.iter().map(|&i| i as i64).collect();
             let real_labels: Vec<i64> = real_idx

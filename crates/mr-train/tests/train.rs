@@ -166,6 +166,29 @@ fn rejection_rejects_and_policies_behave() {
         let s = t.train_step().unwrap();
         assert!(s.d_loss.is_finite() && s.g_loss.is_finite());
     }
+
+    // mode gd with nothing acceptable: every D step draws again (MRGAN's loop), up to
+    // max_draws, then `exhausted` decides — skip leaves D untouched, force trains on the
+    // rejected batch
+    let n_dis = c.train.n_dis;
+    for (exhausted, skipped) in [("skip", true), ("force", false)] {
+        let mut c = c.clone();
+        c.mr.tau = TauSpec::Value(10.0); // above every cosine distance: nothing is accepted
+        c.mr.max_draws = 3;
+        c.mr.exhausted = exhausted.parse().unwrap();
+        let mut t = mr_trainer(&c, &set);
+        let s = t.train_step().unwrap();
+        assert_eq!(s.d_redraws, 2 * n_dis, "{exhausted}: {s:?}");
+        if skipped {
+            assert_eq!((s.d_skipped, s.d_forced), (n_dis, 0));
+            assert_eq!(s.d_loss, 0.0, "no D step ran");
+            assert!(s.skipped, "nor a G step");
+        } else {
+            assert_eq!((s.d_skipped, s.d_forced), (0, n_dis));
+            assert!(s.d_loss != 0.0 && s.d_loss.is_finite());
+            assert!(s.forced);
+        }
+    }
 }
 
 #[test]
