@@ -16,7 +16,7 @@ use mr_data::atomic::write_bytes_atomic;
 use mr_data::npy::{read_npy, write_npy, NpyArray, NpyData};
 use mr_metrics::ct::{ct, CtParams};
 use mr_metrics::fid::{fid, fid_features, Stats};
-use mr_metrics::fidelity::{authpct, prdc, vendi};
+use mr_metrics::fidelity::{authpct, prdc, vendi, vendi_f32};
 use mr_metrics::Features;
 use mr_nn::{ExactIndex, IvfIndex, IvfParams, KMeansParams, KdIndex, Metric, NnIndex, View};
 use rand::{RngExt, SeedableRng};
@@ -387,6 +387,11 @@ pub fn run(args: &BenchMetricsArgs) -> Result<()> {
             "vendi".into(),
             json!({"median_s": s, "times_s": t, "value": v}),
         );
+        let (s, t, v) = time(r, || Ok(vendi_f32(&fb, 1.0)?))?;
+        ours.insert(
+            "vendi_f32".into(),
+            json!({"median_s": s, "times_s": t, "value": v}),
+        );
     }
 
     let reference = if args.no_reference {
@@ -437,6 +442,12 @@ pub fn run(args: &BenchMetricsArgs) -> Result<()> {
         "prdc_vs_prdc_package": ratio("prdc"),
         "authpct_vs_dgm_eval_formula": ratio("authpct"),
         "vendi_vs_vendi_score": ratio("vendi"),
+        "vendi_float32_vs_vendi_score": reference
+            .get("vendi")
+            .and_then(|v| v.get("median_s"))
+            .and_then(Value::as_f64)
+            .zip(ours.get("vendi_f32").and_then(|v| v["median_s"].as_f64()))
+            .map(|(t, m)| t / m),
     });
     drop((train, gen, test, fa, fb));
     if want("memory") {
@@ -473,6 +484,7 @@ pub fn run(args: &BenchMetricsArgs) -> Result<()> {
         "sizes": {"train": sz.train, "gen": sz.gen, "test": sz.test, "fid": sz.fid, "dim": d},
         "threads": threads,
         "repeats": r,
+        "only": args.only,
         "ours": ours,
         "reference": reference,
         "speedup": speedups,
@@ -505,9 +517,21 @@ fn markdown(r: &Value) -> String {
     let o = &r["ours"];
     let p = &r["reference"];
     let s = &r["speedup"];
+    let only: Vec<&str> = r["only"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let command = if only.is_empty() {
+        "`cargo xtask bench metrics`".to_string()
+    } else {
+        format!(
+            "`cargo xtask bench metrics --only {}` (the other rows are not part of this run: n/a)",
+            only.join(",")
+        )
+    };
     let mut m = format!(
         "# mr-metrics benchmark\n\nSizes: train {} x {d}, gen {}, test {}, FID sets {} (dim {d}); {} threads; \
-         median of {} runs. Command: `cargo xtask bench metrics`.\n\n\
+         median of {} runs. Command: {command}.\n\n\
          | task | ours (s) | reference (s) | speed-up |\n|---|---|---|---|\n",
         r["sizes"]["train"],
         r["sizes"]["gen"],
@@ -561,6 +585,12 @@ fn markdown(r: &Value) -> String {
         );
     }
     m += &format!(
+        "| Vendi score `--float32` (float32 Gram, float64 eigenvalues) vs vendi-score's score_dual | {} | {} | {}x |\n",
+        f(&o["vendi_f32"]["median_s"]),
+        f(&p["vendi"]["median_s"]),
+        f(&s["vendi_float32_vs_vendi_score"])
+    );
+    m += &format!(
         "| FID from features vs torch-fidelity 0.4.0's route (np.cov + np.linalg.eigvals) | {} | {} | {}x |\n",
         f(&o["fid"]["median_s"]),
         f(&p["fid_eigvals"]["median_s"]),
@@ -583,7 +613,7 @@ fn markdown(r: &Value) -> String {
     );
     m += &format!(
         "\nFidelity values: ours precision {} recall {} density {} coverage {} vs the prdc package {} {} {} {}; \
-         AuthPct ours {} vs reference {}; Vendi ours {} vs vendi-score {}.\n",
+         AuthPct ours {} vs reference {}; Vendi ours {} (`--float32` {}) vs vendi-score {}.\n",
         f(&o["prdc"]["value"]["precision"]),
         f(&o["prdc"]["value"]["recall"]),
         f(&o["prdc"]["value"]["density"]),
@@ -595,6 +625,7 @@ fn markdown(r: &Value) -> String {
         f(&o["authpct"]["value"]),
         f(&p["authpct"]["value"]),
         f(&o["vendi"]["value"]),
+        f(&o["vendi_f32"]["value"]),
         f(&p["vendi"]["value"]),
     );
     let mem = &o["memory"];

@@ -337,6 +337,21 @@ pub fn authpct_bootstrap(
 /// The Vendi score of `x` with the cosine kernel and Rényi order `q` (`q = 1`: Shannon;
 /// `f64::INFINITY`: min-entropy).
 pub fn vendi(x: &Features, q: f64) -> Result<f64> {
+    vendi_in(x, q, |v| v)
+}
+
+/// [`vendi`] with the rows and the Gram matrix XᵀX/n in float32 (vendi-score's `score_dual`
+/// precision), its eigenvalues still in float64.
+pub fn vendi_f32(x: &Features, q: f64) -> Result<f64> {
+    vendi_in(x, q, |v| v as f32)
+}
+
+/// The Vendi score with the normalised rows and XᵀX/n in `T` (`of` converts from float64) and
+/// the eigenvalues and the entropy in float64.
+fn vendi_in<T>(x: &Features, q: f64, of: fn(f64) -> T) -> Result<f64>
+where
+    T: faer::traits::RealField + Copy + Into<f64> + Send + Sync,
+{
     if x.n() == 0 {
         return input("the Vendi score needs at least one sample");
     }
@@ -344,8 +359,9 @@ pub fn vendi(x: &Features, q: f64) -> Result<f64> {
         return input(format!("Vendi order q = {q}: expected a number ≥ 0"));
     }
     let (n, d) = (x.n(), x.dim());
-    // rows L2-normalised (a zero row stays zero), each stored as a contiguous column of [d, n]
-    let mut cols = vec![0f64; n * d];
+    // rows L2-normalised (the norm in float64; a zero row stays zero), each stored as a
+    // contiguous column of [d, n]
+    let mut cols = vec![of(0.0); n * d];
     cols.par_chunks_mut(d).enumerate().for_each(|(i, c)| {
         let r = x.row(i);
         let norm = r
@@ -355,13 +371,13 @@ pub fn vendi(x: &Features, q: f64) -> Result<f64> {
             .sqrt();
         if norm > 0.0 {
             for (o, &v) in c.iter_mut().zip(r) {
-                *o = v as f64 / norm;
+                *o = of(v as f64 / norm);
             }
         }
     });
     let xt = MatRef::from_column_major_slice(&cols, d, n);
     // XᵀX / n: its lower triangle is all the eigenvalue solver reads
-    let mut s = Mat::<f64>::zeros(d, d);
+    let mut s = Mat::<T>::zeros(d, d);
     triangular::matmul(
         s.as_mut(),
         BlockStructure::TriangularLower,
@@ -370,10 +386,11 @@ pub fn vendi(x: &Features, q: f64) -> Result<f64> {
         BlockStructure::Rectangular,
         xt.transpose(),
         BlockStructure::Rectangular,
-        1.0 / n as f64,
+        of(1.0 / n as f64),
         Par::rayon(0),
     );
-    let w = s
+    let s64 = Mat::<f64>::from_fn(d, d, |i, j| if i >= j { s[(i, j)].into() } else { 0.0 });
+    let w = s64
         .self_adjoint_eigenvalues(Side::Lower)
         .map_err(|e| MetricsError::Numeric(format!("eigenvalues of XᵀX/n failed: {e:?}")))?;
     let p: Vec<f64> = w.into_iter().filter(|&v| v > 0.0).collect();

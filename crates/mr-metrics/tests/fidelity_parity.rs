@@ -7,7 +7,7 @@ use std::path::PathBuf;
 mod common;
 
 use mr_metrics::fidelity::{
-    authentic, authpct, authpct_bootstrap, prdc, prdc_bootstrap, prdc_samples, vendi,
+    authentic, authpct, authpct_bootstrap, prdc, prdc_bootstrap, prdc_samples, vendi, vendi_f32,
 };
 use mr_metrics::fld::{fld, fld_with_baseline_order, FldParams};
 use mr_metrics::Features;
@@ -77,7 +77,14 @@ fn vendi_matches_vendi_score_dual() {
         (0.5, "vendi_fake_q0.5"),
     ] {
         // vendi.score_dual(fake, q=q)
-        close(vendi(&fake, q).unwrap(), e[key].as_f64().unwrap(), key);
+        let want = e[key].as_f64().unwrap();
+        close(vendi(&fake, q).unwrap(), want, key);
+        // float32 Gram matrix (vendi-score's precision), float64 eigenvalues
+        let f32v = vendi_f32(&fake, q).unwrap();
+        assert!(
+            (f32v - want).abs() <= 1e-6 * want,
+            "{key}: float32 {f32v} vs {want}"
+        );
     }
     // vendi.score_dual(real, q=1)
     close(
