@@ -401,6 +401,36 @@ fn nnd_and_tau() {
     for (a, b) in d.to_f64().iter().zip(&want) {
         assert!((a - b).abs() < 1e-9 * b.max(1e-6));
     }
+    // the feature-file index is read in blocks: any block size gives the same neighbours
+    assert!(
+        v["inputs"]["index"]["kind"]
+            .as_str()
+            .unwrap()
+            .contains("blocks of 16384 rows"),
+        "{v}"
+    );
+    let (out7, idx, idx7) = (
+        dir.path().join("d7.npy"),
+        dir.path().join("i.npy"),
+        dir.path().join("i7.npy"),
+    );
+    for (block, dist, ind) in [("16384", &out, &idx), ("7", &out7, &idx7)] {
+        bin()
+            .args(["nnd", "--k", "3", "--distance", "l2", "--block-rows", block])
+            .arg("--query")
+            .arg(fx("ct_gen.npy"))
+            .arg("--index")
+            .arg(fx("ct_train.npy"))
+            .arg("--out")
+            .arg(dist)
+            .arg("--out-indices")
+            .arg(ind)
+            .assert()
+            .success();
+    }
+    let read = |p: &std::path::Path| mr_data::npy::read_npy(p).unwrap();
+    assert_eq!(read(&out), read(&out7));
+    assert_eq!(read(&idx), read(&idx7));
     let v = json_of(
         bin()
             .args(["nnd", "--json", "--approx"])

@@ -166,6 +166,55 @@ pub struct Neighbors {
 }
 
 impl Neighbors {
+    /// The `k` nearest of two results for the same queries, `other`'s indices shifted by
+    /// `offset` (a search over a later block of the index rows): per query, the two sorted
+    /// lists merged by (distance, index) — so searching the blocks of a set one after the other
+    /// and merging gives what one search over the whole set gives. Each side may hold fewer
+    /// than `k` per query (a block smaller than `k`); the result holds `min(k, both)`.
+    pub fn merge(&self, other: &Neighbors, offset: usize, k: usize) -> Neighbors {
+        let nq = if self.k == 0 {
+            other.n_queries()
+        } else {
+            self.n_queries()
+        };
+        let out_k = k.min(self.k + other.k);
+        let mut indices = Vec::with_capacity(nq * out_k);
+        let mut distances = Vec::with_capacity(nq * out_k);
+        for q in 0..nq {
+            let (ai, ad) = if self.k == 0 {
+                (&[][..], &[][..])
+            } else {
+                (self.indices_of(q), self.distances_of(q))
+            };
+            let (bi, bd) = if other.k == 0 {
+                (&[][..], &[][..])
+            } else {
+                (other.indices_of(q), other.distances_of(q))
+            };
+            let (mut x, mut y) = (0, 0);
+            for _ in 0..out_k {
+                let take_a = match (x < ai.len(), y < bi.len()) {
+                    (true, true) => (ad[x], ai[x]) <= (bd[y], bi[y] + offset),
+                    (a, _) => a,
+                };
+                if take_a {
+                    indices.push(ai[x]);
+                    distances.push(ad[x]);
+                    x += 1;
+                } else {
+                    indices.push(bi[y] + offset);
+                    distances.push(bd[y]);
+                    y += 1;
+                }
+            }
+        }
+        Neighbors {
+            k: out_k,
+            indices,
+            distances,
+        }
+    }
+
     pub fn n_queries(&self) -> usize {
         self.indices.len().checked_div(self.k).unwrap_or(0)
     }

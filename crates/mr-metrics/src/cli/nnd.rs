@@ -1,17 +1,17 @@
 //! `mr-metrics nnd`: nearest-neighbour distances of queries to an index set (exact or IVF).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use clap::Args;
-use mr_data::npy::{write_npy, NpyArray, NpyData};
-use mr_metrics::nnd::distribution;
+use mr_data::npy::{write_npy, NpyArray, NpyData, NpyRows};
+use mr_metrics::nnd::{distribution, search_npy_blocks};
 use mr_metrics::MetricsError;
 use mr_nn::{ExactIndex, IvfIndex, IvfParams, Metric, NnIndex};
 use serde_json::json;
 
-use super::inputs::{EmbedOpts, Inputs};
-use super::{add_provenance, print_json};
+use super::inputs::{EmbedOpts, Inputs, Ready};
+use super::{add_provenance, print_json, progress};
 
 #[derive(Args, Debug)]
 pub struct NndArgs {
@@ -38,10 +38,22 @@ pub struct NndArgs {
     out_indices: Option<PathBuf>,
     #[arg(long, default_value_t = 50)]
     bins: usize,
+    /// Rows of a feature-file index in memory at once (exact search with --query reads the
+    /// file in blocks of this many rows: 16,384 × 2048 floats = 128 MB).
+    #[arg(long, default_value_t = 16_384, value_name = "N")]
+    block_rows: usize,
     #[arg(long)]
     json: bool,
     #[command(flatten)]
     embed: EmbedOpts,
+}
+
+/// A float `.npy` index file that can be read by rows (the streamed path), else `None`.
+fn streamable(spec: &str) -> Option<NpyRows> {
+    let path = Path::new(spec);
+    (path.is_file() && spec.to_ascii_lowercase().ends_with(".npy"))
+        .then(|| NpyRows::open(path).ok())
+        .flatten()
 }
 
 pub fn run(a: NndArgs) -> Result<()> {
@@ -49,28 +61,49 @@ pub fn run(a: NndArgs) -> Result<()> {
     if let Some(q) = &a.query {
         inputs.load("query", q, false)?;
     }
-    inputs.load("index", &a.index, false)?;
+    // with queries, an exact search reads a feature file's rows a block at a time
+    let mut streamed = match (&a.query, a.approx) {
+        (Some(_), false) => streamable(&a.index),
+        _ => None,
+    };
+    if streamed.is_none() {
+        inputs.load("index", &a.index, false)?;
+    }
     let (mut ready, embedder) = inputs.finish()?;
-    let index_r = ready.pop().expect("index loaded");
+    let index_r = if streamed.is_none() {
+        ready.pop()
+    } else {
+        None
+    };
     let query_r = ready.pop();
-    let index = index_r.features();
+    let index = index_r.as_ref().map(|r| r.features());
     let query = query_r.as_ref().map(|r| r.features());
-    if let Some(q) = query {
+    if let (Some(q), Some(index)) = (query, index) {
         q.same_dim(index, "query", "index")?;
     }
-    let (nn, recall) = match (query, a.approx) {
-        (None, true) => bail!(MetricsError::Input(
+    let (nn, recall, n_index) = match (query, index, a.approx, &mut streamed) {
+        (Some(q), None, false, Some(rows)) => {
+            let pb = progress(rows.n() as u64, "index rows");
+            let nn = search_npy_blocks(rows, q.view(), a.k, a.distance, a.block_rows, |r| {
+                pb.set_position(r as u64)
+            })?;
+            pb.finish_and_clear();
+            (nn, None, rows.n())
+        }
+        (None, Some(_), true, _) => bail!(MetricsError::Input(
             "--approx needs --query (leave-one-out search is exact only)".into()
         )),
-        (None, false) => (
+        (None, Some(index), false, _) => (
             ExactIndex::new(index.view(), a.distance)?.search_loo(a.k)?,
             None,
+            index.n(),
         ),
-        (Some(q), false) => (
+        (Some(q), Some(index), false, _) => (
             ExactIndex::new(index.view(), a.distance)?.search(q.view(), a.k)?,
             None,
+            index.n(),
         ),
-        (Some(q), true) => {
+        (Some(q), Some(index), true, _) => {
             let ivf = IvfIndex::new(
                 index.view(),
                 a.distance,
@@ -81,8 +114,9 @@ pub fn run(a: NndArgs) -> Result<()> {
             )?;
             let probe = q.view().rows(0, q.n().min(256));
             let r = ivf.recall(probe, 1)?;
-            (ivf.search(q.view(), a.k)?, Some(r))
+            (ivf.search(q.view(), a.k)?, Some(r), index.n())
         }
+        _ => unreachable!("the index is loaded or streamed"),
     };
     let nq = nn.n_queries();
     if let Some(out) = &a.out {
@@ -99,7 +133,7 @@ pub fn run(a: NndArgs) -> Result<()> {
     if a.json {
         let mut v = json!({
             "n_query": nq,
-            "n_index": index.n(),
+            "n_index": n_index,
             "k": a.k,
             "distance": a.distance.name(),
             "leave_one_out": query.is_none(),
@@ -107,15 +141,22 @@ pub fn run(a: NndArgs) -> Result<()> {
             "recall_at_1": recall,
             "nearest": dist,
         });
-        let mut rs = vec![&index_r];
-        rs.extend(query_r.as_ref());
+        let rs: Vec<&Ready> = index_r.iter().chain(query_r.iter()).collect();
         add_provenance(&mut v, &rs, &embedder);
+        if streamed.is_some() {
+            v["inputs"]["index"] = json!({
+                "source": a.index,
+                "kind": format!("features (read in blocks of {} rows)", a.block_rows),
+                "n": n_index,
+                "dim": query.map(|q| q.dim()),
+            });
+        }
         print_json(&v)?;
     } else {
         println!(
             "{} queries vs {} points ({}{}): nearest distance mean {:.6}, median {:.6}",
             nq,
-            index.n(),
+            n_index,
             a.distance.name(),
             if query.is_none() {
                 ", leave-one-out"
