@@ -256,10 +256,12 @@ mod tests {
         assert_eq!(got.indices_of(0), [5, 905]);
         // bad input
         let mut rows = NpyRows::open(&path).unwrap();
-        assert!(search_npy_blocks(&mut rows, q, n + 1, Metric::L2, 10, |_| {})
-            .unwrap_err()
-            .to_string()
-            .contains("k = 1001 but only 1000"));
+        assert!(
+            search_npy_blocks(&mut rows, q, n + 1, Metric::L2, 10, |_| {})
+                .unwrap_err()
+                .to_string()
+                .contains("k = 1001 but only 1000")
+        );
         let mut rows = NpyRows::open(&path).unwrap();
         let q8 = View::new(&queries[..8 * 10], 8).unwrap();
         assert!(search_npy_blocks(&mut rows, q8, 1, Metric::L2, 10, |_| {})
