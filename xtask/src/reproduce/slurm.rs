@@ -133,6 +133,11 @@ pub(crate) struct Submission {
     pub(crate) tasks: Vec<Task>,
 }
 
+/// The job name of a profile's arrays.
+fn job_name(ctx: &Ctx) -> String {
+    format!("mr-{}", ctx.p.name.as_str())
+}
+
 /// The Slurm folder of a profile's work folder.
 fn slurm_dir(ctx: &Ctx) -> PathBuf {
     ctx.work.join("slurm")
@@ -299,7 +304,7 @@ fn script(ctx: &Ctx, bins: &Bins, tasks: &[(&RunSpec, Outputs)]) -> Result<Strin
     let state = dir.join("state");
     let mut s = String::new();
     writeln!(s, "#!/usr/bin/env bash")?;
-    writeln!(s, "#SBATCH --job-name=mr-{}", ctx.p.name.as_str())?;
+    writeln!(s, "#SBATCH --job-name={}", job_name(ctx))?;
     let throttle = a.max_running.map(|m| format!("%{m}")).unwrap_or_default();
     writeln!(s, "#SBATCH --array=0-{}{throttle}", tasks.len() - 1)?;
     writeln!(s, "#SBATCH --output={}/%A_%a.log", logs.display())?;
@@ -414,12 +419,15 @@ fn require_tool_in(path: Option<&std::ffi::OsStr>, tool: &str, flag: &str) -> Re
 }
 
 /// The tasks of our jobs that the queue still holds: (job, index) → state.
-fn queued(jobs: &BTreeSet<String>) -> Result<BTreeMap<(String, usize), String>> {
+/// A task counts only under the array's own job name (`mr-<profile>`), so a job id that the
+/// cluster has since given to someone else's job (its state wiped and restarted) is not taken
+/// for ours.
+fn queued(jobs: &BTreeSet<String>, name: &str) -> Result<BTreeMap<(String, usize), String>> {
     if jobs.is_empty() {
         return Ok(BTreeMap::new());
     }
     let out = Command::new("squeue")
-        .args(["-h", "-r", "-o", "%F|%K|%T"])
+        .args(["-h", "-r", "-o", "%F|%K|%T|%j"])
         .output()
         .context("cannot run squeue")?;
     if !out.status.success() {
@@ -431,8 +439,8 @@ fn queued(jobs: &BTreeSet<String>) -> Result<BTreeMap<(String, usize), String>> 
     let mut live = BTreeMap::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let f: Vec<&str> = line.trim().split('|').collect();
-        if let [job, idx, st] = f[..] {
-            if let (true, Ok(i)) = (jobs.contains(job), idx.parse::<usize>()) {
+        if let [job, idx, st, jname] = f[..] {
+            if let (true, Ok(i)) = (jobs.contains(job) && jname == name, idx.parse::<usize>()) {
                 live.insert((job.to_string(), i), st.to_string());
             }
         }
@@ -562,7 +570,7 @@ pub(crate) fn submit(ctx: &Ctx, plan: &Plan, needs: &Needs, task_bins: &Bins) ->
     let live = if a.dry_run {
         BTreeMap::new()
     } else {
-        queued(&jobs)?
+        queued(&jobs, &job_name(ctx))?
     };
     let latest = latest_tasks(&subs);
     let mut todo = vec![];
@@ -681,7 +689,7 @@ pub(crate) fn collect(ctx: &Ctx, plan: &Plan, needs: &Needs) -> Result<Collected
     let pb = progress(runs.len() as u64, "slurm tasks");
     let t0 = Instant::now();
     loop {
-        let live = queued(&jobs)?;
+        let live = queued(&jobs, &job_name(ctx))?;
         let mut waiting = vec![];
         let mut done = 0;
         for r in &runs {
