@@ -54,3 +54,23 @@ pub(crate) fn resampled_means(values: &[f64], draws: &[Vec<usize>], level: f64) 
     let (std, low, high) = summarize(reps, level);
     Interval { std, low, high }
 }
+
+/// What the bootstrap tests of several metrics share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::Features;
+
+    /// `n` rows of `d` seeded uniform values in `[shift, shift + 1)`.
+    pub(crate) fn uniform(n: usize, d: usize, seed: u64, shift: f32) -> Features {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let v = (0..n * d).map(|_| rng.random::<f32>() + shift).collect();
+        Features::new(v, d, "t").unwrap()
+    }
+
+    /// The std (N − 1) of a metric over `draws` fresh draws of its sets (`value(s)` computes it
+    /// on the draw `s`): what a bootstrap std should come near.
+    pub(crate) fn fresh_std(draws: u64, value: impl Fn(u64) -> f64) -> f64 {
+        super::summarize((0..draws).map(value).collect(), 0.5).0
+    }
+}

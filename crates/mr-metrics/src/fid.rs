@@ -491,13 +491,7 @@ pub fn fid_bootstrap(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn feats(n: usize, d: usize, seed: u64, shift: f32) -> Features {
-        use rand::{RngExt, SeedableRng};
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let v = (0..n * d).map(|_| rng.random::<f32>() + shift).collect();
-        Features::new(v, d, "t").unwrap()
-    }
+    use crate::bootstrap::testing::{fresh_std, uniform as feats};
 
     #[test]
     fn bootstrap_std_matches_the_spread_over_fresh_draws() {
@@ -509,18 +503,14 @@ mod tests {
         };
         let (a, b) = (feats(400, d, 1, 0.0), shift(feats(400, d, 2, 0.0)));
         let boot = fid_bootstrap(&a, &b, 200, 0.9, 5, || {}).unwrap();
-        let fresh: Vec<f64> = (0..40)
-            .map(|s| {
-                fid_features(
-                    &feats(400, d, 100 + s, 0.0),
-                    &shift(feats(400, d, 200 + s, 0.0)),
-                )
-                .unwrap()
-                .fid
-            })
-            .collect();
-        let m = fresh.iter().sum::<f64>() / 40.0;
-        let sd = (fresh.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / 39.0).sqrt();
+        let sd = fresh_std(40, |s| {
+            fid_features(
+                &feats(400, d, 100 + s, 0.0),
+                &shift(feats(400, d, 200 + s, 0.0)),
+            )
+            .unwrap()
+            .fid
+        });
         assert!(
             boot.std > 0.5 * sd && boot.std < 2.0 * sd,
             "{} vs {sd}",

@@ -337,20 +337,26 @@ pub fn authpct_bootstrap(
 /// The Vendi score of `x` with the cosine kernel and Rényi order `q` (`q = 1`: Shannon;
 /// `f64::INFINITY`: min-entropy).
 pub fn vendi(x: &Features, q: f64) -> Result<f64> {
-    vendi_in(x, q, |v| v)
+    vendi_in(x, q, |v| v, |s| s)
 }
 
 /// [`vendi`] with the rows and the Gram matrix XᵀX/n in float32 (vendi-score's `score_dual`
 /// precision), its eigenvalues still in float64.
 pub fn vendi_f32(x: &Features, q: f64) -> Result<f64> {
-    vendi_in(x, q, |v| v as f32)
+    vendi_in(
+        x,
+        q,
+        |v| v as f32,
+        |s| Mat::from_fn(s.nrows(), s.ncols(), |i, j| f64::from(s[(i, j)])),
+    )
 }
 
-/// The Vendi score with the normalised rows and XᵀX/n in `T` (`of` converts from float64) and
-/// the eigenvalues and the entropy in float64.
-fn vendi_in<T>(x: &Features, q: f64, of: fn(f64) -> T) -> Result<f64>
+/// The Vendi score with the normalised rows and XᵀX/n in `T` (`of` converts from float64, `wide`
+/// the Gram matrix to float64; the float64 path hands its matrix over as it is) and the
+/// eigenvalues and the entropy in float64.
+fn vendi_in<T>(x: &Features, q: f64, of: fn(f64) -> T, wide: fn(Mat<T>) -> Mat<f64>) -> Result<f64>
 where
-    T: faer::traits::RealField + Copy + Into<f64> + Send + Sync,
+    T: faer::traits::RealField + Copy + Send + Sync,
 {
     if x.n() == 0 {
         return input("the Vendi score needs at least one sample");
@@ -389,8 +395,7 @@ where
         of(1.0 / n as f64),
         Par::rayon(0),
     );
-    let s64 = Mat::<f64>::from_fn(d, d, |i, j| if i >= j { s[(i, j)].into() } else { 0.0 });
-    let w = s64
+    let w = wide(s)
         .self_adjoint_eigenvalues(Side::Lower)
         .map_err(|e| MetricsError::Numeric(format!("eigenvalues of XᵀX/n failed: {e:?}")))?;
     let p: Vec<f64> = w.into_iter().filter(|&v| v > 0.0).collect();

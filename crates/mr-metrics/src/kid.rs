@@ -269,6 +269,7 @@ pub fn kid_bootstrap(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bootstrap::testing::{fresh_std, uniform as feats};
 
     #[test]
     fn same_distribution_is_near_zero_and_shift_is_positive() {
@@ -306,13 +307,6 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("larger than"));
-    }
-
-    fn feats(n: usize, d: usize, seed: u64, shift: f32) -> Features {
-        use rand::RngExt;
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let v = (0..n * d).map(|_| rng.random::<f32>() + shift).collect();
-        Features::new(v, d, "t").unwrap()
     }
 
     #[test]
@@ -372,15 +366,11 @@ mod tests {
         let (a, b) = (feats(n, d, 1, 0.0), feats(n, d, 2, 0.15));
         let (base, boot) = kid_bootstrap(&a, &b, &p, 100, 0.9, 5, || {}).unwrap();
         assert_eq!(base.kid_mean, boot.kid);
-        let fresh: Vec<f64> = (0..40)
-            .map(|s| {
-                kid(&feats(n, d, 100 + s, 0.0), &feats(n, d, 200 + s, 0.15), &p)
-                    .unwrap()
-                    .kid_mean
-            })
-            .collect();
-        let m = fresh.iter().sum::<f64>() / 40.0;
-        let sd = (fresh.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / 39.0).sqrt();
+        let sd = fresh_std(40, |s| {
+            kid(&feats(n, d, 100 + s, 0.0), &feats(n, d, 200 + s, 0.15), &p)
+                .unwrap()
+                .kid_mean
+        });
         assert!(
             boot.std > 0.5 * sd && boot.std < 2.0 * sd,
             "{} vs {sd}",

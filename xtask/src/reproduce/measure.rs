@@ -82,11 +82,7 @@ fn evaluate(
             },
         )?;
         for c in per {
-            let name = class_names
-                .get(c.class as usize)
-                .cloned()
-                .unwrap_or_else(|| c.class.to_string());
-            class_ct.push((name, c.result.ct));
+            class_ct.push((class_name(class_names, c.class), c.result.ct));
         }
     }
     let class_ct_mrgan = ct_mrgan_classes(class_names, train, reference, gen, fewest)?;
@@ -117,6 +113,15 @@ fn evaluate(
         n_gen: gen.f.n(),
         n_ref: reference.f.n(),
     })
+}
+
+/// The name of class `label` (the label itself where the data set names no such class).
+fn class_name(class_names: &[String], label: i64) -> String {
+    usize::try_from(label)
+        .ok()
+        .and_then(|i| class_names.get(i))
+        .cloned()
+        .unwrap_or_else(|| label.to_string())
 }
 
 /// The three spaces' features and labels as the per-class C_T functions take them.
@@ -168,13 +173,6 @@ fn ct_mrgan_classes(
     } else {
         return Ok(vec![]);
     };
-    let name = |label: i64| {
-        usize::try_from(label)
-            .ok()
-            .and_then(|i| class_names.get(i))
-            .cloned()
-            .unwrap_or_else(|| label.to_string())
-    };
     Ok(per
         .iter()
         .map(|c| {
@@ -184,7 +182,7 @@ fn ct_mrgan_classes(
             } else {
                 c.class
             };
-            (name(label), c.result.ct)
+            (class_name(class_names, label), c.result.ct)
         })
         .collect())
 }

@@ -349,14 +349,18 @@ mod tests {
         args: ReproduceArgs,
     }
 
+    /// `cargo xtask reproduce <argv…>`'s arguments as clap reads them (the tests of the
+    /// submodules share it).
+    pub(super) fn parse(argv: &[&str]) -> Result<ReproduceArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("reproduce").chain(argv.iter().copied()))
+            .map(|c| c.args)
+    }
+
     fn args(extra: &[&str], tmp: &Path) -> ReproduceArgs {
-        let mut argv = vec!["reproduce".to_string()];
-        argv.extend(extra.iter().map(|s| s.to_string()));
-        for (flag, sub) in [("--results", "results"), ("--work", "work")] {
-            argv.push(flag.into());
-            argv.push(tmp.join(sub).display().to_string());
-        }
-        Cli::try_parse_from(argv).unwrap().args
+        let dirs = [tmp.join("results"), tmp.join("work")].map(|d| d.display().to_string());
+        let mut argv = extra.to_vec();
+        argv.extend(["--results", &dirs[0], "--work", &dirs[1]]);
+        parse(&argv).unwrap()
     }
 
     #[test]

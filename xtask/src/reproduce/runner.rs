@@ -150,12 +150,17 @@ pub(crate) fn run_logged(cmd: &mut Command, log: &Path, what: &str) -> Result<()
     Ok(())
 }
 
-/// The runs still to train, each once (a run shared by several variants appears once).
-pub(crate) fn pending(runs: &[RunSpec]) -> Vec<&RunSpec> {
+/// Every run once (a run shared by several variants, in one folder, appears once).
+pub(crate) fn unique_runs(runs: &[RunSpec]) -> Vec<&RunSpec> {
     let mut dirs = BTreeSet::new();
-    runs.iter()
-        .filter(|r| !r.done() && dirs.insert(&r.dir))
-        .collect()
+    runs.iter().filter(|r| dirs.insert(&r.dir)).collect()
+}
+
+/// The runs still to train, each once.
+pub(crate) fn pending(runs: &[RunSpec]) -> Vec<&RunSpec> {
+    let mut todo = unique_runs(runs);
+    todo.retain(|r| !r.done());
+    todo
 }
 
 /// Train the runs that are not done yet, `parallel` at a time.

@@ -29,7 +29,7 @@ use super::ctx::{embed_command, feature_paths, Ctx};
 use super::measure::{gen_per_class, gen_slug};
 use super::plan::{Needs, Plan, RunSpec};
 use super::profile::ProfileName;
-use super::runner::{sample_command, sample_paths, train_command, Bins};
+use super::runner::{pending, sample_command, sample_paths, train_command, unique_runs, Bins};
 use super::util::progress;
 use crate::BadInput;
 
@@ -232,37 +232,33 @@ impl Outputs {
     }
 }
 
-/// The runs of the plan, each once (a run shared by several variants appears once).
-fn unique_runs(plan: &Plan) -> Vec<&RunSpec> {
-    let mut dirs = BTreeSet::new();
-    plan.runs.iter().filter(|r| dirs.insert(&r.dir)).collect()
-}
-
 /// `cmd` as one shell line: environment assignments, program, arguments, each quoted where the
 /// shell would otherwise read it differently.
 fn shell_line(cmd: &Command) -> Result<String> {
-    let q = |s: &std::ffi::OsStr| -> Result<String> {
-        let s = s
-            .to_str()
-            .with_context(|| format!("{s:?} is not UTF-8: cannot be written into a script"))?;
-        Ok(shlex::try_quote(s)
-            .map_err(|e| anyhow::anyhow!("cannot quote {s:?} for the shell: {e}"))?
-            .into_owned())
-    };
     let mut words = vec![];
     for (k, v) in cmd.get_envs() {
         let v = v.context("a command that removes an environment variable")?;
-        words.push(format!("{}={}", q(k)?, q(v)?));
+        words.push(format!("{}={}", quote(k)?, quote(v)?));
     }
-    words.push(q(cmd.get_program())?);
+    words.push(quote(cmd.get_program())?);
     for a in cmd.get_args() {
-        words.push(q(a)?);
+        words.push(quote(a)?);
     }
     Ok(words.join(" "))
 }
 
+/// One shell word, quoted where the shell would otherwise read it differently.
+fn quote(s: &std::ffi::OsStr) -> Result<String> {
+    let s = s
+        .to_str()
+        .with_context(|| format!("{s:?} is not UTF-8: cannot be written into a script"))?;
+    Ok(shlex::try_quote(s)
+        .map_err(|e| anyhow::anyhow!("cannot quote {s:?} for the shell: {e}"))?
+        .into_owned())
+}
+
 fn quote_path(p: &Path) -> Result<String> {
-    shell_line(&Command::new(p))
+    quote(p.as_os_str())
 }
 
 /// The options of one submission, resolved against the profile.
@@ -525,10 +521,7 @@ fn latest_tasks(subs: &[Submission]) -> BTreeMap<PathBuf, (String, usize)> {
 
 /// `--plan --submit slurm`: how many array tasks, and what each is expected to cost.
 pub(crate) fn print_plan(ctx: &Ctx, plan: &Plan) {
-    let todo: Vec<&RunSpec> = unique_runs(plan)
-        .into_iter()
-        .filter(|r| !r.done())
-        .collect();
+    let todo = pending(&plan.runs);
     let res = resolve(ctx);
     let mut per_model: BTreeMap<usize, usize> = BTreeMap::new();
     for r in &todo {
@@ -575,7 +568,7 @@ pub(crate) fn submit(ctx: &Ctx, plan: &Plan, needs: &Needs, task_bins: &Bins) ->
     let latest = latest_tasks(&subs);
     let mut todo = vec![];
     let (mut complete, mut in_queue) = (0, 0);
-    for r in unique_runs(plan) {
+    for r in unique_runs(&plan.runs) {
         let outs = Outputs::of(ctx, needs, plan, r);
         if outs.complete() {
             complete += 1;
@@ -685,15 +678,18 @@ pub(crate) fn collect(ctx: &Ctx, plan: &Plan, needs: &Needs) -> Result<Collected
     }
     let jobs: BTreeSet<String> = subs.iter().map(|s| s.job.clone()).collect();
     let latest = latest_tasks(&subs);
-    let runs = unique_runs(plan);
+    // each run's files, found once (their paths do not change while the tasks run)
+    let runs: Vec<(&RunSpec, Outputs)> = unique_runs(&plan.runs)
+        .into_iter()
+        .map(|r| (r, Outputs::of(ctx, needs, plan, r)))
+        .collect();
     let pb = progress(runs.len() as u64, "slurm tasks");
     let t0 = Instant::now();
     loop {
         let live = queued(&jobs, &job_name(ctx))?;
         let mut waiting = vec![];
         let mut done = 0;
-        for r in &runs {
-            let outs = Outputs::of(ctx, needs, plan, r);
+        for (r, outs) in &runs {
             if outs.complete() {
                 done += 1;
             } else if let Some(st) = latest.get(&r.dir).and_then(|t| live.get(t)) {
@@ -726,8 +722,7 @@ pub(crate) fn collect(ctx: &Ctx, plan: &Plan, needs: &Needs) -> Result<Collected
     let dir = slurm_dir(ctx);
     let mut problems = vec![];
     let mut tasks = BTreeMap::new();
-    for r in &runs {
-        let outs = Outputs::of(ctx, needs, plan, r);
+    for (r, outs) in &runs {
         let task = latest.get(&r.dir);
         if let Some((job, i)) = task {
             tasks.insert(r.name.clone(), format!("{job}_{i}"));
@@ -789,28 +784,16 @@ pub(crate) fn collect(ctx: &Ctx, plan: &Plan, needs: &Needs) -> Result<Collected
 mod tests {
     use super::*;
 
+    use crate::reproduce::tests::parse;
     use crate::reproduce::ReproduceArgs;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: ReproduceArgs,
-    }
 
     fn args(argv: &[&str]) -> ReproduceArgs {
-        let mut v = vec!["reproduce"];
-        v.extend_from_slice(argv);
-        Cli::try_parse_from(v).unwrap().args
+        parse(argv).unwrap()
     }
 
     #[test]
     fn cluster_options_need_submit_or_collect() {
-        let parse = |a: &[&str]| {
-            let mut v = vec!["reproduce", "fig6"];
-            v.extend_from_slice(a);
-            Cli::try_parse_from(v).map(|c| c.args)
-        };
+        let parse = |a: &[&str]| parse(&[&["fig6"], a].concat());
         assert!(parse(&[
             "--submit",
             "slurm",

@@ -131,6 +131,15 @@ struct Loaded {
     data: Data,
 }
 
+/// `spec` as a float `.npy` feature file that can be read by rows ([`NpyRows`]), or `None` for
+/// anything else (images, dataset names, other arrays), which is read as usual.
+pub fn npy_rows(spec: &str) -> Option<NpyRows> {
+    let path = Path::new(spec);
+    (path.is_file() && spec.to_ascii_lowercase().ends_with(".npy"))
+        .then(|| NpyRows::open(path).ok())
+        .flatten()
+}
+
 /// Collects the inputs of one command, then embeds the image inputs with one embedder.
 pub struct Inputs {
     opts: EmbedOpts,
@@ -193,14 +202,10 @@ impl Inputs {
     /// statistics. Image inputs are checked here (RGB, non-empty) and embedded by
     /// [`Inputs::finish`].
     pub fn load(&mut self, role: &'static str, spec: &str, allow_stats: bool) -> Result<()> {
-        let path = Path::new(spec);
         // a float `.npy` feature file (anything else, images included, is read as usual)
-        let rows = (self.stream_features
-            && allow_stats
-            && path.is_file()
-            && spec.to_ascii_lowercase().ends_with(".npy"))
-        .then(|| NpyRows::open(path).ok())
-        .flatten();
+        let rows = (self.stream_features && allow_stats)
+            .then(|| npy_rows(spec))
+            .flatten();
         let (kind, data) = match rows {
             Some(rows) => (
                 "features (streamed to statistics)",

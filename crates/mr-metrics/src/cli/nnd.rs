@@ -1,16 +1,16 @@
 //! `mr-metrics nnd`: nearest-neighbour distances of queries to an index set (exact or IVF).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use mr_data::npy::{write_npy, NpyArray, NpyData, NpyRows};
+use mr_data::npy::{write_npy, NpyArray, NpyData};
 use mr_metrics::nnd::{distribution, search_npy_blocks};
 use mr_metrics::MetricsError;
 use mr_nn::{ExactIndex, IvfIndex, IvfParams, Metric, NnIndex};
 use serde_json::json;
 
-use super::inputs::{EmbedOpts, Inputs, Ready};
+use super::inputs::{npy_rows, EmbedOpts, Inputs, Ready};
 use super::{add_provenance, print_json, progress};
 
 #[derive(Args, Debug)]
@@ -48,14 +48,6 @@ pub struct NndArgs {
     embed: EmbedOpts,
 }
 
-/// A float `.npy` index file that can be read by rows (the streamed path), else `None`.
-fn streamable(spec: &str) -> Option<NpyRows> {
-    let path = Path::new(spec);
-    (path.is_file() && spec.to_ascii_lowercase().ends_with(".npy"))
-        .then(|| NpyRows::open(path).ok())
-        .flatten()
-}
-
 pub fn run(a: NndArgs) -> Result<()> {
     let mut inputs = Inputs::new(&a.embed)?;
     if let Some(q) = &a.query {
@@ -63,7 +55,7 @@ pub fn run(a: NndArgs) -> Result<()> {
     }
     // with queries, an exact search reads a feature file's rows a block at a time
     let mut streamed = match (&a.query, a.approx) {
-        (Some(_), false) => streamable(&a.index),
+        (Some(_), false) => npy_rows(&a.index),
         _ => None,
     };
     if streamed.is_none() {
