@@ -40,7 +40,9 @@ pub fn search_npy_blocks(
     if k > n {
         return Err(mr_nn::NnError::TooFewPoints { k, available: n }.into());
     }
-    let block = block.max(1);
+    if block == 0 {
+        return input("a block must hold at least 1 row");
+    }
     let mut acc = Neighbors {
         k: 0,
         indices: vec![],
@@ -262,6 +264,11 @@ mod tests {
                 .to_string()
                 .contains("k = 1001 but only 1000")
         );
+        let mut rows = NpyRows::open(&path).unwrap();
+        assert!(search_npy_blocks(&mut rows, q, 1, Metric::L2, 0, |_| {})
+            .unwrap_err()
+            .to_string()
+            .contains("at least 1 row"));
         let mut rows = NpyRows::open(&path).unwrap();
         let q8 = View::new(&queries[..8 * 10], 8).unwrap();
         assert!(search_npy_blocks(&mut rows, q8, 1, Metric::L2, 10, |_| {})

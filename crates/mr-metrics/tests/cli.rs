@@ -551,6 +551,14 @@ fn bad_inputs_give_one_line_and_exit_2() {
         "k = 99",
     );
     assert!(!out.exists());
+    bad_input(
+        bin()
+            .args(["nnd", "--block-rows", "0", "--query"])
+            .arg(&a)
+            .arg("--index")
+            .arg(&a),
+        "--block-rows must be at least 1",
+    );
     // clap usage errors also exit 2
     bin().args(["ct", "--train", "x.npy"]).assert().code(2);
 }

@@ -49,6 +49,11 @@ pub struct NndArgs {
 }
 
 pub fn run(a: NndArgs) -> Result<()> {
+    if a.block_rows == 0 {
+        bail!(MetricsError::Input(
+            "--block-rows must be at least 1".into()
+        ));
+    }
     let mut inputs = Inputs::new(&a.embed)?;
     if let Some(q) = &a.query {
         inputs.load("query", q, false)?;
