@@ -9,6 +9,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::NodeId;
 use burn::backend::Autodiff;
+use burn::tensor::backend::Backend;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor};
 use burn::tensor::{Tensor, TensorPrimitive};
 
@@ -92,15 +93,17 @@ impl<B: TrainOps> Backward<B, 1> for BatchNormPlain {
     }
 }
 
-/// A convolution's options: plain or transposed.
+/// A convolution's options: plain, plain followed by a leaky ReLU (with the activated output
+/// and the slope, which its backward reads), or transposed.
 #[derive(Debug, Clone)]
-enum ConvKind {
+enum ConvKind<B: Backend> {
     Plain(ConvOptions<2>),
+    PlainLrelu(ConvOptions<2>, FloatTensor<B>, f64),
     Transposed(ConvTransposeOptions<2>),
 }
 
 /// What a convolution's backward needs: its input, its weight, its options.
-type ConvState<B> = (FloatTensor<B>, FloatTensor<B>, ConvKind);
+type ConvState<B> = (FloatTensor<B>, FloatTensor<B>, ConvKind<B>);
 
 fn conv_grads<B: TrainOps>(
     state: ConvState<B>,
@@ -110,6 +113,9 @@ fn conv_grads<B: TrainOps>(
     let (x, w, kind) = state;
     match kind {
         ConvKind::Plain(o) => B::conv2d_train_backward(x, w, dy, o, need),
+        ConvKind::PlainLrelu(o, y, slope) => {
+            B::conv2d_lrelu_train_backward(x, w, y, dy, o, slope, need)
+        }
         ConvKind::Transposed(o) => B::conv_transpose2d_train_backward(x, w, dy, o, need),
     }
 }
@@ -161,7 +167,7 @@ fn conv_node<B: TrainOps, C: CheckpointStrategy>(
     x: FloatTensor<Autodiff<B, C>>,
     w: FloatTensor<Autodiff<B, C>>,
     bias: Option<FloatTensor<Autodiff<B, C>>>,
-    kind: ConvKind,
+    kind: ConvKind<B>,
     y: FloatTensor<B>,
 ) -> FloatTensor<Autodiff<B, C>> {
     let state = (x.primitive.clone(), w.primitive.clone(), kind);
@@ -278,6 +284,24 @@ impl<B: TrainOps, C: CheckpointStrategy> TrainOps for Autodiff<B, C> {
             options.clone(),
         );
         conv_node::<B, C>(x, weight, bias, ConvKind::Plain(options), y)
+    }
+
+    fn conv2d_lrelu_train(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        options: ConvOptions<2>,
+        slope: f64,
+    ) -> FloatTensor<Self> {
+        let y = B::conv2d_lrelu_train(
+            x.primitive.clone(),
+            weight.primitive.clone(),
+            bias.as_ref().map(|b| b.primitive.clone()),
+            options.clone(),
+            slope,
+        );
+        let kind = ConvKind::PlainLrelu(options, y.clone(), slope);
+        conv_node::<B, C>(x, weight, bias, kind, y)
     }
 
     fn conv_transpose2d_train(

@@ -294,14 +294,38 @@ fn group_size(g: &ConvGeom) -> usize {
     (GROUP_COLS_BUDGET / (g.k() * g.p()).max(1)).clamp(1, WEIGHT_GRAD_CHUNK)
 }
 
-/// Copies `gs` images of `[c, P]` into one `[c, gs·P]` block (image `j` at columns `j·P..`).
-fn gather_block(src: &[f32], c: usize, p: usize, gs: usize, dst: &mut [f32]) {
+/// Copies `gs` images of `[c, P]` into one `[c, gs·P]` block (image `j` at columns `j·P..`);
+/// with `act`, each value through the leaky ReLU's gradient on the way (see [`Act`]).
+fn gather_block(src: &[f32], act: Act, c: usize, p: usize, gs: usize, dst: &mut [f32]) {
     for j in 0..gs {
         for ch in 0..c {
-            let from = &src[(j * c + ch) * p..(j * c + ch + 1) * p];
-            dst[ch * gs * p + j * p..ch * gs * p + (j + 1) * p].copy_from_slice(from);
+            let at = (j * c + ch) * p..(j * c + ch + 1) * p;
+            let to = &mut dst[ch * gs * p + j * p..ch * gs * p + (j + 1) * p];
+            match act {
+                None => to.copy_from_slice(&src[at]),
+                Some((y, slope)) => {
+                    for ((d, &g), &v) in to.iter_mut().zip(&src[at.clone()]).zip(&y[at]) {
+                        *d = if v < 0.0 { g * slope } else { g };
+                    }
+                }
+            }
         }
     }
+}
+
+/// A leaky ReLU fused after a convolution, as its backward products see it: the convolution's
+/// activated output `y` (the same layout as the output gradient, offset alike) and the slope.
+/// `None`: no activation.
+///
+/// The gradient passes where `y < 0` scaled by the slope, elsewhere unchanged. For a slope
+/// `> 0`, `y < 0` exactly where the pre-activation is `< 0` (burn's derivative), except where
+/// `slope·z` rounds to `−0` (a pre-activation below `1.4e-45 / slope` in magnitude): there the
+/// identity branch's gradient is used.
+pub type Act<'a> = Option<(&'a [f32], f32)>;
+
+/// The slice of an [`Act`] for images `i0..i1` of `len` values each.
+fn act_range(act: Act<'_>, i0: usize, i1: usize, len: usize) -> Act<'_> {
+    act.map(|(y, s)| (&y[i0 * len..i1 * len], s))
 }
 
 /// The inverse of [`gather_block`].
@@ -354,6 +378,29 @@ fn with_scratch<R>(
 /// Convolution forward: `x` `[n, cin, h, w]`, `weight` `[cout, cin, kh, kw]`, `bias`
 /// `[cout]` → `[n, cout, ho, wo]`.
 pub fn conv2d_forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &ConvGeom) -> Vec<f32> {
+    conv2d_forward_act(x, weight, bias, None, g)
+}
+
+/// Convolution forward followed by a leaky ReLU (`z < 0 ? slope·z : z`), applied while each
+/// image group's output is still in cache: the same values as [`conv2d_forward`] then
+/// [`crate::host::leaky_relu`], one pass over the output fewer.
+pub fn conv2d_lrelu_forward(
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    slope: f32,
+    g: &ConvGeom,
+) -> Vec<f32> {
+    conv2d_forward_act(x, weight, bias, Some(slope), g)
+}
+
+fn conv2d_forward_act(
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    slope: Option<f32>,
+    g: &ConvGeom,
+) -> Vec<f32> {
     check("conv2d input", x.len(), g.n * g.image_len());
     check("conv2d weight", weight.len(), g.cout * g.k());
     let (k, p) = (g.k(), g.p());
@@ -377,8 +424,8 @@ pub fn conv2d_forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &ConvG
                 let dst = MatMut::from_row_major_slice_mut(&mut block[..g.cout * ld], g.cout, ld);
                 matmul(dst, Accum::Replace, w, c, 1.0f32, Par::Seq);
                 scatter_block(block, g.cout, p, gs, y);
-                if let Some(b) = bias {
-                    add_bias(y, b, p);
+                if bias.is_some() || slope.is_some() {
+                    bias_act(y, bias, slope, g.cout, p);
                 }
             })
         });
@@ -386,9 +433,13 @@ pub fn conv2d_forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &ConvG
 }
 
 /// Convolution input gradient: `dy` `[n, cout, ho, wo]`, `weight` `[cout, cin, kh, kw]` →
-/// `dx` `[n, cin, h, w]`.
-pub fn conv2d_backward_input(dy: &[f32], weight: &[f32], g: &ConvGeom) -> Vec<f32> {
+/// `dx` `[n, cin, h, w]`; with `act`, `dy` is the gradient after a fused leaky ReLU whose
+/// output is `act`'s `y` (see [`Act`]).
+pub fn conv2d_backward_input(dy: &[f32], act: Act, weight: &[f32], g: &ConvGeom) -> Vec<f32> {
     check("conv2d output gradient", dy.len(), g.n * g.out_len());
+    if let Some((y, _)) = act {
+        check("conv2d activated output", y.len(), dy.len());
+    }
     check("conv2d weight", weight.len(), g.cout * g.k());
     let (k, p) = (g.k(), g.p());
     let mut dx = vec![0.0f32; g.n * g.image_len()];
@@ -400,11 +451,14 @@ pub fn conv2d_backward_input(dy: &[f32], weight: &[f32], g: &ConvGeom) -> Vec<f3
     let gsize = group_size(g);
     dx.par_chunks_mut(gsize * g.image_len())
         .zip(dy.par_chunks(gsize * g.out_len()))
-        .for_each(|(dxs, dys)| {
+        .enumerate()
+        .for_each(|(gi, (dxs, dys))| {
             with_scratch(&u, g.cout, gsize, |cols, block, ext| {
                 let gs = dxs.len() / g.image_len();
                 let ld = gs * p;
-                gather_block(dys, g.cout, p, gs, block);
+                let i0 = gi * gsize;
+                let act = act_range(act, i0, i0 + gs, g.out_len());
+                gather_block(dys, act, g.cout, p, gs, block);
                 let d = MatRef::from_row_major_slice(&block[..g.cout * ld], g.cout, ld);
                 let c = MatMut::from_row_major_slice_mut(&mut cols[..k * ld], k, ld);
                 matmul(c, Accum::Replace, wt, d, 1.0f32, Par::Seq);
@@ -419,12 +473,32 @@ pub fn conv2d_backward_input(dy: &[f32], weight: &[f32], g: &ConvGeom) -> Vec<f3
 /// Convolution weight gradient: `x` `[n, cin, h, w]`, `dy` `[n, cout, ho, wo]` → `dW`
 /// `[cout, cin, kh, kw]`.
 pub fn conv2d_backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
+    let (dw, _) = conv2d_backward_params(x, dy, None, g, true, false);
+    dw.unwrap_or_default()
+}
+
+/// The weight gradient (`want_weight`) and the bias gradient (`want_bias`, `[cout]`) of a
+/// convolution in one pass over the image groups; with `act`, `dy` is the gradient after a
+/// fused leaky ReLU (see [`Act`]), applied as each group's gradient is gathered. The bias sums
+/// run in float64, per group and channel, in the same fixed runs as the weight gradient.
+pub fn conv2d_backward_params(
+    x: &[f32],
+    dy: &[f32],
+    act: Act,
+    g: &ConvGeom,
+    want_weight: bool,
+    want_bias: bool,
+) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
     check("conv2d input", x.len(), g.n * g.image_len());
     check("conv2d output gradient", dy.len(), g.n * g.out_len());
+    if let Some((y, _)) = act {
+        check("conv2d activated output", y.len(), dy.len());
+    }
     let (k, p) = (g.k(), g.p());
     let len = g.cout * k;
+    let zeros = |n: usize, want: bool| want.then(|| vec![0.0f32; n]);
     if g.n == 0 || len == 0 || p == 0 {
-        return vec![0.0; len];
+        return (zeros(len, want_weight), zeros(g.cout, want_bias));
     }
     let u = Unfold::new(g);
     let gsize = group_size(g);
@@ -437,25 +511,35 @@ pub fn conv2d_backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
     // the partials are summed in run order — the same sums on any number of threads, with a few
     // partials to allocate and add instead of one per group.
     let per_run = groups.len().div_ceil(WEIGHT_GRAD_SPLITS);
-    let partials: Vec<Vec<f32>> = groups
+    let partials: Vec<(Vec<f32>, Vec<f64>)> = groups
         .par_chunks(per_run.max(1))
         .map(|run| {
-            let mut dw = vec![0.0f32; len];
+            let mut dw = vec![0.0f32; if want_weight { len } else { 0 }];
+            let mut db = vec![0.0f64; if want_bias { g.cout } else { 0 }];
             for (at, &(i0, i1)) in run.iter().enumerate() {
                 with_scratch(&u, g.cout, gsize, |cols, block, ext| {
                     let gs = i1 - i0;
                     let ld = gs * p;
-                    for j in 0..gs {
-                        let xi = &x[(i0 + j) * g.image_len()..(i0 + j + 1) * g.image_len()];
-                        u.im2col(xi, cols, ld, j * p, ext);
-                    }
                     gather_block(
                         &dy[i0 * g.out_len()..i1 * g.out_len()],
+                        act_range(act, i0, i1, g.out_len()),
                         g.cout,
                         p,
                         gs,
                         block,
                     );
+                    if want_bias {
+                        for (acc, row) in db.iter_mut().zip(block.chunks(ld)) {
+                            *acc += row.iter().map(|&v| f64::from(v)).sum::<f64>();
+                        }
+                    }
+                    if !want_weight {
+                        return;
+                    }
+                    for j in 0..gs {
+                        let xi = &x[(i0 + j) * g.image_len()..(i0 + j + 1) * g.image_len()];
+                        u.im2col(xi, cols, ld, j * p, ext);
+                    }
                     let d = MatRef::from_row_major_slice(&block[..g.cout * ld], g.cout, ld);
                     let c = MatRef::from_row_major_slice(&cols[..k * ld], k, ld).transpose();
                     let dst = MatMut::from_row_major_slice_mut(&mut dw, g.cout, k);
@@ -463,23 +547,40 @@ pub fn conv2d_backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
                     matmul(dst, accum, d, c, 1.0f32, Par::Seq);
                 })
             }
-            dw
+            (dw, db)
         })
         .collect();
     let mut parts = partials.into_iter();
-    let mut dw = parts.next().unwrap_or_else(|| vec![0.0; len]);
-    for part in parts {
-        dw.iter_mut().zip(&part).for_each(|(a, b)| *a += *b);
+    let (mut dw, mut db) = parts.next().unwrap_or_default();
+    for (pw, pb) in parts {
+        dw.iter_mut().zip(&pw).for_each(|(a, b)| *a += *b);
+        db.iter_mut().zip(&pb).for_each(|(a, b)| *a += *b);
     }
-    dw
+    (
+        want_weight.then_some(dw),
+        want_bias.then(|| db.into_iter().map(|v| v as f32).collect()),
+    )
 }
 
 /// Adds `bias[ch]` to every plane (`hw` values) of channel `ch` of `y` `[n, c, hw]`,
 /// `c = bias.len()`.
 fn add_bias(y: &mut [f32], bias: &[f32], hw: usize) {
+    bias_act(y, Some(bias), None, bias.len(), hw);
+}
+
+/// Adds `bias[ch]` (if any) to every plane (`hw` values) of channel `ch` of `y` `[n, c, hw]`,
+/// then applies the leaky ReLU of `slope` (if any), in one pass.
+fn bias_act(y: &mut [f32], bias: Option<&[f32]>, slope: Option<f32>, c: usize, hw: usize) {
     for (i, plane) in y.chunks_mut(hw.max(1)).enumerate() {
-        let bv = bias[i % bias.len()];
-        plane.iter_mut().for_each(|v| *v += bv);
+        let bv = bias.map(|b| b[i % c]);
+        match (bv, slope) {
+            (Some(bv), None) => plane.iter_mut().for_each(|v| *v += bv),
+            (bv, Some(s)) => plane.iter_mut().for_each(|v| {
+                let z = bv.map_or(*v, |bv| *v + bv);
+                *v = if z < 0.0 { z * s } else { z };
+            }),
+            (None, None) => {}
+        }
     }
 }
 
@@ -524,7 +625,7 @@ pub fn conv_transpose2d_forward(
     bias: Option<&[f32]>,
     g: &ConvGeom,
 ) -> Vec<f32> {
-    let mut y = conv2d_backward_input(x, weight, g);
+    let mut y = conv2d_backward_input(x, None, weight, g);
     if let Some(b) = bias {
         add_bias(&mut y, b, g.h * g.w);
     }
@@ -623,7 +724,7 @@ mod tests {
                     .sum::<f64>()
             };
             let lhs = dot(&y, &dy);
-            let dx = conv2d_backward_input(&dy, &ws, &g);
+            let dx = conv2d_backward_input(&dy, None, &ws, &g);
             let dw = conv2d_backward_weight(&xs, &dy, &g);
             assert!(
                 (lhs - dot(&xs, &dx)).abs() <= 1e-4 * lhs.abs().max(1.0),

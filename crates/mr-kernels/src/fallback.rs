@@ -125,6 +125,33 @@ pub(crate) fn conv_transpose2d_train_backward<B: Backend>(
     }
 }
 
+/// A convolution then a leaky ReLU with burn ops (4-D).
+pub(crate) fn conv2d_lrelu<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    bias: Option<FloatTensor<B>>,
+    options: ConvOptions<2>,
+    slope: f64,
+) -> FloatTensor<B> {
+    let z = t4::<B>(B::conv2d(x, weight, bias, options));
+    burn::tensor::activation::leaky_relu(z, slope)
+        .into_primitive()
+        .tensor()
+}
+
+/// The leaky ReLU's gradient read from its output (4-D): `y < 0 ? slope·dy : dy`.
+pub(crate) fn lrelu_grad_from_output<B: Backend>(
+    y: FloatTensor<B>,
+    dy: FloatTensor<B>,
+    slope: f64,
+) -> FloatTensor<B> {
+    let (y, dy) = (t4::<B>(y), t4::<B>(dy));
+    dy.clone()
+        .mask_where(y.lower_elem(0.0), dy.mul_scalar(slope))
+        .into_primitive()
+        .tensor()
+}
+
 /// The leaky ReLU with burn ops (1-D): burn's `leaky_relu`.
 pub(crate) fn leaky_relu<B: Backend>(x: FloatTensor<B>, slope: f64) -> FloatTensor<B> {
     burn::tensor::activation::leaky_relu(t1::<B>(x), slope)

@@ -113,18 +113,21 @@ fn host_conv_args(
 /// gradient of the wrong shape, a tensor not f32). A transposed convolution's products are its
 /// adjoint convolution's with input and output swapped: input gradient = forward of `dy`,
 /// weight gradient = weight gradient with `(dy, x)`, bias over the adjoint's input channels.
+/// `act`: a leaky ReLU fused after a (plain) convolution — its output and slope; `dy` is then
+/// the gradient after it, and the weight and bias gradients come from one pass.
 fn host_conv_backward(
     x: &FloatTensor<Flex>,
     weight: &FloatTensor<Flex>,
     dy: &FloatTensor<Flex>,
     geom: Option<ConvGeom>,
     transposed: bool,
+    act: Option<(&FloatTensor<Flex>, f64)>,
     need: ConvNeeds,
 ) -> Option<ConvGrads<Flex>> {
     let g = geom?;
     let (conv_in, conv_out) = ([g.n, g.cin, g.h, g.w], [g.n, g.cout, g.ho, g.wo]);
     let dy_shape = if transposed { conv_in } else { conv_out };
-    if dims4(dy) != dy_shape {
+    if dims4(dy) != dy_shape || (transposed && act.is_some()) {
         return None;
     }
     let (xs, ws, dys) = (
@@ -132,28 +135,37 @@ fn host_conv_backward(
         host_f32::<4>(weight.clone()).0?,
         host_f32::<4>(dy.clone()).0?,
     );
+    let ys = match act {
+        None => None,
+        Some((y, slope)) if dims4(y) == dy_shape => Some((host_f32::<4>(y.clone()).0?, slope)),
+        Some(_) => return None,
+    };
+    let act = ys.as_ref().map(|(y, s)| (&y[..], *s as f32));
     let (xd, wd) = (dims4(x), dims4(weight));
+    let [_, c, h, w] = dy_shape;
     let dx = || {
         if transposed {
             conv::conv2d_forward(&dys, &ws, None, &g)
         } else {
-            conv::conv2d_backward_input(&dys, &ws, &g)
+            conv::conv2d_backward_input(&dys, act, &ws, &g)
         }
     };
-    let dw = || {
-        if transposed {
-            conv::conv2d_backward_weight(&dys, &xs, &g)
-        } else {
-            conv::conv2d_backward_weight(&xs, &dys, &g)
-        }
+    let (dw, db) = if transposed {
+        (
+            need.weight
+                .then(|| conv::conv2d_backward_weight(&dys, &xs, &g)),
+            None,
+        )
+    } else {
+        // with the activation, the bias comes from the weight gradient's pass
+        let fused_bias = need.bias && act.is_some();
+        conv::conv2d_backward_params(&xs, &dys, act, &g, need.weight, fused_bias)
     };
-    let [_, c, h, w] = dy_shape;
+    let db = db.or_else(|| need.bias.then(|| conv::bias_grad(&dys, g.n, c, h * w)));
     Some(ConvGrads {
         x: need.x.then(|| prim(dx(), xd)),
-        weight: need.weight.then(|| prim(dw(), wd)),
-        bias: need
-            .bias
-            .then(|| prim(conv::bias_grad(&dys, g.n, c, h * w), [c])),
+        weight: dw.map(|v| prim(v, wd)),
+        bias: db.map(|v| prim(v, [c])),
     })
 }
 
@@ -248,9 +260,42 @@ impl TrainOps for Flex {
         need: ConvNeeds,
     ) -> ConvGrads<Self> {
         let geom = conv_geom(dims4(&x), dims4(&weight), x.dtype(), &options);
-        host_conv_backward(&x, &weight, &dy, geom, false, need).unwrap_or_else(|| {
+        host_conv_backward(&x, &weight, &dy, geom, false, None, need).unwrap_or_else(|| {
             fallback::conv2d_train_backward::<Self>(x, weight, dy, options, need)
         })
+    }
+
+    fn conv2d_lrelu_train(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        options: ConvOptions<2>,
+        slope: f64,
+    ) -> FloatTensor<Self> {
+        let geom = conv_geom(dims4(&x), dims4(&weight), x.dtype(), &options);
+        let (Some(g), Some((xs, ws, bs))) = (geom, host_conv_args(&x, &weight, &bias)) else {
+            return fallback::conv2d_lrelu::<Self>(x, weight, bias, options, slope);
+        };
+        let y = conv::conv2d_lrelu_forward(&xs, &ws, bs.as_deref(), slope as f32, &g);
+        prim(y, [g.n, g.cout, g.ho, g.wo])
+    }
+
+    fn conv2d_lrelu_train_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        y: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        options: ConvOptions<2>,
+        slope: f64,
+        need: ConvNeeds,
+    ) -> ConvGrads<Self> {
+        let geom = conv_geom(dims4(&x), dims4(&weight), x.dtype(), &options);
+        host_conv_backward(&x, &weight, &dy, geom, false, Some((&y, slope)), need).unwrap_or_else(
+            || {
+                let dz = fallback::lrelu_grad_from_output::<Self>(y, dy, slope);
+                fallback::conv2d_train_backward::<Self>(x, weight, dz, options, need)
+            },
+        )
     }
 
     fn conv_transpose2d_train(
@@ -275,7 +320,7 @@ impl TrainOps for Flex {
         need: ConvNeeds,
     ) -> ConvGrads<Self> {
         let geom = conv_t_geom(dims4(&x), dims4(&weight), x.dtype(), &options);
-        host_conv_backward(&x, &weight, &dy, geom, true, need).unwrap_or_else(|| {
+        host_conv_backward(&x, &weight, &dy, geom, true, None, need).unwrap_or_else(|| {
             fallback::conv_transpose2d_train_backward::<Self>(x, weight, dy, options, need)
         })
     }
@@ -326,6 +371,7 @@ impl TrainOps for Flex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::ops::FloatTensorOps;
 
     /// The leaky ReLU's host kernels and the burn-op versions other backends run agree on every
     /// value, including 0 (identity branch), negative zero and NaN (not `< 0`: identity).
@@ -352,5 +398,63 @@ mod tests {
             0.2,
         ));
         assert_eq!(host_dx, burn_dx, "backward");
+    }
+
+    /// The convolution with a fused leaky ReLU on the host kernels against the burn-op versions
+    /// every other backend runs (the trait's defaults): output, input/weight/bias gradients.
+    #[test]
+    fn conv_lrelu_host_kernels_match_the_fallback() {
+        let mut seed = 7u64;
+        let mut next = |n: usize| -> Vec<f32> {
+            (0..n)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+                })
+                .collect()
+        };
+        let (xd, wd) = ([3, 4, 9, 9], [5, 4, 4, 4]);
+        let (x, w, b) = (prim(next(972), xd), prim(next(320), wd), prim(next(5), [5]));
+        let opts = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
+        let vals = |t: FloatTensor<Flex>| -> Vec<f32> {
+            let n = t.shape().num_elements();
+            host_f32::<1>(Flex::float_reshape(t, [n].into()))
+                .0
+                .unwrap()
+                .to_vec()
+        };
+        let host =
+            Flex::conv2d_lrelu_train(x.clone(), w.clone(), Some(b.clone()), opts.clone(), 0.2);
+        let burn = fallback::conv2d_lrelu::<Flex>(x.clone(), w.clone(), Some(b), opts.clone(), 0.2);
+        let err = |a: &[f32], b: &[f32]| {
+            let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+            a.iter().zip(b).fold(0f32, |m, (u, v)| m.max((u - v).abs())) / scale
+        };
+        let (hy, by) = (vals(host.clone()), vals(burn));
+        assert!(err(&hy, &by) <= 1e-5, "output");
+        assert!(hy.iter().any(|&v| v < 0.0) && hy.iter().any(|&v| v > 0.0));
+        let dy = prim(next(hy.len()), [3, 5, 4, 4]);
+        let need = ConvNeeds::ALL;
+        let g = Flex::conv2d_lrelu_train_backward(
+            x.clone(),
+            w.clone(),
+            host.clone(),
+            dy.clone(),
+            opts.clone(),
+            0.2,
+            need,
+        );
+        let dz = fallback::lrelu_grad_from_output::<Flex>(host, dy, 0.2);
+        let r = fallback::conv2d_train_backward::<Flex>(x, w, dz, opts, need);
+        for (name, a, b) in [
+            ("x", g.x, r.x),
+            ("weight", g.weight, r.weight),
+            ("bias", g.bias, r.bias),
+        ] {
+            let e = err(&vals(a.unwrap()), &vals(b.unwrap()));
+            assert!(e <= 1e-5, "{name} gradient: {e:e}");
+        }
     }
 }

@@ -150,6 +150,41 @@ pub trait TrainOps: Backend {
         fallback::conv2d_train_backward::<Self>(x, weight, dy, options, need)
     }
 
+    /// 2-D convolution followed by a leaky ReLU of `slope` (`> 0`): the values of
+    /// [`TrainOps::conv2d_train`] then [`TrainOps::leaky_relu_train`], as one op (on `Flex` the
+    /// activation is applied while each image group's output is in cache, and the backward
+    /// applies its gradient while gathering each group's output gradient — two passes over the
+    /// activations fewer each way; on an autodiff backend one graph node whose backward is
+    /// [`TrainOps::conv2d_lrelu_train_backward`]).
+    fn conv2d_lrelu_train(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        options: ConvOptions<2>,
+        slope: f64,
+    ) -> FloatTensor<Self> {
+        fallback::conv2d_lrelu::<Self>(x, weight, bias, options, slope)
+    }
+
+    /// The gradients of [`TrainOps::conv2d_lrelu_train`] given its output `y` (activated) and
+    /// the output gradient `dy`: the convolution's gradients of `y < 0 ? slope·dy : dy`. For
+    /// `slope > 0` that is burn's derivative (`z < 0`, `z` the pre-activation) except where
+    /// `slope·z` rounds to `−0` (`|z|` below `1.4e-45 / slope`), where the identity branch is
+    /// taken.
+    #[allow(clippy::too_many_arguments)]
+    fn conv2d_lrelu_train_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        y: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        options: ConvOptions<2>,
+        slope: f64,
+        need: ConvNeeds,
+    ) -> ConvGrads<Self> {
+        let dz = fallback::lrelu_grad_from_output::<Self>(y, dy, slope);
+        Self::conv2d_train_backward(x, weight, dz, options, need)
+    }
+
     /// Transposed 2-D convolution, `x` `[N, C_in, H, W]`, `weight` `[C_in, C_out, kh, kw]`,
     /// `bias` `[C_out]` (burn's `conv_transpose2d`).
     fn conv_transpose2d_train(
@@ -334,6 +369,29 @@ pub fn conv2d<B: TrainOps>(
         float(weight),
         bias.map(float),
         options,
+    )))
+}
+
+/// A 2-D convolution followed by a leaky ReLU through [`TrainOps::conv2d_lrelu_train`] (one
+/// op each way; see there); a slope that is not `> 0` (where the output's sign no longer tells
+/// the pre-activation's) runs [`conv2d`] then [`leaky_relu`]; with [`reference_ops`] on, burn's
+/// `conv2d` and `leaky_relu`.
+pub fn conv2d_lrelu<B: TrainOps>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    bias: Option<Tensor<B, 1>>,
+    options: ConvOptions<2>,
+    slope: f64,
+) -> Tensor<B, 4> {
+    if reference_ops() || !(slope > 0.0 && slope.is_finite()) {
+        return leaky_relu(conv2d(x, weight, bias, options), slope);
+    }
+    Tensor::from_primitive(TensorPrimitive::Float(B::conv2d_lrelu_train(
+        float(x),
+        float(weight),
+        bias.map(float),
+        options,
+        slope,
     )))
 }
 

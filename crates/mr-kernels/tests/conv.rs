@@ -5,7 +5,10 @@
 //! random upstream gradient. Relative error ≤ 1e-4 (max |a − b| / max |b|). Also: a parent
 //! that is not tracked gets no gradient and the others are unchanged, options the host
 //! kernels do not handle (dilation, groups) fall back to burn's ops, and the weight gradient
-//! does not depend on the number of threads.
+//! does not depend on the number of threads. The convolution followed by a leaky ReLU as one op
+//! (`conv2d_lrelu`) is held against burn's `conv2d` then `leaky_relu` on the same cases, and
+//! against mr-kernels' own two ops: the same output and input/weight gradients bit for bit, the
+//! bias gradient (summed in another order) within 1e-6.
 
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
@@ -62,11 +65,18 @@ struct Inputs {
     dy: Vec<f32>,
 }
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, PartialEq, Debug)]
 enum Op {
     Conv,
     ConvT,
+    /// A convolution followed by a leaky ReLU of slope [`SLOPE`].
+    ConvLrelu,
+    /// The same as two mr-kernels ops (`conv2d`, then `leaky_relu`); with `fused` false,
+    /// [`Op::ConvLrelu`] itself.
+    ConvThenLrelu,
 }
+
+const SLOPE: f64 = 0.2;
 
 fn conv_opts(c: &Case) -> ConvOptions<2> {
     ConvOptions::new(c.3, c.4, [1, 1], 1)
@@ -80,8 +90,8 @@ fn conv_t_opts(c: &Case) -> ConvTransposeOptions<2> {
 fn weight_shape(op: Op, c: &Case) -> [usize; 4] {
     let [_, cin, ..] = c.0;
     match op {
-        Op::Conv => [c.1, cin, c.2[0], c.2[1]],
         Op::ConvT => [cin, c.1, c.2[0], c.2[1]],
+        _ => [c.1, cin, c.2[0], c.2[1]],
     }
 }
 
@@ -99,6 +109,16 @@ fn apply<B: mr_kernels::TrainOps>(
         (Op::Conv, false) => burn::tensor::module::conv2d(x, w, b, conv_opts(c)),
         (Op::ConvT, true) => mr_kernels::conv_transpose2d(x, w, b, conv_t_opts(c)),
         (Op::ConvT, false) => burn::tensor::module::conv_transpose2d(x, w, b, conv_t_opts(c)),
+        (Op::ConvLrelu, true) | (Op::ConvThenLrelu, false) => {
+            mr_kernels::conv2d_lrelu(x, w, b, conv_opts(c), SLOPE)
+        }
+        (Op::ConvLrelu, false) => burn::tensor::activation::leaky_relu(
+            burn::tensor::module::conv2d(x, w, b, conv_opts(c)),
+            SLOPE,
+        ),
+        (Op::ConvThenLrelu, true) => {
+            mr_kernels::leaky_relu(mr_kernels::conv2d(x, w, b, conv_opts(c)), SLOPE)
+        }
     }
 }
 
@@ -161,10 +181,7 @@ fn check_case(op: Op, c: &Case, rng: &mut ChaCha8Rng) {
     for bias in [true, false] {
         let want = run(op, c, &v, false, bias, [true; 3]);
         let got = run(op, c, &v, true, bias, [true; 3]);
-        let label = format!(
-            "{} {c:?} bias={bias}",
-            if op == Op::Conv { "conv" } else { "conv_t" }
-        );
+        let label = format!("{op:?} {c:?} bias={bias}");
         assert!(rel_err(&got.0, &want.0) <= 1e-4, "{label}: output");
         for (name, g, w) in [("x", &got.1, &want.1), ("weight", &got.2, &want.2)] {
             let (g, w) = (g.as_ref().unwrap(), w.as_ref().unwrap());
@@ -197,9 +214,42 @@ fn transposed_convolution_forward_and_gradients_match_burn_ops() {
 }
 
 #[test]
+fn convolution_with_leaky_relu_matches_burn_ops() {
+    let mut rng = ChaCha8Rng::seed_from_u64(18);
+    for c in CONV_CASES {
+        check_case(Op::ConvLrelu, c, &mut rng);
+    }
+}
+
+/// The fused op and mr-kernels' two ops run the same arithmetic but for the bias gradient's
+/// summation order (one float64 pass per image group instead of per plane).
+#[test]
+fn convolution_with_leaky_relu_equals_the_two_ops_bit_for_bit() {
+    let mut rng = ChaCha8Rng::seed_from_u64(19);
+    for c in CONV_CASES {
+        let v = inputs(Op::Conv, c, &mut rng);
+        let two = run(Op::ConvThenLrelu, c, &v, true, true, [true; 3]);
+        let one = run(Op::ConvThenLrelu, c, &v, false, true, [true; 3]);
+        assert_eq!(one.0, two.0, "{c:?}: output");
+        assert_eq!(one.1, two.1, "{c:?}: input gradient");
+        assert_eq!(one.2, two.2, "{c:?}: weight gradient");
+        let e = rel_err(one.3.as_ref().unwrap(), two.3.as_ref().unwrap());
+        assert!(e <= 1e-6, "{c:?}: bias gradient rel. error {e:e}");
+        assert!(
+            one.0.iter().any(|&v| v < 0.0),
+            "{c:?}: some outputs negative"
+        );
+    }
+}
+
+#[test]
 fn forward_on_the_plain_backend_matches_burn_ops() {
     let mut rng = ChaCha8Rng::seed_from_u64(13);
-    for (op, cases) in [(Op::Conv, CONV_CASES), (Op::ConvT, CONV_T_CASES)] {
+    for (op, cases) in [
+        (Op::Conv, CONV_CASES),
+        (Op::ConvT, CONV_T_CASES),
+        (Op::ConvLrelu, CONV_CASES),
+    ] {
         for c in cases {
             let v = inputs(op, c, &mut rng);
             let ws = weight_shape(op, c);
@@ -221,7 +271,11 @@ fn forward_on_the_plain_backend_matches_burn_ops() {
 #[test]
 fn untracked_parents_get_no_gradient_and_leave_the_others_unchanged() {
     let mut rng = ChaCha8Rng::seed_from_u64(14);
-    for (op, c) in [(Op::Conv, &CONV_CASES[0]), (Op::ConvT, &CONV_T_CASES[0])] {
+    for (op, c) in [
+        (Op::Conv, &CONV_CASES[0]),
+        (Op::ConvT, &CONV_T_CASES[0]),
+        (Op::ConvLrelu, &CONV_CASES[0]),
+    ] {
         let v = inputs(op, c, &mut rng);
         let all = run(op, c, &v, true, true, [true; 3]);
         // the critic's step on real images: the input is not tracked
@@ -275,6 +329,27 @@ fn weight_gradient_does_not_depend_on_the_thread_count() {
         let one = dw(1);
         assert_eq!(one, dw(2), "{:?}", c.0);
         assert_eq!(one, dw(3), "{:?}", c.0);
+        // with a fused leaky ReLU, weight and bias from one pass
+        let y = mr_kernels::conv::conv2d_lrelu_forward(&v.x, &v.w, Some(&v.b), 0.2, &g);
+        let params = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| {
+                    mr_kernels::conv::conv2d_backward_params(
+                        &v.x,
+                        &v.dy,
+                        Some((&y, 0.2)),
+                        &g,
+                        true,
+                        true,
+                    )
+                })
+        };
+        let one = params(1);
+        assert_eq!(one, params(2), "{:?}", c.0);
+        assert_eq!(one, params(3), "{:?}", c.0);
     }
 }
 

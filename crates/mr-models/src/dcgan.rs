@@ -165,9 +165,9 @@ pub struct DcganDiscriminator<B: Backend> {
 impl<B: TrainOps> DcganDiscriminator<B> {
     /// `x: [N, 3, 32, 32]`, `labels: [N]` -> logits `[N]`.
     pub fn forward(&self, x: Tensor<B, 4>, labels: Tensor<B, 1, Int>) -> Tensor<B, 1> {
-        let h = mr_kernels::leaky_relu(self.conv1.forward(x), 0.2); // [N, w, 16, 16]
-        let h = mr_kernels::leaky_relu(self.conv2.forward(h), 0.2); // [N, 2w, 8, 8]
-        let h = mr_kernels::leaky_relu(self.conv3.forward(h), 0.2); // [N, 4w, 4, 4]
+        let h = self.conv1.forward_lrelu(x, 0.2); // [N, w, 16, 16]
+        let h = self.conv2.forward_lrelu(h, 0.2); // [N, 2w, 8, 8]
+        let h = self.conv3.forward_lrelu(h, 0.2); // [N, 4w, 4, 4]
         let [n, c, hh, ww] = h.dims();
         let out: Tensor<B, 1> = self
             .fc

@@ -170,6 +170,13 @@ impl<B: TrainOps> Conv<B> {
         mr_kernels::conv2d(x, w, b, opts)
     }
 
+    /// `leaky_relu(forward(x), slope)` as one op (`mr_kernels::conv2d_lrelu`: on the CPU backend
+    /// the activation is applied inside the convolution's kernels, each way).
+    pub fn forward_lrelu(&self, x: Tensor<B, 4>, slope: f64) -> Tensor<B, 4> {
+        let (w, b, opts) = self.operands();
+        mr_kernels::conv2d_lrelu(x, w, b, opts, slope)
+    }
+
     /// `forward(upsample2(x))` (nearest ×2, then this convolution) without building the
     /// upsampled tensor where the geometry allows (3×3 stride 1 padding 1 by output phases,
     /// 1×1 by commuting; `mr_kernels::upsample2_conv2d`): `[N, in, H, W] -> [N, out, 2H, 2W]`.
