@@ -4,9 +4,10 @@
 //!
 //! A group of images at a time (up to 8, as many as keep the group's columns ≤ 16 MB):
 //! `im2col` unfolds each image into its columns of a block `[K = cin·kh·kw, group·P]`
-//! (`P = ho·wo`; row copies for wide stride-1 outputs, a precomputed gather table otherwise —
+//! (`P = ho·wo`; row copies for wide stride-1 outputs, otherwise a precomputed gather table —
 //! the GAN's 4×4 stride-2 layers on 4–32-pixel maps, where per-row bookkeeping cost more than
-//! the copy), and each product is one faer GEMM on the block — wide enough to be efficient
+//! the copy — and, for the folding back (`col2im`), each channel's phase planes, see
+//! [`Unfold`]), and each product is one faer GEMM on the block — wide enough to be efficient
 //! even on a generator's 4×4 maps, where one image's GEMM has only 16 columns:
 //! - forward: `Y = W · cols (+ b)` (`W` is `[cout, K]`, the weight's own layout),
 //! - input gradient: `dx = col2im(Wᵀ · dY)`,
@@ -126,15 +127,127 @@ fn valid(n_out: usize, s: usize, k: usize, pad: usize, len: usize) -> (usize, us
 }
 
 /// Output rows at least this wide (with stride 1) unfold row by row (`memcpy`s of input rows);
-/// narrower ones, and strided ones, gather through an index table.
+/// narrower ones, and strided ones, through phase planes.
 const ROW_COPY_MIN_WIDTH: usize = 32;
 
-/// How one geometry unfolds: row copies, or a gather table `idx[(ky·kw + kx)·P + p]` = the
-/// input position read by output `p` at kernel offset `(ky, kx)`, `h·w` where it reads padding
-/// (the gather reads a copy of the plane with one zero appended). Built once per op call.
+/// The phase planes of one input channel for a stride `(sy, sx)`: plane `(a, b)` stands for
+/// the zero-padded input at rows `sy·i + a` and columns `sx·j + b` (`i < ph`, `j < pw`), so the
+/// kernel tap `(ky, kx)` touches, for output row `oy`, the `wo` consecutive values of plane
+/// `(ky mod sy, kx mod sx)` at row `oy + ky / sy` from column `kx / sx` — the folding's strided
+/// scatter becomes short contiguous row additions.
+#[derive(Debug, Clone, Copy)]
+struct Phases {
+    sy: usize,
+    sx: usize,
+    ph: usize,
+    pw: usize,
+}
+
+impl Phases {
+    fn new(g: &ConvGeom) -> Self {
+        let [sy, sx] = g.stride;
+        Self {
+            sy,
+            sx,
+            ph: g.ho + (g.kh - 1) / sy,
+            pw: g.wo + (g.kw - 1) / sx,
+        }
+    }
+
+    /// Values of all planes of one channel.
+    fn len(&self) -> usize {
+        self.sy * self.sx * self.ph * self.pw
+    }
+
+    /// Plane `(ky mod sy, kx mod sx)` of `ext` and the row and column offsets of tap `(ky, kx)`.
+    fn tap(&self, ky: usize, kx: usize) -> (usize, usize, usize) {
+        let plane = (ky % self.sy) * self.sx + kx % self.sx;
+        (plane * self.ph * self.pw, ky / self.sy, kx / self.sx)
+    }
+
+    /// The input row of plane row `i` of phase row `a`, if inside the input.
+    fn input_row(&self, g: &ConvGeom, a: usize, i: usize) -> Option<usize> {
+        (self.sy * i + a)
+            .checked_sub(g.padding[0])
+            .filter(|&y| y < g.h)
+    }
+
+    /// The plane columns `j0..j1` of phase column `b` that lie inside the input, and the input
+    /// column of `j0` (later ones follow every `sx`).
+    fn input_cols(&self, g: &ConvGeom, b: usize) -> (usize, usize, usize) {
+        let (j0, j1) = valid(self.pw, self.sx, b, g.padding[1], g.w);
+        let x0 = if j0 < j1 {
+            j0 * self.sx + b - g.padding[1]
+        } else {
+            0
+        };
+        (j0, j1, x0)
+    }
+
+    /// Adds every plane value (`ext`, [`Phases::len`] values) that lies inside the input onto
+    /// its position in the input plane (`h·w`).
+    fn merge_add(&self, g: &ConvGeom, ext: &[f32], plane: &mut [f32]) {
+        let mut rows = ext.chunks_exact(self.pw);
+        for a in 0..self.sy {
+            for b in 0..self.sx {
+                for i in 0..self.ph {
+                    let row = rows.next().expect("phase plane rows");
+                    let Some(y) = self.input_row(g, a, i) else {
+                        continue;
+                    };
+                    let dst = &mut plane[y * g.w..(y + 1) * g.w];
+                    let (j0, j1, x0) = self.input_cols(g, b);
+                    if j0 < j1 {
+                        for (d, v) in dst[x0..].iter_mut().step_by(self.sx).zip(&row[j0..j1]) {
+                            *d += *v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dst` rows `qy..` (row length `pw`) from column `qx` += `src` (`ho` rows of `wo`); the
+/// GAN's widths as fixed-size loops the compiler unrolls.
+fn add_rows(dst: &mut [f32], src: &[f32], pw: usize, (qy, qx): (usize, usize), wo: usize) {
+    fn fixed<const N: usize>(dst: &mut [f32], src: &[f32], pw: usize, qy: usize, qx: usize) {
+        for (oy, s) in src.chunks_exact(N).enumerate() {
+            let d: &mut [f32; N] = (&mut dst[(oy + qy) * pw + qx..][..N])
+                .try_into()
+                .expect("N values");
+            for (a, b) in d.iter_mut().zip(s) {
+                *a += *b;
+            }
+        }
+    }
+    match wo {
+        4 => fixed::<4>(dst, src, pw, qy, qx),
+        8 => fixed::<8>(dst, src, pw, qy, qx),
+        16 => fixed::<16>(dst, src, pw, qy, qx),
+        _ => {
+            for (oy, s) in src.chunks_exact(wo).enumerate() {
+                let d = &mut dst[(oy + qy) * pw + qx..][..wo];
+                for (a, b) in d.iter_mut().zip(s) {
+                    *a += *b;
+                }
+            }
+        }
+    }
+}
+
+/// How one geometry unfolds: row copies of the input (wide stride-1 rows); otherwise a
+/// gather table for the unfolding, `idx[(ky·kw + kx)·P + p]` = the input position read by
+/// output `p` at tap `(ky, kx)` (`h·w` where it reads padding: the gather reads a copy of the
+/// plane with one zero appended), and [`Phases`] for the folding (each tap adds short
+/// contiguous rows onto a channel's phase planes, merged onto the input once). Measured on the
+/// DCGAN critic's 4×4 stride-2 layers (`results/bench/models-profile.md`): the phase planes
+/// halved the folding's share of a training step but made the unfolding slower than the gather
+/// table (building the planes cost more than the row copies saved), hence one of each.
 struct Unfold {
     g: ConvGeom,
     idx: Option<Vec<u32>>,
+    phases: Option<Phases>,
 }
 
 impl Unfold {
@@ -160,7 +273,21 @@ impl Unfold {
             }
             idx
         });
-        Self { g: *g, idx }
+        Self {
+            g: *g,
+            idx,
+            phases: (!rows).then(|| Phases::new(g)),
+        }
+    }
+
+    /// Scratch values the gather and the phase planes need (0 for row copies).
+    fn ext_len(&self) -> usize {
+        let gather = if self.idx.is_some() {
+            self.g.h * self.g.w + 1
+        } else {
+            0
+        };
+        gather.max(self.phases.map_or(0, |ph| ph.len()))
     }
 
     /// Unfolds one image into its `P` columns of a `K × ld` block, starting at column `off`.
@@ -185,22 +312,23 @@ impl Unfold {
 
     /// The adjoint of [`Unfold::im2col`]: adds one image's columns back onto it.
     fn col2im_add(&self, cols: &[f32], ld: usize, off: usize, dx: &mut [f32], ext: &mut [f32]) {
-        let Some(idx) = &self.idx else {
+        let Some(ph) = &self.phases else {
             return col2im_rows(cols, ld, off, &self.g, dx);
         };
         let g = &self.g;
         let (p, hw, kk) = (g.p(), g.h * g.w, g.kh * g.kw);
+        let ext = &mut ext[..ph.len()];
         for ci in 0..g.cin {
-            let plane = &mut dx[ci * hw..(ci + 1) * hw];
-            ext[..hw].copy_from_slice(plane);
-            for (r, ids) in idx.chunks(p).enumerate() {
-                let row = ci * kk + r;
-                let src = &cols[row * ld + off..row * ld + off + p];
-                for (v, &i) in src.iter().zip(ids) {
-                    ext[i as usize] += *v;
+            ext.fill(0.0);
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    let row = ci * kk + ky * g.kw + kx;
+                    let (at, qy, qx) = ph.tap(ky, kx);
+                    let src = &cols[row * ld + off..row * ld + off + p];
+                    add_rows(&mut ext[at..], src, ph.pw, (qy, qx), g.wo);
                 }
             }
-            plane.copy_from_slice(&ext[..hw]);
+            ph.merge_add(g, ext, &mut dx[ci * hw..(ci + 1) * hw]);
         }
     }
 }
@@ -357,7 +485,7 @@ fn with_scratch<R>(
     f: impl FnOnce(&mut [f32], &mut [f32], &mut [f32]) -> R,
 ) -> R {
     let g = &u.g;
-    let ext = if u.idx.is_some() { g.h * g.w + 1 } else { 0 };
+    let ext = u.ext_len();
     let sizes = [g.k() * g.p() * gsize, c * g.p() * gsize, ext];
     SCRATCH.with(|s| {
         let mut s = s.borrow_mut();
@@ -734,6 +862,63 @@ mod tests {
                 (lhs - dot(&ws, &dw)).abs() <= 1e-4 * lhs.abs().max(1.0),
                 "{x:?}: weight adjoint"
             );
+        }
+    }
+
+    /// Unfolding through phase planes (and through input rows) equals the definition value for
+    /// value — `cols[(ci·kh + ky)·kw + kx][p]` is the padded input at `(oy·sy + ky, ox·sx + kx)` —
+    /// and folding adds every column value onto that position, in tap order (bit for bit, so
+    /// the layout changes no result).
+    #[test]
+    fn unfold_and_fold_equal_the_definition_bit_for_bit() {
+        let mut seed = 3u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        };
+        for (x, k, s, p) in [
+            ([1, 3, 32, 32], [2, 4, 4], [2, 2], [1, 1]), // the critic's layers: wo 16, 8, 4
+            ([1, 2, 16, 16], [2, 4, 4], [2, 2], [1, 1]),
+            ([1, 2, 8, 8], [2, 4, 4], [2, 2], [1, 1]),
+            ([1, 2, 9, 7], [3, 3, 2], [3, 2], [2, 0]),
+            ([1, 1, 5, 6], [2, 2, 2], [1, 1], [1, 1]), // the phase-wise generator's 2×2
+            ([1, 2, 6, 40], [1, 3, 3], [1, 1], [1, 1]), // wide rows
+            ([1, 1, 4, 4], [1, 5, 5], [1, 1], [2, 2]),
+        ] {
+            let g = ConvGeom::new(x, k, s, p).unwrap();
+            let u = Unfold::new(&g);
+            let (kk, pp) = (g.k(), g.p());
+            let xs: Vec<f32> = (0..g.image_len()).map(|_| next()).collect();
+            let at = |ci: usize, ky: usize, kx: usize, o: usize| -> Option<usize> {
+                let (oy, ox) = (o / g.wo, o % g.wo);
+                let iy = (oy * g.stride[0] + ky).checked_sub(g.padding[0])?;
+                let ix = (ox * g.stride[1] + kx).checked_sub(g.padding[1])?;
+                (iy < g.h && ix < g.w).then_some((ci * g.h + iy) * g.w + ix)
+            };
+            let mut ext = vec![f32::NAN; u.ext_len()];
+            let mut cols = vec![f32::NAN; kk * pp];
+            u.im2col(&xs, &mut cols, pp, 0, &mut ext);
+            let cv: Vec<f32> = (0..kk * pp).map(|_| next()).collect();
+            let mut dx = vec![0.0f32; g.image_len()];
+            let mut want_dx = vec![0.0f32; g.image_len()];
+            for ci in 0..g.cin {
+                for ky in 0..g.kh {
+                    for kx in 0..g.kw {
+                        let row = (ci * g.kh + ky) * g.kw + kx;
+                        for o in 0..pp {
+                            let want = at(ci, ky, kx, o).map_or(0.0, |i| xs[i]);
+                            assert_eq!(cols[row * pp + o].to_bits(), want.to_bits(), "{x:?}");
+                            if let Some(i) = at(ci, ky, kx, o) {
+                                want_dx[i] += cv[row * pp + o];
+                            }
+                        }
+                    }
+                }
+            }
+            u.col2im_add(&cv, pp, 0, &mut dx, &mut ext);
+            assert_eq!(dx, want_dx, "{x:?}: fold");
         }
     }
 
