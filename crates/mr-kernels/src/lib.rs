@@ -12,11 +12,14 @@
 //!
 //! The generators' nearest ×2 upsampling followed by a 3×3 convolution runs by output phases
 //! ([`upconv`]: one 2×2 convolution and an interleave, about half the multiply-adds, no
-//! upsampled tensor), and the critics' leaky ReLU is one op each way instead of three.
+//! upsampled tensor), and the critics' leaky ReLU is one op each way instead of three — or,
+//! after a convolution, part of it ([`conv2d_lrelu`]: applied while each image group's output is
+//! in cache, its gradient while each group's output gradient is gathered).
 //!
 //! [`TrainOps`] is the extension: a backend trait with the fused ops (training-mode batch norm,
 //! forward and its closed-form backward; convolution and transposed convolution, forward and
-//! the input/weight/bias gradients; leaky ReLU; the phase interleave), following burn's pattern
+//! the input/weight/bias gradients; a convolution followed by a leaky ReLU; leaky ReLU; the
+//! phase interleave), following burn's pattern
 //! for custom kernels —
 //! implemented
 //! - for burn's `Flex` CPU backend with the host kernels of [`host`] and [`conv`] (batch norm:
