@@ -6,8 +6,8 @@
 //! `im2col` unfolds each image into its columns of a block `[K = cin·kh·kw, group·P]`
 //! (`P = ho·wo`; row copies for wide stride-1 outputs, otherwise a precomputed gather table —
 //! the GAN's 4×4 stride-2 layers on 4–32-pixel maps, where per-row bookkeeping cost more than
-//! the copy — and, for the folding back (`col2im`), each channel's phase planes, see
-//! [`Unfold`]), and each product is one faer GEMM on the block — wide enough to be efficient
+//! the copy — and, for the folding back (`col2im`), each channel's phase planes:
+//! short contiguous row additions per kernel tap), and each product is one faer GEMM on the block — wide enough to be efficient
 //! even on a generator's 4×4 maps, where one image's GEMM has only 16 columns:
 //! - forward: `Y = W · cols (+ b)` (`W` is `[cout, K]`, the weight's own layout),
 //! - input gradient: `dx = col2im(Wᵀ · dY)`,
