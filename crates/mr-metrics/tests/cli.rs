@@ -110,6 +110,14 @@ fn fid_json_matches_reference_and_save_stats_roundtrips() {
         .assert()
         .success()
         .stdout(predicate::str::starts_with("FID: 2.245"));
+    // a set against itself: 0, not a rounding residue shown as "-0.000000"
+    bin()
+        .arg("fid")
+        .arg(fx("fid_a.npy"))
+        .arg(fx("fid_a.npy"))
+        .assert()
+        .success()
+        .stdout("FID: 0.000000\n");
 }
 
 #[test]

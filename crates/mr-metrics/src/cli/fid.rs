@@ -140,7 +140,10 @@ pub fn run(a: FidArgs) -> Result<()> {
         add_provenance(&mut v, &[&ready[0], rb], &embedder);
         print_json(&v)?;
     } else {
-        println!("FID: {:.6}", r.fid);
+        // a set against itself leaves a rounding residue of either sign (e.g. −1e-12), which
+        // `{:.6}` would show as "-0.000000": FID is ≥ 0, so the text shows 0 (`--json` keeps the
+        // computed value)
+        println!("FID: {:.6}", r.fid.max(0.0));
         if let Some(b) = &boot {
             print_bootstrap(b.replicates, None, b.std, b.level, (b.low, b.high));
         }
