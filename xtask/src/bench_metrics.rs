@@ -555,7 +555,7 @@ fn markdown(r: &Value) -> String {
         "`cargo xtask bench metrics`".to_string()
     } else {
         format!(
-            "`cargo xtask bench metrics --only {}` (the other rows are not part of this run: n/a)",
+            "`cargo xtask bench metrics --only {}` (only what these parts measure is shown)",
             only.join(",")
         )
     };
@@ -599,6 +599,9 @@ fn markdown(r: &Value) -> String {
             "vendi-score's score_dual",
         ),
     ] {
+        if o[k].is_null() {
+            continue;
+        }
         let key = match k {
             "fid" => "fid_vs_pytorch_fid_scipy",
             "ct" => "ct_vs_data_copying_sklearn",
@@ -614,19 +617,24 @@ fn markdown(r: &Value) -> String {
             f(&s[key])
         );
     }
-    m += &format!(
-        "| Vendi score `--float32` (float32 Gram, float64 eigenvalues) vs vendi-score's score_dual | {} | {} | {}x |\n",
-        f(&o["vendi_f32"]["median_s"]),
-        f(&p["vendi"]["median_s"]),
-        f(&s["vendi_float32_vs_vendi_score"])
-    );
-    m += &format!(
-        "| FID from features vs torch-fidelity 0.4.0's route (np.cov + np.linalg.eigvals) | {} | {} | {}x |\n",
-        f(&o["fid"]["median_s"]),
-        f(&p["fid_eigvals"]["median_s"]),
-        f(&s["fid_vs_torch_fidelity_eigvals"])
-    );
-    m += &format!(
+    if !o["vendi_f32"].is_null() {
+        m += &format!(
+            "| Vendi score `--float32` (float32 Gram, float64 eigenvalues) vs vendi-score's score_dual | {} | {} | {}x |\n",
+            f(&o["vendi_f32"]["median_s"]),
+            f(&p["vendi"]["median_s"]),
+            f(&s["vendi_float32_vs_vendi_score"])
+        );
+    }
+    if !o["fid"].is_null() {
+        m += &format!(
+            "| FID from features vs torch-fidelity 0.4.0's route (np.cov + np.linalg.eigvals) | {} | {} | {}x |\n",
+            f(&o["fid"]["median_s"]),
+            f(&p["fid_eigvals"]["median_s"]),
+            f(&s["fid_vs_torch_fidelity_eigvals"])
+        );
+    }
+    if !o["fid"].is_null() {
+        m += &format!(
         "\nFID, ours in parts: μ and Σ of both sets {} s, Tr √(Σ1Σ2) {} s. The covariances alone are \
          {} s of float64 GEMM at this machine's measured float64 rate ({} GFLOP/s, faer 2048³): \
          ours reaches {} of that bound for the whole FID. (float64 throughout, as pytorch-fid: \
@@ -641,7 +649,12 @@ fn markdown(r: &Value) -> String {
             .map_or("n/a".into(), |(b, t)| format!("{:.0} %", 100.0 * b / t)),
         f(&p["fid_eigvals"]["value"]),
     );
-    m += &format!(
+    }
+    if ["prdc", "authpct", "vendi"]
+        .iter()
+        .any(|k| !o[*k].is_null())
+    {
+        m += &format!(
         "\nFidelity values: ours precision {} recall {} density {} coverage {} vs the prdc package {} {} {} {}; \
          AuthPct ours {} vs reference {}; Vendi ours {} (`--float32` {}) vs vendi-score {}.\n",
         f(&o["prdc"]["value"]["precision"]),
@@ -658,8 +671,10 @@ fn markdown(r: &Value) -> String {
         f(&o["vendi_f32"]["value"]),
         f(&p["vendi"]["value"]),
     );
+    }
     let mem = &o["memory"];
-    m += &format!(
+    if !mem.is_null() {
+        m += &format!(
         "\nMemory: `mr-metrics fid BIG.npy --save-stats OUT.npz` on {} × {} float32 features ({} GB \
          file; the CLI streams feature files in blocks of 1,024 rows): {} s, peak RSS of the whole \
          process {} MB. The statistics equal those of the loaded file bit for bit (checked). \
@@ -675,9 +690,11 @@ fn markdown(r: &Value) -> String {
         f(&mem["nnd_cli_seconds"]),
         f(&mem["nnd_cli_peak_rss_mb"]),
     );
+    }
     let rate = o["gemm_same_size"]["gflops"].as_f64();
     let ct_bound = o["ct"]["nn_gflop"].as_f64().zip(rate).map(|(g, r)| g / r);
-    m += &format!(
+    if !o["ct"].is_null() {
+        m += &format!(
         "\nC_T, ours in parts: the k-means cells (4 restarts, in lockstep) {} s; the within-cell exact \
          NN searches are {} GFLOP of float32 GEMM, {} s at this machine's measured GEMM rate ({} \
          GFLOP/s, the NN product below) — a bound on any exact method that scans, the reference's \
@@ -690,32 +707,61 @@ fn markdown(r: &Value) -> String {
             .zip(o["ct"]["median_s"].as_f64())
             .map_or("n/a".into(), |(b, t)| format!("{:.0} %", 100.0 * b / t)),
     );
-    m += &format!(
-        "\nValues agree: FID ours {} vs reference {}; C_T ours {} vs reference {} (cells are fitted \
-         by different k-means implementations, so C_T differs slightly); mean NN distance ours {} vs faiss {}.\n",
-        f(&o["fid"]["value"]),
-        f(&p["fid"]["value"]),
-        f(&o["ct"]["value"]),
-        f(&p["ct"]["value"]),
-        f(&o["nn"]["value"]),
-        f(&p["nn"]["value"]),
-    );
-    m += &format!(
-        "\nPlain GEMM of the NN product: {} s ({} GFLOP/s); exact NN search / plain GEMM = {}.\n\
-         GEMM 1024^3 f32: faer {} GFLOP/s, ndarray {} GFLOP/s.\n\
-         IVF (cosine, nlist {}, nprobe {}): build {} s, search {} s, recall@1 {}.\n\n\
-         | dim | k-d tree (s) | GEMM scan (s) | k-d speed-up |\n|---|---|---|---|\n",
-        f(&o["gemm_same_size"]["seconds"]),
-        f(&o["gemm_same_size"]["gflops"]),
-        f(&s["nn_time_over_plain_gemm"]),
-        f(&o["gemm_gflops"]["faer"]),
-        f(&o["gemm_gflops"]["ndarray"]),
-        o["ivf"]["nlist"],
-        o["ivf"]["nprobe"],
-        f(&o["ivf"]["build_s"]),
-        f(&o["ivf"]["search_s"]),
-        f(&o["ivf"]["recall_at_1"]),
-    );
+    }
+    let agree: Vec<String> = [
+        ("fid", "FID", "reference", ""),
+        (
+            "ct",
+            "C_T",
+            "reference",
+            " (cells are fitted by different k-means implementations, so C_T differs slightly)",
+        ),
+        ("nn", "mean NN distance", "faiss", ""),
+    ]
+    .iter()
+    .filter(|(k, ..)| !o[*k].is_null())
+    .map(|(k, name, theirs, why)| {
+        format!(
+            "{name} ours {} vs {theirs} {}{why}",
+            f(&o[*k]["value"]),
+            f(&p[*k]["value"])
+        )
+    })
+    .collect();
+    if !agree.is_empty() {
+        m += &format!("\nValues agree: {}.\n", agree.join("; "));
+    }
+    if !o["gemm_same_size"].is_null() {
+        m += &format!(
+            "\nPlain GEMM of the NN product: {} s ({} GFLOP/s); exact NN search / plain GEMM = {}.\n",
+            f(&o["gemm_same_size"]["seconds"]),
+            f(&o["gemm_same_size"]["gflops"]),
+            f(&s["nn_time_over_plain_gemm"]),
+        );
+    }
+    if !o["gemm_gflops"].is_null() {
+        m += &format!(
+            "GEMM 1024^3 f32: faer {} GFLOP/s, ndarray {} GFLOP/s.\n",
+            f(&o["gemm_gflops"]["faer"]),
+            f(&o["gemm_gflops"]["ndarray"]),
+        );
+    }
+    if !o["ivf"].is_null() {
+        m += &format!(
+            "IVF (cosine, nlist {}, nprobe {}): build {} s, search {} s, recall@1 {}.\n",
+            o["ivf"]["nlist"],
+            o["ivf"]["nprobe"],
+            f(&o["ivf"]["build_s"]),
+            f(&o["ivf"]["search_s"]),
+            f(&o["ivf"]["recall_at_1"]),
+        );
+    }
+    if o["kdtree_vs_exact"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty())
+    {
+        m += "\n| dim | k-d tree (s) | GEMM scan (s) | k-d speed-up |\n|---|---|---|---|\n";
+    }
     for row in o["kdtree_vs_exact"].as_array().into_iter().flatten() {
         m += &format!(
             "| {} | {} | {} | {}x |\n",
@@ -726,4 +772,40 @@ fn markdown(r: &Value) -> String {
         );
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A full run's markdown shows every row; a run of some parts (`--only`) shows only what they
+    /// measured — no rows or sentences of n/a and null.
+    #[test]
+    fn markdown_shows_what_ran() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let read = |name: &str| -> Value {
+            serde_json::from_str(&std::fs::read_to_string(root.join(name)).unwrap()).unwrap()
+        };
+        let full = markdown(&read("results/bench/metrics.json"));
+        for want in [
+            "FID from features vs pytorch-fid",
+            "C_T, 10 k-means cells",
+            "exact cosine 1-NN",
+            "FID, ours in parts",
+            "C_T, ours in parts",
+            "Values agree: FID ours",
+            "Plain GEMM of the NN product",
+            "| dim | k-d tree (s)",
+        ] {
+            assert!(full.contains(want), "full run: {want}");
+        }
+        let mem = markdown(&read("results/bench/metrics-only-memory.json"));
+        assert!(mem.contains("Memory: `mr-metrics fid BIG.npy"));
+        for absent in ["n/a", "null", "FID, ours in parts", "| FID from", "Values agree"] {
+            assert!(!mem.contains(absent), "--only memory shows {absent:?}:\n{mem}");
+        }
+        let fid = markdown(&read("results/bench/metrics-only-fidelity.json"));
+        assert!(fid.contains("Fidelity values: ours precision"));
+        assert!(!fid.contains("null") && !fid.contains("Memory:"), "{fid}");
+    }
 }

@@ -127,7 +127,8 @@ fn valid(n_out: usize, s: usize, k: usize, pad: usize, len: usize) -> (usize, us
 }
 
 /// Output rows at least this wide (with stride 1) unfold row by row (`memcpy`s of input rows);
-/// narrower ones, and strided ones, through phase planes.
+/// narrower ones, and strided ones, through a gather table (and fold back through phase planes;
+/// see [`Unfold`]).
 const ROW_COPY_MIN_WIDTH: usize = 32;
 
 /// The phase planes of one input channel for a stride `(sy, sx)`: plane `(a, b)` stands for
