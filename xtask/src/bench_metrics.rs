@@ -801,8 +801,17 @@ mod tests {
         }
         let mem = markdown(&read("results/bench/metrics-only-memory.json"));
         assert!(mem.contains("Memory: `mr-metrics fid BIG.npy"));
-        for absent in ["n/a", "null", "FID, ours in parts", "| FID from", "Values agree"] {
-            assert!(!mem.contains(absent), "--only memory shows {absent:?}:\n{mem}");
+        for absent in [
+            "n/a",
+            "null",
+            "FID, ours in parts",
+            "| FID from",
+            "Values agree",
+        ] {
+            assert!(
+                !mem.contains(absent),
+                "--only memory shows {absent:?}:\n{mem}"
+            );
         }
         let fid = markdown(&read("results/bench/metrics-only-fidelity.json"));
         assert!(fid.contains("Fidelity values: ours precision"));
