@@ -480,7 +480,12 @@ impl<B: TrainBackend> Trainer<B> {
                 Some(c) => c.init(step_seed(seed, t, 0, Stream::AugG)).apply(fake),
                 None => fake,
             };
-            let loss = self.g_loss(self.d.forward(fake, int_tensor::<B>(&labels, &self.device)));
+            // D's parameters do not take part in the G step's graph (StudioGAN's
+            // `toggle_grad(D, False)`): its convolutions then skip their weight and bias
+            // gradients, which the G step would compute and drop. The clone shares D's spectral
+            // norm state (burn's `RunningState`), so the power iteration advances as before.
+            let d = self.d.clone().no_grad();
+            let loss = self.g_loss(d.forward(fake, int_tensor::<B>(&labels, &self.device)));
             let grads = GradientsParams::from_grads(loss.clone().backward(), &self.g);
             self.g = self.opt_g.step(self.cfg.train.lr_g, self.g.clone(), grads);
             stats.g_loss = scalar(loss);
