@@ -309,7 +309,8 @@ pub fn run_toy<B: TrainBackend>(
         } else {
             let m = kept.len() / z_dim;
             let z: Tensor<B, 2> = Tensor::from_data(TensorData::new(kept, [m, z_dim]), device);
-            let loss = hinge_g_loss(d.forward(g.forward(z)));
+            // D untracked in the G step, as in the image trainer (no D gradients computed)
+            let loss = hinge_g_loss(d.clone().no_grad().forward(g.forward(z)));
             let grads = GradientsParams::from_grads(loss.backward(), &g);
             g = opt_g.step(cfg.lr, g, grads);
             updates += 1;
