@@ -191,13 +191,13 @@ impl Phases {
         let mut rows = ext.chunks_exact(self.pw);
         for a in 0..self.sy {
             for b in 0..self.sx {
+                let (j0, j1, x0) = self.input_cols(g, b);
                 for i in 0..self.ph {
                     let row = rows.next().expect("phase plane rows");
                     let Some(y) = self.input_row(g, a, i) else {
                         continue;
                     };
                     let dst = &mut plane[y * g.w..(y + 1) * g.w];
-                    let (j0, j1, x0) = self.input_cols(g, b);
                     if j0 < j1 {
                         for (d, v) in dst[x0..].iter_mut().step_by(self.sx).zip(&row[j0..j1]) {
                             *d += *v;
@@ -626,7 +626,7 @@ pub fn conv2d_backward_params(
     let (k, p) = (g.k(), g.p());
     let len = g.cout * k;
     let zeros = |n: usize, want: bool| want.then(|| vec![0.0f32; n]);
-    if g.n == 0 || len == 0 || p == 0 {
+    if g.n == 0 || len == 0 || p == 0 || !(want_weight || want_bias) {
         return (zeros(len, want_weight), zeros(g.cout, want_bias));
     }
     let u = Unfold::new(g);
@@ -823,13 +823,7 @@ mod tests {
 
     #[test]
     fn forward_and_its_adjoint_match_the_definition() {
-        let mut seed = 1u64;
-        let mut next = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        };
+        let mut next = crate::testing::uniform(1);
         for (x, k, s, p) in [
             ([2, 3, 9, 8], [4, 3, 3], [2, 1], [1, 2]),
             ([1, 2, 5, 5], [3, 4, 4], [2, 2], [1, 1]),
@@ -866,19 +860,13 @@ mod tests {
         }
     }
 
-    /// Unfolding through phase planes (and through input rows) equals the definition value for
-    /// value — `cols[(ci·kh + ky)·kw + kx][p]` is the padded input at `(oy·sy + ky, ox·sx + kx)` —
+    /// Unfolding (through the gather table, and through input rows) equals the definition value
+    /// for value — `cols[(ci·kh + ky)·kw + kx][p]` is the padded input at `(oy·sy + ky, ox·sx + kx)` —
     /// and folding adds every column value onto that position, in tap order (bit for bit, so
     /// the layout changes no result).
     #[test]
     fn unfold_and_fold_equal_the_definition_bit_for_bit() {
-        let mut seed = 3u64;
-        let mut next = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        };
+        let mut next = crate::testing::uniform(3);
         for (x, k, s, p) in [
             ([1, 3, 32, 32], [2, 4, 4], [2, 2], [1, 1]), // the critic's layers: wo 16, 8, 4
             ([1, 2, 16, 16], [2, 4, 4], [2, 2], [1, 1]),

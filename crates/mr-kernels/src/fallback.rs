@@ -5,7 +5,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor};
 use burn::tensor::{Tensor, TensorPrimitive};
 
-use crate::{BnGrads, BnOut, ConvGrads, ConvNeeds};
+use crate::{BnGrads, BnOut, ConvGrads, ConvNeeds, TrainOps};
 
 fn t4<B: Backend>(x: FloatTensor<B>) -> Tensor<B, 4> {
     Tensor::from_primitive(TensorPrimitive::Float(x))
@@ -139,17 +139,33 @@ pub(crate) fn conv2d_lrelu<B: Backend>(
         .tensor()
 }
 
-/// The leaky ReLU's gradient read from its output (4-D): `y < 0 ? slope·dy : dy`.
-pub(crate) fn lrelu_grad_from_output<B: Backend>(
-    y: FloatTensor<B>,
-    dy: FloatTensor<B>,
+/// `x < 0 ? slope·dy : dy`, elementwise, at any rank: the leaky ReLU's gradient given its input
+/// (burn's mask) or, for `slope > 0`, its output.
+pub(crate) fn lrelu_mask<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    dy: Tensor<B, D>,
     slope: f64,
 ) -> FloatTensor<B> {
-    let (y, dy) = (t4::<B>(y), t4::<B>(dy));
     dy.clone()
-        .mask_where(y.lower_elem(0.0), dy.mul_scalar(slope))
+        .mask_where(x.lower_elem(0.0), dy.mul_scalar(slope))
         .into_primitive()
         .tensor()
+}
+
+/// The gradients of a convolution followed by a leaky ReLU with burn ops: the leaky ReLU's
+/// gradient read from its output `y` (4-D), then `B`'s convolution gradients of it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv2d_lrelu_train_backward<B: TrainOps>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    y: FloatTensor<B>,
+    dy: FloatTensor<B>,
+    options: ConvOptions<2>,
+    slope: f64,
+    need: ConvNeeds,
+) -> ConvGrads<B> {
+    let dz = lrelu_mask(t4::<B>(y), t4::<B>(dy), slope);
+    B::conv2d_train_backward(x, weight, dz, options, need)
 }
 
 /// The leaky ReLU with burn ops (1-D): burn's `leaky_relu`.
@@ -166,9 +182,5 @@ pub(crate) fn leaky_relu_backward<B: Backend>(
     dy: FloatTensor<B>,
     slope: f64,
 ) -> FloatTensor<B> {
-    let (x, dy) = (t1::<B>(x), t1::<B>(dy));
-    dy.clone()
-        .mask_where(x.lower_elem(0.0), dy.mul_scalar(slope))
-        .into_primitive()
-        .tensor()
+    lrelu_mask(t1::<B>(x), t1::<B>(dy), slope)
 }

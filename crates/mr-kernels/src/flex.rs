@@ -292,8 +292,9 @@ impl TrainOps for Flex {
         let geom = conv_geom(dims4(&x), dims4(&weight), x.dtype(), &options);
         host_conv_backward(&x, &weight, &dy, geom, false, Some((&y, slope)), need).unwrap_or_else(
             || {
-                let dz = fallback::lrelu_grad_from_output::<Self>(y, dy, slope);
-                fallback::conv2d_train_backward::<Self>(x, weight, dz, options, need)
+                fallback::conv2d_lrelu_train_backward::<Self>(
+                    x, weight, y, dy, options, slope, need,
+                )
             },
         )
     }
@@ -404,17 +405,8 @@ mod tests {
     /// every other backend runs (the trait's defaults): output, input/weight/bias gradients.
     #[test]
     fn conv_lrelu_host_kernels_match_the_fallback() {
-        let mut seed = 7u64;
-        let mut next = |n: usize| -> Vec<f32> {
-            (0..n)
-                .map(|_| {
-                    seed = seed
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-                })
-                .collect()
-        };
+        let mut uniform = crate::testing::uniform(7);
+        let mut next = |n: usize| -> Vec<f32> { (0..n).map(|_| uniform()).collect() };
         let (xd, wd) = ([3, 4, 9, 9], [5, 4, 4, 4]);
         let (x, w, b) = (prim(next(972), xd), prim(next(320), wd), prim(next(5), [5]));
         let opts = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
@@ -446,7 +438,8 @@ mod tests {
             0.2,
             need,
         );
-        let dz = fallback::lrelu_grad_from_output::<Flex>(host, dy, 0.2);
+        let t4 = |t| Tensor::<Flex, 4>::from_primitive(burn::tensor::TensorPrimitive::Float(t));
+        let dz = fallback::lrelu_mask(t4(host), t4(dy), 0.2);
         let r = fallback::conv2d_train_backward::<Flex>(x, w, dz, opts, need);
         for (name, a, b) in [
             ("x", g.x, r.x),

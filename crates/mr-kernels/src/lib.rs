@@ -47,6 +47,20 @@ pub mod upconv;
 
 pub use upconv::{upsample2, upsample2_conv2d};
 
+/// Seeded values for the unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// Uniform values in `[-1, 1)` from a 64-bit LCG seeded with `seed`.
+    pub fn uniform(mut seed: u64) -> impl FnMut() -> f32 {
+        move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        }
+    }
+}
+
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::tensor::backend::Backend;
@@ -184,8 +198,7 @@ pub trait TrainOps: Backend {
         slope: f64,
         need: ConvNeeds,
     ) -> ConvGrads<Self> {
-        let dz = fallback::lrelu_grad_from_output::<Self>(y, dy, slope);
-        Self::conv2d_train_backward(x, weight, dz, options, need)
+        fallback::conv2d_lrelu_train_backward::<Self>(x, weight, y, dy, options, slope, need)
     }
 
     /// Transposed 2-D convolution, `x` `[N, C_in, H, W]`, `weight` `[C_in, C_out, kh, kw]`,
