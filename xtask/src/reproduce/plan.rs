@@ -37,6 +37,17 @@ pub(crate) fn run_key(config: &str, tau: f64, seed: u64) -> String {
     mr_data::imageset::sha256_bytes(key.as_bytes())[..10].to_string()
 }
 
+/// A run's key in the plan: `run_key` once τ is known; before the guideline is measured
+/// (`--plan` on a fresh work folder) a placeholder per guideline factor, so that runs at
+/// different factors stay apart (and are counted apart in the time estimate).
+fn plan_key(config: &str, tau: f64, factor: f64, seed: u64) -> String {
+    if tau.is_nan() {
+        format!("unmeasured-x{factor}-{}", run_key(config, factor, seed))
+    } else {
+        run_key(config, tau, seed)
+    }
+}
+
 /// Folder name of one run: model, τ, seed and its `run_key`.
 fn run_name(model: &str, tau: f64, seed: u64, key: &str) -> String {
     format!("{model}-tau-{tau:.4}-seed-{seed}-{key}")
@@ -117,9 +128,16 @@ impl Plan {
                 f64::NAN
             };
         let (taus, factors): (Vec<f64>, Vec<f64>) = match &p.taus {
+            // τ = 0 is known before the guideline is (0 × NaN would hide its shared runs)
             TauGrid::GuideFactors(fs) => (
                 fs.iter()
-                    .map(|f| (f * guide_mr * 1e4).round() / 1e4)
+                    .map(|&f| {
+                        if f == 0.0 {
+                            0.0
+                        } else {
+                            (f * guide_mr * 1e4).round() / 1e4
+                        }
+                    })
                     .collect(),
                 fs.clone(),
             ),
@@ -135,7 +153,7 @@ impl Plan {
                 .take(m.max_taus.unwrap_or(usize::MAX))
             {
                 for seed in 0..model_seeds as u64 {
-                    let key = run_key(&m.config, tau, seed);
+                    let key = plan_key(&m.config, tau, factors[ti], seed);
                     let (dir, name) = seen
                         .entry(key.clone())
                         .or_insert_with(|| {
@@ -285,6 +303,22 @@ mod tests {
             "[x]\npolicy = 1\n[mr]\nmode = \"g\"\n"
         );
         assert_eq!(canonical_config(other, 0.1), other);
+    }
+
+    /// Before the guideline is measured, runs at different guideline factors keep apart
+    /// (they once all keyed to τ = NaN, and `--plan` counted 5 runs to train instead of 18);
+    /// τ = 0 keys as itself, shared by the batch policies.
+    #[test]
+    fn unmeasured_guideline_keeps_factors_apart() {
+        let p = profile(ProfileName::Cpu);
+        let refill = &p.models[0].config;
+        let shrink = &p.models[1].config;
+        let nan = f64::NAN;
+        assert_ne!(plan_key(refill, nan, 0.5, 0), plan_key(refill, nan, 1.0, 0));
+        assert_ne!(plan_key(refill, nan, 0.5, 0), plan_key(refill, nan, 0.5, 1));
+        assert_ne!(plan_key(refill, nan, 0.5, 0), plan_key(shrink, nan, 0.5, 0));
+        assert_eq!(plan_key(refill, 0.0, 0.0, 0), plan_key(shrink, 0.0, 0.0, 0));
+        assert_eq!(plan_key(refill, 0.05, 0.5, 0), run_key(refill, 0.05, 0));
     }
 
     /// The configurations (and so the run keys) of the committed cpu results are still what the
