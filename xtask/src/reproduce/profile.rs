@@ -346,7 +346,7 @@ pub fn profile(name: ProfileName) -> Profile {
                         name: "dcgan-shrink",
                         label: "DCGAN (SN D), shrink",
                         config: edited(&base(COPIER, ""), &[("mr", "policy", "shrink".into())]),
-                        max_seeds: Some(1),
+                        max_seeds: None,
                         max_taus: None,
                     },
                     // The first cpu sweep's policy: when 8 draws find nothing acceptable, G
@@ -367,7 +367,9 @@ pub fn profile(name: ProfileName) -> Profile {
                     },
                 ],
                 taus: TauGrid::GuideFactors(vec![0.0, 0.5, 1.0, 1.5]),
-                seeds: 2,
+                // three seeds per τ for every variant (a figure that compares settings needs
+                // them); the first cpu sweep had two (shrink: one)
+                seeds: 3,
                 mr_embedder: EmbedderName::SmallCnn,
                 eval_embedders: vec![
                     EmbedderName::InceptionFid,
@@ -464,8 +466,9 @@ pub fn profile(name: ProfileName) -> Profile {
                 // a guess for one GPU (not measured here: no GPU has run this profile)
                 est_run_seconds: 24.0 * 3600.0,
                 // the paper iteration (batch 64, 5 D + 1 G) of BigGAN on this machine's 2 cores:
-                // 37.6-43.4 s in two runs (results/bench/models-paper.json, session 16)
-                cpu_iteration_seconds: Some(40.0),
+                // 35.1 s in `bench models` at e07a4ad (results/bench/models.json), 35.3-35.7 s in
+                // two runs at 8ed6b47 (session 20); 37.6-43.4 s with session 16's kernels
+                cpu_iteration_seconds: Some(35.0),
             }
         }
     }
