@@ -24,7 +24,7 @@ use super::plot::{save_both, xy_plot, Point, Series};
 use super::provenance::{git, machine, write_provenance};
 use super::runner::{build_bins, run_logged};
 use super::table::{self, Col, Table};
-use super::util::{mean_std, progress};
+use super::util::{mean_std, progress, welch};
 use super::ReproduceArgs;
 use crate::BadInput;
 
@@ -330,18 +330,6 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     Ok(())
 }
 
-/// Welch's t of `b` against `a` (positive: `b` larger) and its Welch–Satterthwaite degrees of
-/// freedom.
-pub fn welch(a: &[f64], b: &[f64]) -> (f64, f64) {
-    let (ma, sa) = mean_std(a);
-    let (mb, sb) = mean_std(b);
-    let (va, vb) = (sa * sa / a.len() as f64, sb * sb / b.len() as f64);
-    let t = (mb - ma) / (va + vb).sqrt();
-    let df =
-        (va + vb).powi(2) / (va * va / (a.len() as f64 - 1.0) + vb * vb / (b.len() as f64 - 1.0));
-    (t, df)
-}
-
 /// Rows of `t` grouped by (n_train, tau_mult), in sweep order.
 fn groups(t: &Table) -> Result<BTreeMap<(i64, i64), Vec<usize>>> {
     let n = t.i64("n_train")?;
@@ -465,14 +453,6 @@ pub fn draw(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn welch_t_by_hand() {
-        // scipy.stats.ttest_ind([1, 2, 3], [4, 6, 8], equal_var=False) → t = 3.0984, df = 2.9412
-        let (t, df) = welch(&[1.0, 2.0, 3.0], &[4.0, 6.0, 8.0]);
-        assert!((t - 3.098_386_676_965_933_6).abs() < 1e-9, "{t}");
-        assert!((df - 2.941_176_470_588_235).abs() < 1e-9, "{df}");
-    }
 
     #[test]
     fn plan_covers_sizes_taus_and_seeds_once() {

@@ -50,6 +50,22 @@ pub(crate) fn read_labels(path: &Path) -> Result<Vec<i64>> {
         .with_context(|| format!("{}: labels are not integers", path.display()))
 }
 
+/// Welch's t of `b` against `a` (positive: `b` larger) and its Welch–Satterthwaite degrees of
+/// freedom, over the finite values of each (NaN when either has fewer than 2).
+pub(crate) fn welch(a: &[f64], b: &[f64]) -> (f64, f64) {
+    let n = |v: &[f64]| v.iter().filter(|x| x.is_finite()).count() as f64;
+    let (na, nb) = (n(a), n(b));
+    if na < 2.0 || nb < 2.0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let (ma, sa) = mean_std(a);
+    let (mb, sb) = mean_std(b);
+    let (va, vb) = (sa * sa / na, sb * sb / nb);
+    let t = (mb - ma) / (va + vb).sqrt();
+    let df = (va + vb).powi(2) / (va * va / (na - 1.0) + vb * vb / (nb - 1.0));
+    (t, df)
+}
+
 /// Mean and sample standard deviation of the finite values (NaN and 0 when there are none).
 pub(crate) fn mean_std(v: &[f64]) -> (f64, f64) {
     let v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
@@ -95,4 +111,22 @@ pub(crate) fn remove_keys(config: &str, table: &str, keys: &[&str]) -> Result<St
         }
     }
     Ok(doc.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn welch_t_by_hand() {
+        // scipy.stats.ttest_ind([1, 2, 3], [4, 6, 8], equal_var=False) → t = 3.0984, df = 2.9412
+        let (t, df) = welch(&[1.0, 2.0, 3.0], &[4.0, 6.0, 8.0]);
+        assert!((t - 3.098_386_676_965_933_6).abs() < 1e-9, "{t}");
+        assert!((df - 2.941_176_470_588_235).abs() < 1e-9, "{df}");
+        // non-finite values are left out, as mean_std leaves them out
+        let (t2, df2) = welch(&[1.0, f64::NAN, 2.0, 3.0], &[4.0, 6.0, 8.0, f64::INFINITY]);
+        assert_eq!((t2, df2), (t, df));
+        // fewer than two values: no t
+        assert!(welch(&[1.0], &[4.0, 6.0]).0.is_nan());
+    }
 }
