@@ -131,25 +131,15 @@ fn members(cells: &[usize], k: usize) -> Vec<Vec<usize>> {
 }
 
 /// C_T with given cell labels (`0..k`) for every training, test and generated sample.
-#[allow(clippy::too_many_arguments)]
 pub fn ct_with_cells(
     train: &Features,
-    train_cells: &[usize],
     test: &Features,
-    test_cells: &[usize],
     gen: &Features,
-    gen_cells: &[usize],
-    k: usize,
+    cells: &Cells<'_>,
     metric: Metric,
     tau_c: Option<f64>,
 ) -> Result<CtResult> {
-    let cells = Cells {
-        train: train_cells,
-        test: test_cells,
-        gen: gen_cells,
-        k,
-    };
-    Ok(ct_and_distances(train, test, gen, &cells, metric, tau_c)?.0)
+    Ok(ct_and_distances(train, test, gen, cells, metric, tau_c)?.0)
 }
 
 /// [`ct_with_cells`], and the within-cell NN distance of every test and generated sample
@@ -349,12 +339,16 @@ pub fn ct_bootstrap(
     )
 }
 
-/// Cell labels (`0..k`) of every training, test and generated sample.
-struct Cells<'a> {
-    train: &'a [usize],
-    test: &'a [usize],
-    gen: &'a [usize],
-    k: usize,
+/// Cell labels (`0..k`) of every training, test and generated sample, for [`ct_with_cells`]:
+/// each slice has one label per sample of its set, in the set's order.
+#[derive(Debug, Clone, Copy)]
+pub struct Cells<'a> {
+    pub train: &'a [usize],
+    pub test: &'a [usize],
+    pub gen: &'a [usize],
+    /// The number of cells; every label is below it, and every cell needs training and test
+    /// samples.
+    pub k: usize,
 }
 
 /// [`ct_bootstrap`] with the cells given; `(replicates, level, seed)`.
@@ -434,17 +428,13 @@ pub fn ct(
     train.same_dim(test, "train", "test")?;
     train.same_dim(gen, "train", "generated")?;
     let (a, b, c) = fit_cells(train, test, gen, params)?;
-    let mut r = ct_with_cells(
-        train,
-        &a,
-        test,
-        &b,
-        gen,
-        &c,
-        params.cells,
-        params.metric,
-        params.tau_c,
-    )?;
+    let cells = Cells {
+        train: &a,
+        test: &b,
+        gen: &c,
+        k: params.cells,
+    };
+    let mut r = ct_with_cells(train, test, gen, &cells, params.metric, params.tau_c)?;
     r.seed = Some(params.seed);
     Ok(r)
 }
@@ -621,17 +611,7 @@ pub fn ct_mrgan(sets: Labelled<'_>, params: &MrganParams) -> Result<Vec<ClassCt>
     let n_test = sets.test.n();
     per_class(sets, "per-class C_T", |tr, te, ge| {
         let c = mrgan_cells(tr, te, ge, n_test, params)?;
-        let mut r = ct_with_cells(
-            tr,
-            &c.train,
-            te,
-            &c.test,
-            ge,
-            &c.gen,
-            c.k,
-            params.metric,
-            None,
-        )?;
+        let mut r = ct_with_cells(tr, te, ge, &c.cells(), params.metric, None)?;
         r.seed = Some(params.seed);
         Ok(r)
     })

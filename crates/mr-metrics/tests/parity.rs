@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use mr_data::npy::read_npy;
-use mr_metrics::ct::{ct_with_cells, zu};
+use mr_metrics::ct::{ct_with_cells, zu, Cells};
 use mr_metrics::fid::{fid, fid_features, Stats};
 use mr_metrics::kid::{mmd2_unbiased, KidParams};
 use mr_metrics::nnd::{quantile_sorted, tau_guide};
@@ -176,7 +176,13 @@ fn ct_matches_data_copying_reference_with_explicit_cells() {
         cells("ct_cells_gen.npy"),
     );
     for (metric, key) in [(Metric::L2, "l2"), (Metric::Cosine, "cosine")] {
-        let r = ct_with_cells(&t, &ct_, &p, &cp, &q, &cq, 5, metric, None).unwrap();
+        let five = Cells {
+            train: &ct_,
+            test: &cp,
+            gen: &cq,
+            k: 5,
+        };
+        let r = ct_with_cells(&t, &p, &q, &five, metric, None).unwrap();
         assert_rel(
             r.ct,
             e[format!("ct_{key}_cells5")].as_f64().unwrap(),
@@ -198,8 +204,13 @@ fn ct_matches_data_copying_reference_with_explicit_cells() {
             r.ct
         );
         // one cell = the global test
-        let one =
-            ct_with_cells(&t, &[0; 600], &p, &[0; 200], &q, &[0; 300], 1, metric, None).unwrap();
+        let single = Cells {
+            train: &[0; 600],
+            test: &[0; 200],
+            gen: &[0; 300],
+            k: 1,
+        };
+        let one = ct_with_cells(&t, &p, &q, &single, metric, None).unwrap();
         assert_rel(
             one.ct,
             e[format!("ct_{key}_cells1")].as_f64().unwrap(),
@@ -207,7 +218,7 @@ fn ct_matches_data_copying_reference_with_explicit_cells() {
             key,
         );
         // explicit tau_c (strict >)
-        let big = ct_with_cells(&t, &ct_, &p, &cp, &q, &cq, 5, metric, Some(0.25)).unwrap();
+        let big = ct_with_cells(&t, &p, &q, &five, metric, Some(0.25)).unwrap();
         assert_rel(
             big.ct,
             e[format!("ct_{key}_cells5_tau025")].as_f64().unwrap(),
