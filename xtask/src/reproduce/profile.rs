@@ -385,8 +385,10 @@ pub fn profile(name: ProfileName) -> Profile {
                 tsne_points: 200,
                 grid_per_tau: 16,
                 // refill runs draw up to 4 candidate batches per step once G copies; measured
-                // 231–332 s per run, two at a time, with the host-kernel small-cnn (was 612–1142 s)
-                est_run_seconds: 340.0,
+                // 56–98 s per run (median 65, mean 69; 27 runs two at a time, session 21, with
+                // the training host kernels of issue 16); 231–332 s before them, 612–1142 s
+                // before the host-kernel small-cnn
+                est_run_seconds: 70.0,
                 cpu_iteration_seconds: None,
             }
         }
