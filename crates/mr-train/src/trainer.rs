@@ -291,6 +291,13 @@ impl<B: TrainBackend> Trainer<B> {
             .collect()
     }
 
+    /// G's images for `labels`, the latents drawn from `sampler` (tracked: the caller detaches
+    /// them for a D step).
+    fn generate(&self, sampler: &mut LatentSampler, labels: &[i64]) -> Tensor<B, 4> {
+        let l = sampler.sample_with_labels::<B>(labels.to_vec(), &self.device);
+        self.g.forward(l.z, l.labels)
+    }
+
     fn d_loss(&self, real: Tensor<B, 1>, fake: Tensor<B, 1>) -> Tensor<B, 1> {
         match self.loss {
             Loss::Hinge => hinge_d_loss(real, fake),
@@ -325,8 +332,7 @@ impl<B: TrainBackend> Trainer<B> {
             let mut lat_rng = SeededRng::new(step_seed(seed, t, k, Stream::DFake));
             let mut labels = self.labels(&mut lat_rng, n);
             let mut sampler = LatentSampler::new(lat_rng.next_u64(), self.z_dim, self.num_classes);
-            let l = sampler.sample_with_labels::<B>(labels.clone(), &self.device);
-            let mut fake = self.g.forward(l.z, l.labels).detach();
+            let mut fake = self.generate(&mut sampler, &labels).detach();
             let mut skip_d = false;
             if self.mode == MrMode::Gd {
                 let rej = self.rejector.as_ref().expect("mode gd has a rejector");
@@ -359,8 +365,7 @@ impl<B: TrainBackend> Trainer<B> {
                     draws += 1;
                     stats.d_redraws += 1;
                     labels = self.labels(&mut lat_rng, n);
-                    let l = sampler.sample_with_labels::<B>(labels.clone(), &self.device);
-                    fake = self.g.forward(l.z, l.labels).detach();
+                    fake = self.generate(&mut sampler, &labels).detach();
                 }
             }
             if skip_d {
@@ -413,8 +418,7 @@ impl<B: TrainBackend> Trainer<B> {
         loop {
             draws += 1;
             let labels = self.labels(&mut lat_rng, n);
-            let l = sampler.sample_with_labels::<B>(labels.clone(), &self.device);
-            let fake = self.g.forward(l.z, l.labels);
+            let fake = self.generate(&mut sampler, &labels);
             match (&self.rejector, self.mode) {
                 (Some(rej), MrMode::G | MrMode::Gd) => {
                     let dist = rej.distances(fake.clone().inner())?;
