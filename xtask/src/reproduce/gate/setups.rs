@@ -168,6 +168,18 @@ pub const SETUPS: &[Setup] = &[
         ..AUTO128
     },
     Setup {
+        name: "auto128-dcgan32-diffaug-50k",
+        steps: 50000,
+        why: "the 128-image floor trained 50,000 steps (12,500 epochs) from scratch, three \
+              seeds (session 21): the 30,000-step seed drifted by −0.073 ± 0.012 C_T per 1,000 \
+              steps from step 6,500 and its line crossed −3 near step 46,000 — the hypothesis \
+              the gate's blocked note names as the cheapest remaining CPU test. Affordable once \
+              the training kernels of sessions 16–20 (fused batch norm, phase-split convolutions, \
+              the critic's fused leaky ReLU) made this config several times faster. Not \
+              continued from the 30,000-step run: that one was trained by an older build",
+        ..AUTO128
+    },
+    Setup {
         name: "auto128-dcgan64-diffaug",
         g_width: 64,
         d_width: 64,
