@@ -617,20 +617,29 @@ fn markdown(r: &Value) -> String {
             f(&s[key])
         );
     }
-    if !o["vendi_f32"].is_null() {
+    // rows beside the main ones: (ours, reference, speed-up key, label)
+    for (ours, reference, speedup, label) in [
+        (
+            "vendi_f32",
+            "vendi",
+            "vendi_float32_vs_vendi_score",
+            "Vendi score `--float32` (float32 Gram, float64 eigenvalues) vs vendi-score's score_dual",
+        ),
+        (
+            "fid",
+            "fid_eigvals",
+            "fid_vs_torch_fidelity_eigvals",
+            "FID from features vs torch-fidelity 0.4.0's route (np.cov + np.linalg.eigvals)",
+        ),
+    ] {
+        if o[ours].is_null() {
+            continue;
+        }
         m += &format!(
-            "| Vendi score `--float32` (float32 Gram, float64 eigenvalues) vs vendi-score's score_dual | {} | {} | {}x |\n",
-            f(&o["vendi_f32"]["median_s"]),
-            f(&p["vendi"]["median_s"]),
-            f(&s["vendi_float32_vs_vendi_score"])
-        );
-    }
-    if !o["fid"].is_null() {
-        m += &format!(
-            "| FID from features vs torch-fidelity 0.4.0's route (np.cov + np.linalg.eigvals) | {} | {} | {}x |\n",
-            f(&o["fid"]["median_s"]),
-            f(&p["fid_eigvals"]["median_s"]),
-            f(&s["fid_vs_torch_fidelity_eigvals"])
+            "| {label} | {} | {} | {}x |\n",
+            f(&o[ours]["median_s"]),
+            f(&p[reference]["median_s"]),
+            f(&s[speedup])
         );
     }
     if !o["fid"].is_null() {
