@@ -306,7 +306,8 @@ mod tests {
     }
 
     /// Before the guideline is measured, runs at different guideline factors keep apart
-    /// (they once all keyed to τ = NaN, and `--plan` counted 5 runs to train instead of 18);
+    /// (they once all keyed to τ = NaN: at two seeds per τ `--plan` counted 5 runs to train
+    /// instead of 18);
     /// τ = 0 keys as itself, shared by the batch policies.
     #[test]
     fn unmeasured_guideline_keeps_factors_apart() {
