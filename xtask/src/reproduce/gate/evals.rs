@@ -193,10 +193,34 @@ impl Committed {
 
     /// The committed folder `keep` when the run's work folder has no evaluations of its own.
     pub(super) fn source(&self, work: &Path, keep: &Path) -> Option<PathBuf> {
-        let name = keep.file_name()?;
-        let own = work.join(name).join("eval.csv").is_file();
-        (!own && keep.join("eval.csv").is_file()).then(|| keep.to_path_buf())
+        committed_source(work, keep)
     }
+}
+
+/// The committed folder `keep` when the run's work folder has no evaluations of its own.
+fn committed_source(work: &Path, keep: &Path) -> Option<PathBuf> {
+    let name = keep.file_name()?;
+    let own = work.join(name).join("eval.csv").is_file();
+    (!own && keep.join("eval.csv").is_file()).then(|| keep.to_path_buf())
+}
+
+/// The runs still to train: neither finished in the work folder nor — where the work folder has
+/// no evaluations of a run — finished in the committed results (`dir/runs/<run>/`). A new machine
+/// starts with an empty work folder; without the second check it would retrain every committed
+/// run, hours each, to the same bits. To train them again, point `--results` at another folder.
+pub(super) fn runs_to_train<'a>(
+    all: &'a [GateRun],
+    wanted: impl Fn(&GateRun) -> bool,
+    work: &Path,
+    dir: &Path,
+) -> Vec<&'a GateRun> {
+    all.iter()
+        .filter(|r| wanted(r) && !finished(r, &r.dir(work)))
+        .filter(|r| {
+            committed_source(work, &dir.join("runs").join(&r.key))
+                .is_none_or(|keep| !finished(r, &keep))
+        })
+        .collect()
 }
 
 /// For a finished run: C_T of its last checkpoint's 1,000 samples in `inception-fid` space (the

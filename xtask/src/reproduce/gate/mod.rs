@@ -8,7 +8,9 @@
 //! the same class (CIFAR-10, MNIST or Fashion-MNIST): C_T, the mean NN distance generated → train
 //! and test → train, KID and FID, all in the setup's evaluation embedding (a classifier trained
 //! on its data set's full training split: `small-cnn`, `small-cnn-mnist`, `small-cnn-fmnist`). Runs live in `<work>/cpu-gate/<setup>-<hash>-s<seed>/`; an unfinished
-//! one is resumed from its checkpoint (bit-exact), a finished one is never retrained.
+//! one is resumed from its checkpoint (bit-exact), a finished one is never retrained — nor is one
+//! that the committed results (`results/cpu-gate/runs/`) hold as finished while the work folder
+//! has no evaluations of it (a new machine); `--results <elsewhere>` trains those again.
 //!
 //! Writes `results/cpu-gate/`: `gate.{png,svg}` (C_T, NN distance and KID vs training step per
 //! setup, mean ± std over seeds; CIFAR-10's setups, and `gate-<embedder>.{png,svg}` for the
@@ -80,13 +82,10 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     let root = mr_data::registry::data_root(args.data_dir.as_deref());
     let wanted =
         |r: &runs::GateRun| args.setups.is_empty() || args.setups.iter().any(|n| n == r.setup.name);
-    let todo: Vec<&runs::GateRun> = all
-        .iter()
-        .filter(|r| wanted(r) && !runs::finished(r, &r.dir(&work)))
-        .collect();
+    let todo = evals::runs_to_train(&all, wanted, &work, &dir);
     setups::write_configs(&work)?;
     if args.plan {
-        runs::print_plan(&all, &todo, &work);
+        runs::print_plan(&all, &todo, &work, &dir.join("runs"));
         return Ok(());
     }
     let bins = build_bins(args.release, false)?.snapshot(&work)?;

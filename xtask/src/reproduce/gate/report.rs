@@ -54,13 +54,31 @@ pub(super) fn summary_md(t: &Table, inception: &Table, levels: &Value) -> Result
     );
     for (name, seeds) in by_setup(t)? {
         let setup = SETUPS.iter().find(|s| s.name == name);
-        let last: Vec<usize> = seeds.values().map(|rows| *rows.last().unwrap()).collect();
+        let every_last: Vec<usize> = seeds.values().map(|rows| *rows.last().unwrap()).collect();
+        let n_done = every_last.iter().filter(|&&i| done[i] == 1).count();
+        // the statistics are over the finished seeds once any has finished: a final C_T averaged
+        // with a seed stopped part-way would mix two training lengths; the unfinished ones are
+        // listed per seed with their step
+        let counted = |i: usize| n_done == 0 || done[i] == 1;
+        let last: Vec<usize> = every_last.iter().copied().filter(|&i| counted(i)).collect();
         let pick = |v: &[f64]| last.iter().map(|&i| v[i]).collect::<Vec<f64>>();
-        let n_done = last.iter().filter(|&&i| done[i] == 1).count();
         let (c, cs) = mean_std(&pick(ct));
-        let per_seed: Vec<String> = last.iter().map(|&i| format!("{:+.2}", ct[i])).collect();
+        let per_seed: Vec<String> = every_last
+            .iter()
+            .map(|&i| {
+                if counted(i) {
+                    format!("{:+.2}", ct[i])
+                } else {
+                    format!(
+                        "({:+.2} at step {}, unfinished: not counted)",
+                        ct[i], step[i]
+                    )
+                }
+            })
+            .collect();
         let mins: Vec<f64> = seeds
             .values()
+            .filter(|rows| counted(*rows.last().unwrap()))
             .map(|rows| rows.iter().map(|&i| ct[i]).fold(f64::INFINITY, f64::min))
             .collect();
         let (k, ks) = mean_std(&pick(kid));
@@ -119,7 +137,8 @@ pub(super) fn summary_md(t: &Table, inception: &Table, levels: &Value) -> Result
     }
     s += &format!(
         "\nEvaluation: {SAMPLES} generated samples vs the held-out images, in the setup's \
-         embedding (column `embedding`; cosine); final = the last evaluation of each run. Pass: final C_T mean over ≥ \
+         embedding (column `embedding`; cosine); final = the last evaluation of each run; once a setup has a finished seed, its unfinished ones \
+         are listed but left out of the means. Pass: final C_T mean over ≥ \
          {SEEDS_TO_PASS} seeds ≤ {CT_PASS} and KID < 0.1 × noise. Real-data level (the setup's \
          training images vs the held-out set) in `levels.json`.\n"
     );

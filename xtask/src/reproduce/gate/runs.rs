@@ -173,11 +173,16 @@ pub(super) fn fallback_rate(s: &Setup) -> f64 {
 }
 
 /// Seconds per step of a setup as its runs logged them (`wall_s` / `step` of each run's last
-/// `log.csv` row, median over its run folders); `None` before any has logged a step.
-pub(super) fn measured_rate(work: &Path, s: &Setup) -> Option<f64> {
+/// `log.csv` row, median over its run folders), from the first of `dirs` (the work folder, then
+/// the committed `results/cpu-gate/runs/`) that holds a logged step; `None` where none does.
+pub(super) fn measured_rate(dirs: &[&Path], s: &Setup) -> Option<f64> {
+    dirs.iter().find_map(|d| rate_in(d, s))
+}
+
+fn rate_in(dir: &Path, s: &Setup) -> Option<f64> {
     let prefix = format!("{}-s", setup_key(s));
     let mut rates = Vec::new();
-    for e in std::fs::read_dir(work).ok()?.flatten() {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
         if !name.starts_with(&prefix) || !e.path().is_dir() {
             continue;
@@ -220,22 +225,26 @@ pub(super) fn finished(r: &GateRun, dir: &Path) -> bool {
 }
 
 /// `--plan`: the runs to train, their expected time and the `mr-train` commands.
-pub(super) fn print_plan(all: &[GateRun], todo: &[&GateRun], work: &Path) {
-    let (mut steps, mut core_s, mut guessed) = (0usize, 0.0, 0usize);
+pub(super) fn print_plan(all: &[GateRun], todo: &[&GateRun], work: &Path, committed: &Path) {
+    let (mut steps, mut core_s, mut longest, mut guessed) = (0usize, 0.0, 0.0f64, 0usize);
     for r in todo {
         let n = steps_to_train(r, work);
-        let rate = measured_rate(work, &r.setup);
+        let rate = measured_rate(&[work, committed], &r.setup);
         guessed += usize::from(rate.is_none());
         steps += n;
-        core_s += n as f64 * rate.unwrap_or_else(|| fallback_rate(&r.setup));
+        let run_s = n as f64 * rate.unwrap_or_else(|| fallback_rate(&r.setup));
+        core_s += run_s;
+        longest = longest.max(run_s);
     }
+    // each run is one single-threaded process: two cores halve the total, never one run's time
     println!(
         "cpu-gate: {} runs ({} to train) over {} setups; {steps} steps to train ≈ {:.0} min \
-         on 2 cores (each setup's seconds per step as its own runs logged them{})",
+         on 2 cores (each setup's seconds per step as its own runs logged them, in the work \
+         folder or else in the committed results{})",
         all.len(),
         todo.len(),
         SETUPS.len(),
-        core_s / 2.0 / 60.0,
+        (core_s / 2.0).max(longest) / 60.0,
         if guessed > 0 {
             format!(
                 "; {guessed} run(s) of setups not run yet at {FALLBACK_RATE} s per step × \

@@ -213,3 +213,110 @@ fn plan_raises_seeds_but_never_lowers_them() {
     assert!(plan(Some(1)).len() <= base + SETUPS.len());
     assert!(plan(Some(5)).len() >= base);
 }
+
+#[test]
+fn a_run_finished_in_the_committed_results_is_not_trained_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (work, dir) = (tmp.path().join("work"), tmp.path().join("results"));
+    let s = SETUPS[0];
+    let all: Vec<GateRun> = (0..3).map(|seed| GateRun::new(s, seed)).collect();
+    let evals = |to: usize| {
+        let mut t = String::from("step,ct,nn_gen,nn_test,kid,kid_std,fid\n");
+        for step in (s.eval_every..=to).step_by(s.eval_every) {
+            t += &format!("{step},1,0.05,0.05,0.1,0.01,2\n");
+        }
+        t
+    };
+    let put = |root: &Path, r: &GateRun, to: usize| {
+        let d = root.join(&r.key);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("eval.csv"), evals(to)).unwrap();
+    };
+    let keys = |todo: Vec<&GateRun>| todo.iter().map(|r| r.seed).collect::<Vec<_>>();
+    // nothing anywhere: all three
+    assert_eq!(keys(runs_to_train(&all, |_| true, &work, &dir)), [0, 1, 2]);
+    // seed 0 finished and seed 1 part-way in the committed results, seed 2 nowhere
+    put(&dir.join("runs"), &all[0], s.steps);
+    put(&dir.join("runs"), &all[1], s.eval_every);
+    assert_eq!(keys(runs_to_train(&all, |_| true, &work, &dir)), [1, 2]);
+    // a work folder with evaluations of its own decides for itself (here: part-way, so trained)
+    put(&work, &all[0], s.eval_every);
+    assert_eq!(keys(runs_to_train(&all, |_| true, &work, &dir)), [0, 1, 2]);
+    // finished in the work folder
+    put(&work, &all[2], s.steps);
+    assert_eq!(keys(runs_to_train(&all, |_| true, &work, &dir)), [0, 1]);
+    // only the wanted ones
+    assert_eq!(keys(runs_to_train(&all, |r| r.seed == 1, &work, &dir)), [1]);
+    // another results folder: the committed runs do not count
+    let fresh = tmp.path().join("elsewhere");
+    assert_eq!(keys(runs_to_train(&all, |_| true, &work, &fresh)), [0, 1]);
+}
+
+#[test]
+fn an_unfinished_seed_is_listed_but_not_averaged_with_the_finished_ones() {
+    use crate::reproduce::table::{Col, Table};
+    let s = *SETUPS.iter().find(|s| s.seeds == 3).unwrap();
+    // seeds 0 and 1 finished at C_T −1 and −2, seed 2 stopped part-way at +5
+    let rows = [
+        (0, s.steps, 1, -1.0),
+        (1, s.steps, 1, -2.0),
+        (2, s.eval_every, 0, 5.0),
+    ];
+    let n = rows.len();
+    let t = Table::new()
+        .with("setup", Col::Str(vec![s.name.to_string(); n]))
+        .with("n_train", Col::I64(vec![s.n_train as i64; n]))
+        .with("seed", Col::I64(rows.iter().map(|r| r.0).collect()))
+        .with("step", Col::I64(rows.iter().map(|r| r.1 as i64).collect()))
+        .with("finished", Col::I64(rows.iter().map(|r| r.2).collect()))
+        .with("ct", Col::F64(rows.iter().map(|r| r.3).collect()))
+        .with("nn_gen", Col::F64(vec![0.05; n]))
+        .with("nn_test", Col::F64(vec![0.05; n]))
+        .with("kid", Col::F64(vec![0.01; n]))
+        .with("kid_std", Col::F64(vec![0.0; n]))
+        .with("fid", Col::F64(vec![1.0; n]));
+    let inception = Table::new()
+        .with("setup", Col::Str(vec![]))
+        .with("seed", Col::I64(vec![]))
+        .with("ct_inception", Col::F64(vec![]));
+    let levels = serde_json::json!({ (s.test): {"noise": {"kid": 2.0, "fid": 50.0}} });
+    let md = super::report::summary_md(&t, &inception, &levels).unwrap();
+    let row = md
+        .lines()
+        .find(|l| l.starts_with(&format!("| {} |", s.name)))
+        .unwrap();
+    // mean and std of −1 and −2 only; the last step is the finished seeds'
+    assert!(row.contains("| -1.50 ± 0.71 |"), "{row}");
+    assert!(row.contains(&format!("| {} |", s.steps)), "{row}");
+    assert!(
+        row.contains("-1.00, -2.00, (+5.00 at step 500, unfinished: not counted)"),
+        "{row}"
+    );
+    assert!(row.contains("| 3 (2) |"), "{row}");
+    assert!(row.contains("2 of 3 declared finished"), "{row}");
+}
+
+#[test]
+fn the_plan_rate_falls_back_to_the_committed_logs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (work, committed) = (tmp.path().join("work"), tmp.path().join("runs"));
+    let s = SETUPS[0];
+    let log = |root: &Path, seed: u64, wall: f64| {
+        let d = root.join(GateRun::new(s, seed).key);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join("log.csv"),
+            format!("step,loss_d,wall_s\n50,1,5\n100,1,{wall}\n"),
+        )
+        .unwrap();
+    };
+    assert_eq!(measured_rate(&[&work, &committed], &s), None);
+    // the median over the committed runs: 0.1, 0.2, 0.3 s per step
+    for (seed, wall) in [(0, 10.0), (1, 30.0), (2, 20.0)] {
+        log(&committed, seed, wall);
+    }
+    assert_eq!(measured_rate(&[&work, &committed], &s), Some(0.2));
+    // the work folder's own runs come first
+    log(&work, 0, 50.0);
+    assert_eq!(measured_rate(&[&work, &committed], &s), Some(0.5));
+}
