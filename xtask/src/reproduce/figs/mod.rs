@@ -223,6 +223,7 @@ fn draw_ct_tau(t: &Table, base: &Path, key: &str, title: &str) -> Result<()> {
 
 /// C_T against τ, one line per series.
 fn draw_ct_tau_series(series: &[Series], base: &Path, title: &str) -> Result<()> {
+    let series = merge_coincident(series);
     both!(
         base,
         SIZE,
@@ -230,10 +231,46 @@ fn draw_ct_tau_series(series: &[Series], base: &Path, title: &str) -> Result<()>
         title,
         "rejection threshold τ",
         "C_T",
-        series,
+        &series,
         false,
         true
     )
+}
+
+/// Series whose points equal an earlier series' (same x, y and error bars to 1e-9) drawn once,
+/// under both names: drawn twice, the later line hides the earlier and the legend names a line
+/// nobody can see (fig 8 at the cpu profile's sizes, where MRGAN's per-class cells equal the
+/// class-wise ones). `automobile (class-wise)` and `automobile (MRGAN)` become
+/// `automobile (class-wise = MRGAN)`; labels without a shared `name (…)` form are joined by ` = `.
+fn merge_coincident(series: &[Series]) -> Vec<Series> {
+    let same = |a: &Series, b: &Series| {
+        let close = |u: f64, v: f64| (u - v).abs() <= 1e-9 * u.abs().max(v.abs()).max(1.0);
+        a.points.len() == b.points.len()
+            && a.points
+                .iter()
+                .zip(&b.points)
+                .all(|(p, q)| close(p.x, q.x) && close(p.y, q.y) && close(p.y_err, q.y_err))
+    };
+    let mut out: Vec<Series> = Vec::new();
+    for s in series {
+        match out.iter_mut().find(|o| !s.points.is_empty() && same(o, s)) {
+            Some(o) => o.label = joined_label(&o.label, &s.label),
+            None => out.push(s.clone()),
+        }
+    }
+    out
+}
+
+fn joined_label(a: &str, b: &str) -> String {
+    let split = |l: &str| {
+        l.strip_suffix(')')
+            .and_then(|l| l.rsplit_once(" ("))
+            .map(|(n, m)| (n.to_string(), m.to_string()))
+    };
+    match (split(a), split(b)) {
+        (Some((na, ma)), Some((nb, mb))) if na == nb => format!("{na} ({ma} = {mb})"),
+        _ => format!("{a} = {b}"),
+    }
 }
 
 /// Group `(key, x, y)` rows by key and x: mean ± std of y per x.
@@ -328,4 +365,55 @@ fn ct_tau_series_of(t: &Table, keys: &[String]) -> Result<Vec<Series>> {
                 .collect(),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::*;
+
+    fn series(label: &str, ys: &[f64]) -> Series {
+        Series {
+            label: label.into(),
+            points: ys
+                .iter()
+                .enumerate()
+                .map(|(i, &y)| Point {
+                    x: i as f64 * 0.05,
+                    y,
+                    x_err: 0.0,
+                    y_err: 0.5,
+                    note: String::new(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn coincident_series_are_drawn_once_under_both_names() {
+        let v = vec![
+            series("automobile (class-wise)", &[4.1, 6.8]),
+            series("horse (class-wise)", &[12.4, 12.3]),
+            series("automobile (MRGAN)", &[4.1, 6.8 + 1e-12]),
+            series("horse (MRGAN)", &[12.4, 12.0]),
+            series("other", &[12.4, 12.0]),
+        ];
+        let m = merge_coincident(&v);
+        let labels: Vec<&str> = m.iter().map(|s| s.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "automobile (class-wise = MRGAN)",
+                "horse (class-wise)",
+                "horse (MRGAN) = other"
+            ]
+        );
+        assert_eq!(m[0].points, v[0].points);
+        // different error bars: not the same series
+        let mut w = v[1].clone();
+        w.label = "horse (MRGAN)".into();
+        w.points[0].y_err = 0.6;
+        assert_eq!(merge_coincident(&[v[1].clone(), w]).len(), 2);
+        // nothing coincident: unchanged
+        assert_eq!(merge_coincident(&v[..2]), v[..2].to_vec());
+    }
 }
