@@ -14,7 +14,8 @@
 //!   rejection and C_T in data space, quality as the true log-density (`mr-train toy`).
 //! - [`run`]: the run directory — `config.toml`, `log.csv`, `eval.csv`, atomic checkpoints
 //!   (`checkpoints/last`, `checkpoints/best` by FID) and `--resume`, which continues a killed run
-//!   to the same final weights as an uninterrupted one.
+//!   to the same final weights as an uninterrupted one — on the same kind of CPU: `machines.csv`
+//!   records which machine (SIMD path, threads, device) trained which steps ([`machine`]).
 //!
 //! Every random draw comes from a ChaCha8 stream seeded by `(seed, step, purpose)`
 //! ([`step_seed`]), so resuming needs only the step number and results do not depend on the
@@ -23,6 +24,7 @@
 pub mod config;
 pub mod error;
 pub mod eval;
+pub mod machine;
 pub mod reject;
 pub mod run;
 pub mod sample;

@@ -262,6 +262,26 @@ where
         eval_rows_csv = kept_rows(&out.join("eval.csv"), trainer.step)?;
         eprintln!("resuming {} at step {}", out.display(), trainer.step);
     }
+    let me = crate::machine::Machine::this(&format!("{device:?}"));
+    if let Some((from, was)) = crate::machine::record(out, trainer.step, &me)? {
+        if !was.same_arithmetic(&me) {
+            eprintln!(
+                "warning: steps {from}..{} of this run were trained with {} {} · {} thread(s) · \
+                 {}, this machine computes with {} {} · {} thread(s) · {}: the run continues, \
+                 but not bit for bit as it would have there ({} in the run folder)",
+                trainer.step,
+                was.arch,
+                was.simd,
+                was.threads,
+                was.device,
+                me.arch,
+                me.simd,
+                me.threads,
+                me.device,
+                crate::machine::FILE
+            );
+        }
+    }
     write_bytes_atomic(&config_path, cfg.to_toml().as_bytes())
         .with_context(|| format!("writing {}", config_path.display()))?;
 

@@ -389,7 +389,13 @@ pub(super) fn collect(
             continue;
         }
         std::fs::create_dir_all(&keep)?;
-        for f in ["config.toml", "log.csv", "eval.csv", BUILD_FILE] {
+        for f in [
+            "config.toml",
+            "log.csv",
+            "eval.csv",
+            BUILD_FILE,
+            "machines.csv",
+        ] {
             if d.join(f).is_file() {
                 std::fs::copy(d.join(f), keep.join(f))
                     .with_context(|| format!("copying {}", d.join(f).display()))?;
