@@ -137,12 +137,14 @@ fn trains_with_rejection_resumes_and_samples_on_cifar10() {
     let run = tmp.path().join("run");
     let cache = tmp.path().join("data");
     let out = mr_train()
+        .env("RAYON_NUM_THREADS", "1")
         .args(["--config", cfg.to_str().unwrap(), "--out"])
         .arg(&run)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("warning: steps"), "{stderr}");
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["steps"], 2);
     assert!(summary["tau_guide"].as_f64().unwrap() > 0.0);
@@ -167,17 +169,29 @@ fn trains_with_rejection_resumes_and_samples_on_cifar10() {
         .output()
         .unwrap();
     assert!(one_error_line(&out).contains("--resume"));
+    // resumed with another thread count: it continues, says so, and records both machines
     let out = mr_train()
+        .env("RAYON_NUM_THREADS", "2")
         .args(["--config"])
         .arg(run.join("config.toml"))
         .args(["--steps", "3", "--resume", "--out"])
         .arg(&run)
         .output()
         .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.contains("warning: steps 0..2 of this run were trained with")
+            && stderr.contains("1 thread(s)")
+            && stderr.contains("2 thread(s)"),
+        "{stderr}"
+    );
+    let machines = std::fs::read_to_string(run.join("machines.csv")).unwrap();
+    let rows: Vec<&str> = machines.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{machines}");
+    assert!(
+        rows[0].starts_with("0,") && rows[1].starts_with("2,"),
+        "{machines}"
     );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["steps"], 3);
