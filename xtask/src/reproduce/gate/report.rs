@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::evals::{levels, Collected};
 use super::runs::short_tag;
-use super::setups::{config, setup_key, SETUPS};
+use super::setups::{config, setup_key, FLOOR, SETUPS};
 use super::{CT_PASS, EMBEDDER, SAMPLES, SEEDS_TO_PASS};
 use crate::reproduce::plot::{image_grid, save_both, xy_plot, Point, Series};
 use crate::reproduce::provenance::{git, machine, write_provenance};
@@ -98,7 +98,18 @@ pub(super) fn summary_md(t: &Table, inception: &Table, levels: &Value) -> Result
         let noise_kid = noise["kid"].as_f64().unwrap_or(f64::NAN);
         // the seeds the setup declares (a setup may declare fewer than a pass needs)
         let declared = setup.map_or(SEEDS_TO_PASS, |s| s.seeds);
-        let verdict = if n_done < SEEDS_TO_PASS && c > CT_PASS && n_done > 0 {
+        let below = setup.is_some_and(|s| s.below_floor());
+        let verdict = if below {
+            let copies = if c <= CT_PASS {
+                "copies"
+            } else {
+                "does not copy"
+            };
+            format!(
+                "probe below the {FLOOR}-image floor (cannot pass): {copies} by the pass rule's \
+                 C_T, {c:+.2} over {n_done} finished of {declared} declared seeds"
+            )
+        } else if n_done < SEEDS_TO_PASS && c > CT_PASS && n_done > 0 {
             format!(
                 "fail on the seeds run ({n_done} of {declared} declared finished; a pass needs \
                  {SEEDS_TO_PASS}): final C_T {c:+.2} > {CT_PASS}"

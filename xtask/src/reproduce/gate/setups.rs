@@ -41,6 +41,17 @@ pub struct Setup {
     pub extends: Option<&'static str>,
 }
 
+impl Setup {
+    /// A probe below the issue's floor of [`FLOOR`] training images: it locates where the
+    /// baseline starts to copy, and can never pass the gate.
+    pub fn below_floor(&self) -> bool {
+        self.n_train < FLOOR
+    }
+}
+
+/// The issue's smallest training set a τ sweep may use.
+pub const FLOOR: usize = 128;
+
 /// The 128-image floor (session 8); [`SETUPS`] also holds it continued to more steps.
 pub(super) const AUTO128: Setup = Setup {
     name: "auto128-dcgan32-diffaug",
@@ -290,6 +301,25 @@ pub const SETUPS: &[Setup] = &[
               the end of session 14; resumable only where that session's work folder (base runs \
               and the build 14bc5afe6102) survived, else its base setup first",
         extends: Some("auto128-dcgan32-diffaug-nd5"),
+        ..AUTO128
+    },
+    Setup {
+        name: "auto32-dcgan32-diffaug",
+        train: "cifar10-train[automobile]:32@0",
+        n_train: 32,
+        why: "below the floor, a probe (session 22): where does copying start? 8 images (the \
+              cpu profile's conditional DCGAN) copy in small-cnn space (C_T −10.8 ± 3.9), 128 do \
+              not in any setup tried; the floor's model and schedule on 32 cars (6,000 steps = \
+              6,000 epochs of one batch) tell the team what relaxing the floor would buy. It \
+              cannot pass: the issue rules out sets below 128",
+        ..AUTO128
+    },
+    Setup {
+        name: "auto64-dcgan32-diffaug",
+        train: "cifar10-train[automobile]:64@0",
+        n_train: 64,
+        why: "below the floor, a probe (session 22): the floor's model and schedule on 64 cars \
+              (6,000 steps = 3,000 epochs), between the 32-car probe and the 128-car floor",
         ..AUTO128
     },
 ];

@@ -113,9 +113,10 @@ fn every_setup_has_a_distinct_key_and_a_valid_config() {
         assert_eq!(v["data"]["train"].as_str(), Some(s.train));
         assert_eq!(v["mr"]["mode"].as_str(), Some("none"));
         assert_eq!(v["eval"]["samples"].as_integer(), Some(SAMPLES as i64));
+        // a set below the floor is a probe, and says so in its reason
         assert!(
-            s.n_train >= 128,
-            "{}: the issue's floor is 128 images",
+            !s.below_floor() || s.why.starts_with("below the floor"),
+            "{}: below the issue's floor of {FLOOR} images without saying so",
             s.name
         );
     }
@@ -254,7 +255,6 @@ fn a_run_finished_in_the_committed_results_is_not_trained_again() {
 
 #[test]
 fn an_unfinished_seed_is_listed_but_not_averaged_with_the_finished_ones() {
-    use crate::reproduce::table::{Col, Table};
     let s = *SETUPS.iter().find(|s| s.seeds == 3).unwrap();
     // seeds 0 and 1 finished at C_T −1 and −2, seed 2 stopped part-way at +5
     let rows = [
@@ -262,6 +262,33 @@ fn an_unfinished_seed_is_listed_but_not_averaged_with_the_finished_ones() {
         (1, s.steps, 1, -2.0),
         (2, s.eval_every, 0, 5.0),
     ];
+    let row = table_row(s, &rows);
+    // mean and std of −1 and −2 only; the last step is the finished seeds'
+    assert!(row.contains("| -1.50 ± 0.71 |"), "{row}");
+    assert!(row.contains(&format!("| {} |", s.steps)), "{row}");
+    assert!(
+        row.contains("-1.00, -2.00, (+5.00 at step 500, unfinished: not counted)"),
+        "{row}"
+    );
+    assert!(row.contains("| 3 (2) |"), "{row}");
+    assert!(row.contains("2 of 3 declared finished"), "{row}");
+}
+
+#[test]
+fn a_probe_below_the_floor_never_passes() {
+    let s = *SETUPS.iter().find(|s| s.below_floor()).unwrap();
+    let rows: Vec<_> = (0..3).map(|seed| (seed, s.steps, 1, -6.0)).collect();
+    let row = table_row(s, &rows);
+    assert!(!row.contains("pass**"), "{row}");
+    assert!(
+        row.contains("probe below the 128-image floor (cannot pass): copies"),
+        "{row}"
+    );
+}
+
+/// The `table.md` row of setup `s` from `(seed, step, finished, C_T)` final evaluations.
+fn table_row(s: Setup, rows: &[(i64, usize, i64, f64)]) -> String {
+    use crate::reproduce::table::{Col, Table};
     let n = rows.len();
     let t = Table::new()
         .with("setup", Col::Str(vec![s.name.to_string(); n]))
@@ -281,19 +308,10 @@ fn an_unfinished_seed_is_listed_but_not_averaged_with_the_finished_ones() {
         .with("ct_inception", Col::F64(vec![]));
     let levels = serde_json::json!({ (s.test): {"noise": {"kid": 2.0, "fid": 50.0}} });
     let md = super::report::summary_md(&t, &inception, &levels).unwrap();
-    let row = md
-        .lines()
+    md.lines()
         .find(|l| l.starts_with(&format!("| {} |", s.name)))
-        .unwrap();
-    // mean and std of −1 and −2 only; the last step is the finished seeds'
-    assert!(row.contains("| -1.50 ± 0.71 |"), "{row}");
-    assert!(row.contains(&format!("| {} |", s.steps)), "{row}");
-    assert!(
-        row.contains("-1.00, -2.00, (+5.00 at step 500, unfinished: not counted)"),
-        "{row}"
-    );
-    assert!(row.contains("| 3 (2) |"), "{row}");
-    assert!(row.contains("2 of 3 declared finished"), "{row}");
+        .unwrap()
+        .to_string()
 }
 
 #[test]
