@@ -190,15 +190,10 @@ impl Committed {
         }
         Ok(Self { inception, used })
     }
-
-    /// The committed folder `keep` when the run's work folder has no evaluations of its own.
-    pub(super) fn source(&self, work: &Path, keep: &Path) -> Option<PathBuf> {
-        committed_source(work, keep)
-    }
 }
 
 /// The committed folder `keep` when the run's work folder has no evaluations of its own.
-fn committed_source(work: &Path, keep: &Path) -> Option<PathBuf> {
+pub(super) fn committed_source(work: &Path, keep: &Path) -> Option<PathBuf> {
     let name = keep.file_name()?;
     let own = work.join(name).join("eval.csv").is_file();
     (!own && keep.join("eval.csv").is_file()).then(|| keep.to_path_buf())
@@ -346,7 +341,7 @@ pub(super) fn collect(
     let committed = Committed::read(dir)?;
     for r in all {
         let keep = dir.join("runs").join(&r.key);
-        let (d, from_results) = match committed.source(work, &keep) {
+        let (d, from_results) = match committed_source(work, &keep) {
             Some(src) => (src, true),
             None => (r.dir(work), false),
         };

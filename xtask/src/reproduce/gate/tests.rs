@@ -144,13 +144,13 @@ fn runs_whose_work_folder_is_gone_are_read_from_the_committed_results() {
     assert_eq!(c.inception.len(), 1, "an unparsable value is left out");
     assert_eq!(c.used["setup-abc-s1"]["copies"]["within_tau"], 0.5);
     // no committed evaluations: nothing to read
-    assert_eq!(c.source(&work, &keep), None);
+    assert_eq!(committed_source(&work, &keep), None);
     std::fs::write(keep.join("eval.csv"), "step,ct\n500,1\n").unwrap();
-    assert_eq!(c.source(&work, &keep), Some(keep.clone()));
+    assert_eq!(committed_source(&work, &keep), Some(keep.clone()));
     // a work folder with its own evaluations wins (it is the newer, and has checkpoints)
     std::fs::create_dir_all(work.join("setup-abc-s1")).unwrap();
     std::fs::write(work.join("setup-abc-s1/eval.csv"), "step,ct\n500,1\n").unwrap();
-    assert_eq!(c.source(&work, &keep), None);
+    assert_eq!(committed_source(&work, &keep), None);
     // a fresh results folder reads as empty
     let none = Committed::read(&tmp.path().join("nothing")).unwrap();
     assert!(none.inception.is_empty() && none.used.is_empty());
